@@ -1,0 +1,35 @@
+//! The maps, named as in `tcpwhy_common::maps` (aya names a map after its static).
+
+use aya_ebpf::{
+    macros::map,
+    maps::{LruHashMap, PerCpuArray, RingBuf},
+};
+use tcpwhy_common::{
+    maps::{
+        COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LISTENER_OWNERS_ENTRIES, SOCKET_OWNERS_ENTRIES,
+    },
+    owner::{ListenerKey, Owner},
+};
+
+#[map]
+pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
+
+#[map]
+pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
+
+#[map]
+pub static SOCKET_OWNERS: LruHashMap<u64, Owner> =
+    LruHashMap::with_max_entries(SOCKET_OWNERS_ENTRIES, 0);
+
+#[map]
+pub static LISTENER_OWNERS: LruHashMap<ListenerKey, Owner> =
+    LruHashMap::with_max_entries(LISTENER_OWNERS_ENTRIES, 0);
+
+/// Adds one to a per-CPU counter (no atomics needed: each CPU has its own slot).
+#[inline(always)]
+pub fn count(counter: Counter) {
+    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
+        // SAFETY: the pointer comes from the map and is only touched by this CPU.
+        unsafe { *slot += 1 };
+    }
+}

@@ -1,0 +1,95 @@
+//! Remembers which process owns each socket, learned only where the kernel context makes it
+//! certain.
+//!
+//! Resets are mostly sent and received in softirq, where `current` names whatever task the
+//! interrupt landed on. BPF programs on tracepoints cannot tell softirq from process context
+//! (the kernel overwrites the record's `common_flags` with a pt_regs pointer for them), so the
+//! owner is recorded only on state changes that happen exclusively inside a system call:
+//! connect() (→ SYN_SENT), listen() (→ LISTEN), and close()/shutdown() (ESTABLISHED → FIN_WAIT1,
+//! CLOSE_WAIT → LAST_ACK). An accepted socket, born in softirq, inherits its listener's owner.
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    macros::tracepoint,
+    programs::TracePointContext,
+};
+use tcpwhy_common::{
+    owner::{ListenerKey, OWNER_FROM_LISTENER, OWNER_FROM_SYSCALL, Owner},
+    tcp_state as st,
+};
+
+use crate::{
+    context::tracepoint_field,
+    kernel::{read, socket_netns},
+    maps::{LISTENER_OWNERS, SOCKET_OWNERS},
+};
+
+const IPPROTO_TCP: u16 = 6;
+
+/// The recorded owner of a socket, if any.
+#[inline(always)]
+pub fn recorded_owner(sk: u64) -> Option<Owner> {
+    // SAFETY: the value is copied out at once.
+    unsafe { SOCKET_OWNERS.get(sk).copied() }
+}
+
+/// Transitions only a system call on the socket can cause, so `current` is its owner.
+#[inline(always)]
+fn made_by_syscall(old: u8, new: u8) -> bool {
+    matches!(
+        (old, new),
+        (_, st::SYN_SENT)
+            | (_, st::LISTEN)
+            | (st::ESTABLISHED, st::FIN_WAIT1)
+            | (st::CLOSE_WAIT, st::LAST_ACK)
+    )
+}
+
+/// Listeners are keyed by namespace and port only: a dual-stack listener accepts both families.
+#[inline(always)]
+fn listener_key(sk: u64) -> ListenerKey {
+    ListenerKey {
+        netns: socket_netns(sk),
+        port: read::<u16>(sk, |l| &l.skc_num).unwrap_or(0),
+        _pad: 0,
+    }
+}
+
+#[tracepoint(category = "sock", name = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    if tracepoint_field::<u16>(&ctx, |l| &l.tp_set_state_protocol) != Ok(IPPROTO_TCP) {
+        return 0;
+    }
+    let (Ok(sk), Ok(old), Ok(new)) = (
+        tracepoint_field::<u64>(&ctx, |l| &l.tp_set_state_skaddr),
+        tracepoint_field::<i32>(&ctx, |l| &l.tp_set_state_oldstate),
+        tracepoint_field::<i32>(&ctx, |l| &l.tp_set_state_newstate),
+    ) else {
+        return 0;
+    };
+    let (old, new) = (old as u8, new as u8);
+
+    if made_by_syscall(old, new) {
+        let owner = Owner {
+            pid: (bpf_get_current_pid_tgid() >> 32) as u32,
+            source: OWNER_FROM_SYSCALL,
+            comm: bpf_get_current_comm().unwrap_or([0; 16]),
+        };
+        let _ = SOCKET_OWNERS.insert(sk, owner, 0);
+        if new == st::LISTEN {
+            let _ = LISTENER_OWNERS.insert(listener_key(sk), owner, 0);
+        }
+    } else if old == st::SYN_RECV && new == st::ESTABLISHED {
+        // SAFETY: copied out at once.
+        if let Some(listener) = unsafe { LISTENER_OWNERS.get(listener_key(sk)) } {
+            let owner = Owner {
+                source: OWNER_FROM_LISTENER,
+                ..*listener
+            };
+            let _ = SOCKET_OWNERS.insert(sk, owner, 0);
+        }
+    } else if old == st::LISTEN && new == st::CLOSE {
+        let _ = LISTENER_OWNERS.remove(listener_key(sk));
+    }
+    0
+}

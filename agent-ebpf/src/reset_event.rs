@@ -1,0 +1,181 @@
+//! Builds a [`ResetEvent`] from the socket and segment a reset hook saw, and sends it.
+
+use aya_ebpf::helpers::bpf_ktime_get_ns;
+use tcpwhy_common::{
+    maps::Counter,
+    reset::{ResetEvent, ResetOrigin, evidence},
+    tcp_state,
+};
+
+use crate::{
+    kernel::{read, read_at, read_bytes, read_bytes_at, socket_netns},
+    maps::{EVENTS, count},
+    owners::recorded_owner,
+};
+
+const AF_INET: u16 = 2;
+const AF_INET6: u16 = 10;
+
+/// What a hook saw: the socket and the segment (either may be null) and the kernel's reason.
+pub struct Sighting {
+    pub origin: ResetOrigin,
+    pub sk: u64,
+    pub skb: u64,
+    pub reason: u32,
+}
+
+/// Gathers the evidence and sends the event; counts it as lost when the ring buffer is full.
+#[inline(always)]
+pub fn report(sighting: &Sighting) {
+    count(if sighting.origin.is_received() {
+        Counter::ResetsReceived
+    } else {
+        Counter::ResetsSent
+    });
+    let Some(mut entry) = EVENTS.reserve::<ResetEvent>(0) else {
+        count(Counter::EventsLost);
+        return;
+    };
+    let event = entry.write(ResetEvent {
+        timestamp_ns: 0,
+        reason: sighting.reason,
+        netns: 0,
+        unread_bytes: 0,
+        owner_pid: 0,
+        owner_source: 0,
+        owner_comm: [0; 16],
+        local_addr: [0; 16],
+        remote_addr: [0; 16],
+        local_port: 0,
+        remote_port: 0,
+        evidence: 0,
+        origin: sighting.origin as u8,
+        state: 0,
+        tw_substate: 0,
+        segment_flags: 0,
+        _pad: [0; 10],
+    });
+    // SAFETY: helper call without preconditions.
+    event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
+    let has_socket = describe_socket(sighting.sk, event);
+    describe_segment(sighting.skb, event, !has_socket);
+    if has_socket {
+        describe_owner(sighting.sk, event);
+    }
+    entry.submit(0);
+}
+
+/// Fills addresses, state and the socket's own evidence. Returns false when there is no socket.
+#[inline(always)]
+fn describe_socket(sk: u64, event: &mut ResetEvent) -> bool {
+    let Ok(family) = read::<u16>(sk, |l| &l.skc_family) else {
+        return false;
+    };
+    event.evidence |= evidence::SOCKET;
+    event.state = read::<u8>(sk, |l| &l.skc_state).unwrap_or(0);
+    event.netns = socket_netns(sk);
+    event.local_port = read::<u16>(sk, |l| &l.skc_num).unwrap_or(0);
+    event.remote_port = u16::from_be(read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0));
+    if family == AF_INET6 {
+        event.evidence |= evidence::IPV6;
+        let _ = read_bytes(sk, |l| &l.skc_v6_rcv_saddr, &mut event.local_addr);
+        let _ = read_bytes(sk, |l| &l.skc_v6_daddr, &mut event.remote_addr);
+    } else if family == AF_INET {
+        let _ = read_bytes(sk, |l| &l.skc_rcv_saddr, &mut event.local_addr[..4]);
+        let _ = read_bytes(sk, |l| &l.skc_daddr, &mut event.remote_addr[..4]);
+    }
+
+    if event.local_port == 0
+        && event.state != tcp_state::TIME_WAIT
+        && event.state != tcp_state::NEW_SYN_RECV
+    {
+        // Closing a socket releases its port (`inet_put_port` zeroes skc_num) before an active
+        // reset is sent; the full socket still holds it in inet_sport.
+        event.local_port = u16::from_be(read::<u16>(sk, |l| &l.inet_sport).unwrap_or(0));
+    }
+
+    match event.state {
+        // A timewait socket stands in for FIN_WAIT2 or TIME_WAIT; which one is the evidence.
+        tcp_state::TIME_WAIT => {
+            event.tw_substate = read::<u8>(sk, |l| &l.tw_substate).unwrap_or(0);
+        }
+        // A request socket has no flags, linger time or receive queue.
+        tcp_state::NEW_SYN_RECV => {}
+        state => describe_full_socket(sk, state, event),
+    }
+    true
+}
+
+#[inline(always)]
+fn describe_full_socket(sk: u64, state: u8, event: &mut ResetEvent) {
+    event.evidence |= evidence::FULL_SOCKET;
+    if let Ok(flags) = read::<u64>(sk, |l| &l.sk_flags) {
+        let bit = |number: u32| number < 64 && flags & (1u64 << number) != 0;
+        if bit(crate::layout::offset(|l| &l.sock_flag_linger)) {
+            event.evidence |= evidence::LINGER_ON;
+        }
+        if bit(crate::layout::offset(|l| &l.sock_flag_dead)) {
+            event.evidence |= evidence::ORPHAN;
+        }
+    }
+    if read::<u64>(sk, |l| &l.sk_lingertime) == Ok(0) {
+        event.evidence |= evidence::LINGER_ZERO;
+    }
+    if state != tcp_state::LISTEN && state != tcp_state::SYN_SENT {
+        if let (Ok(rcv_nxt), Ok(copied_seq)) = (
+            read::<u32>(sk, |l| &l.tcp_rcv_nxt),
+            read::<u32>(sk, |l| &l.tcp_copied_seq),
+        ) {
+            event.unread_bytes = rcv_nxt.wrapping_sub(copied_seq);
+            event.evidence |= evidence::UNREAD_KNOWN;
+        }
+    }
+}
+
+/// Reads the flags of the segment that provoked the reset and, when there is no socket, the
+/// endpoints from its headers (the segment's destination is this host's side).
+#[inline(always)]
+fn describe_segment(skb: u64, event: &mut ResetEvent, take_endpoints: bool) {
+    let (Ok(head), Ok(network), Ok(transport)) = (
+        read::<u64>(skb, |l| &l.skb_head),
+        read::<u16>(skb, |l| &l.skb_network_header),
+        read::<u16>(skb, |l| &l.skb_transport_header),
+    ) else {
+        return;
+    };
+    let ip = head + network as u64;
+    let tcp = head + transport as u64;
+    let Ok(flags) = read_at::<u8>(tcp + 13) else {
+        return;
+    };
+    event.segment_flags = flags;
+    event.evidence |= evidence::SEGMENT;
+    if !take_endpoints {
+        return;
+    }
+    match read_at::<u8>(ip).map(|b| b >> 4) {
+        Ok(4) => {
+            let _ = read_bytes_at(ip + 12, &mut event.remote_addr[..4]);
+            let _ = read_bytes_at(ip + 16, &mut event.local_addr[..4]);
+        }
+        Ok(6) => {
+            event.evidence |= evidence::IPV6;
+            let _ = read_bytes_at(ip + 8, &mut event.remote_addr);
+            let _ = read_bytes_at(ip + 24, &mut event.local_addr);
+        }
+        _ => return,
+    }
+    event.remote_port = u16::from_be(read_at::<u16>(tcp).unwrap_or(0));
+    event.local_port = u16::from_be(read_at::<u16>(tcp + 2).unwrap_or(0));
+}
+
+/// Names the socket's owner as recorded in process context (see `owners`).
+#[inline(always)]
+fn describe_owner(sk: u64, event: &mut ResetEvent) {
+    if let Some(owner) = recorded_owner(sk) {
+        event.evidence |= evidence::OWNER;
+        event.owner_pid = owner.pid;
+        event.owner_source = owner.source;
+        event.owner_comm = owner.comm;
+    }
+}

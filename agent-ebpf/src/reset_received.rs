@@ -1,0 +1,35 @@
+//! Probes on resets this host receives: `tcp:tcp_receive_reset`, classic then BTF. The hook runs
+//! in `tcp_reset()` before the socket is closed, so the state read is the one the RST hit.
+
+use aya_ebpf::{
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use tcpwhy_common::reset::{NO_REASON, ResetOrigin};
+
+use crate::{
+    context::tracepoint_field,
+    reset_event::{Sighting, report},
+};
+
+#[tracepoint(category = "tcp", name = "tcp_receive_reset")]
+pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
+    report(&Sighting {
+        origin: ResetOrigin::ReceiveReset,
+        sk: tracepoint_field::<u64>(&ctx, |l| &l.tp_receive_reset_skaddr).unwrap_or(0),
+        skb: 0,
+        reason: NO_REASON,
+    });
+    0
+}
+
+#[btf_tracepoint(function = "tcp_receive_reset")]
+pub fn tcp_receive_reset_btf(ctx: BtfTracePointContext) -> i32 {
+    report(&Sighting {
+        origin: ResetOrigin::ReceiveReset,
+        sk: ctx.arg(0),
+        skb: 0,
+        reason: NO_REASON,
+    });
+    0
+}

@@ -1,0 +1,89 @@
+//! The report for people: findings grouped by cause, most frequent first.
+
+use std::fmt::Write;
+
+use super::report::Report;
+
+pub fn render(report: &Report) -> String {
+    let mut out = String::new();
+    let w = &report.window;
+    let _ = writeln!(
+        out,
+        "tcpwhy: watched {:.1} s on Linux {}{}: {} resets sent, {} received",
+        w.seconds,
+        report.kernel.release,
+        if w.interrupted { " (interrupted)" } else { "" },
+        w.resets_sent,
+        w.resets_received,
+    );
+    let attached: Vec<String> = report
+        .probes
+        .iter()
+        .filter(|p| p.attached)
+        .map(|p| format!("{} ({})", p.name, method(p.method)))
+        .collect();
+    let _ = writeln!(out, "probes: {}", attached.join(", "));
+    for probe in report.probes.iter().filter(|p| !p.attached) {
+        let _ = writeln!(
+            out,
+            "  not attached: {}: {}",
+            probe.name,
+            probe.error.as_deref().unwrap_or("unknown")
+        );
+    }
+    for warning in &report.warnings {
+        let _ = writeln!(out, "warning: {warning}");
+    }
+    let _ = writeln!(out);
+
+    if report.findings.is_empty() {
+        let _ = writeln!(out, "No TCP resets were seen in this window.");
+        return out;
+    }
+    for finding in &report.findings {
+        let process = finding
+            .process
+            .as_ref()
+            .map(|p| format!("  process {} (pid {})", p.comm, p.pid))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "[{}] {} ×{}  local {}  remote {}{}",
+            finding.kind.as_str(),
+            finding.cause,
+            finding.count,
+            finding.local,
+            finding.remote,
+            process
+        );
+        if let Some(reason) = &finding.kernel_reason {
+            let _ = writeln!(out, "  kernel reason: {reason}");
+        }
+        let _ = writeln!(out, "  why: {}", finding.explanation);
+        let evidence: Vec<String> = finding
+            .evidence
+            .iter()
+            .filter(|(key, _)| key.as_str() != "rule")
+            .map(|(key, value)| {
+                format!(
+                    "{key}={}",
+                    value
+                        .as_str()
+                        .map(str::to_string)
+                        .unwrap_or_else(|| value.to_string())
+                )
+            })
+            .collect();
+        let _ = writeln!(out, "  evidence: {}", evidence.join(", "));
+        let _ = writeln!(out, "  advice:");
+        for advice in &finding.advice {
+            let _ = writeln!(out, "    - {advice}");
+        }
+        let _ = writeln!(out);
+    }
+    out
+}
+
+fn method(method: Option<crate::probes::method::Method>) -> &'static str {
+    method.map(|m| m.as_str()).unwrap_or("-")
+}

@@ -1,0 +1,58 @@
+//! The watch window: collect resets until the duration ends or the user interrupts.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::report::Report;
+use crate::{findings::group::Groups, probes::attach::attached_count, session::Session};
+
+pub struct WatchOptions {
+    /// None: until interrupted.
+    pub duration: Option<Duration>,
+}
+
+/// Watches and builds the report. SIGINT (Ctrl-C) and SIGTERM end the window early; the
+/// report is still produced from what was seen.
+pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Report> {
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    let window = match options.duration {
+        Some(d) => format!("for {} s", d.as_secs_f64()),
+        None => "until Ctrl-C".to_string(),
+    };
+    // Scripts wait for this line before reproducing the problem.
+    eprintln!(
+        "attached {} probes, watching {window}",
+        attached_count(&session.probes)
+    );
+
+    let started = Instant::now();
+    let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
+    let mut groups = Groups::default();
+    let mut interrupted = false;
+    loop {
+        let sleep = async {
+            match deadline {
+                Some(at) => tokio::time::sleep_until(at).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            result = session.next_events(|c, reset| groups.add(c.classify(&reset))) => result?,
+            _ = sleep => break,
+            _ = interrupt.recv() => { interrupted = true; break }
+            _ = terminate.recv() => { interrupted = true; break }
+        }
+    }
+    session.remaining_events(|c, reset| groups.add(c.classify(&reset)));
+    let counters = session.counters()?;
+    Ok(Report::new(
+        &session,
+        groups,
+        counters,
+        started.elapsed(),
+        interrupted,
+    ))
+}

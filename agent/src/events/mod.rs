@@ -1,0 +1,6 @@
+//! Events from the programs, decoded into typed evidence.
+
+pub mod endpoint;
+pub mod reset;
+pub mod ring;
+pub mod tcp_state;

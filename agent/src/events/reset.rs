@@ -1,0 +1,220 @@
+//! A reset as evidence: decoded from [`ResetEvent`] into types the rules can read.
+
+use std::net::SocketAddr;
+
+use anyhow::{Result, bail};
+use serde::Serialize;
+use tcpwhy_common::{
+    owner::{OWNER_FROM_LISTENER, OWNER_FROM_SYSCALL},
+    reset::{NO_REASON, ResetEvent, ResetOrigin, evidence, tcp_flags},
+    tcp_state,
+};
+
+use super::endpoint;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    Sent,
+    Received,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+pub struct Process {
+    pub pid: u32,
+    pub comm: String,
+    /// How the owner was learned: `syscall` (connect, listen, close) or `listener` (accepted).
+    #[serde(skip)]
+    pub learned_from: &'static str,
+}
+
+/// The socket-side evidence, present when a full socket was involved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketEvidence {
+    pub linger_on: bool,
+    pub linger_zero: bool,
+    pub orphan: bool,
+    pub unread_bytes: Option<u32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reset {
+    pub direction: Direction,
+    pub origin: ResetOrigin,
+    pub timestamp_ns: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Network namespace inode, when the socket told us.
+    pub netns: Option<u32>,
+    /// Socket state when the reset was sent or received; None without a socket.
+    pub state: Option<u8>,
+    /// For a timewait socket, the state it stands in for.
+    pub tw_substate: Option<u8>,
+    /// Raw `enum sk_rst_reason`; its name comes from the running kernel's BTF.
+    pub reason: Option<u32>,
+    /// Flags of the segment that provoked the reset.
+    pub segment_flags: Option<u8>,
+    pub socket: Option<SocketEvidence>,
+    pub owner: Option<Process>,
+}
+
+impl Reset {
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < size_of::<ResetEvent>() {
+            bail!(
+                "reset event of {} bytes, expected {}",
+                bytes.len(),
+                size_of::<ResetEvent>()
+            );
+        }
+        // SAFETY: the length was checked and ResetEvent is plain old data; read_unaligned
+        // copes with the ring buffer's 8-byte alignment.
+        let raw: ResetEvent = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        Self::from_raw(&raw)
+    }
+
+    pub fn from_raw(raw: &ResetEvent) -> Result<Self> {
+        let Some(origin) = ResetOrigin::from_u8(raw.origin) else {
+            bail!("reset event with unknown origin {}", raw.origin);
+        };
+        let has = |bit: u16| raw.evidence & bit != 0;
+        let ipv6 = has(evidence::IPV6);
+        let socket = has(evidence::FULL_SOCKET).then(|| SocketEvidence {
+            linger_on: has(evidence::LINGER_ON),
+            linger_zero: has(evidence::LINGER_ZERO),
+            orphan: has(evidence::ORPHAN),
+            unread_bytes: has(evidence::UNREAD_KNOWN).then_some(raw.unread_bytes),
+        });
+        let owner = has(evidence::OWNER).then(|| Process {
+            pid: raw.owner_pid,
+            comm: comm_to_string(&raw.owner_comm),
+            learned_from: match raw.owner_source {
+                OWNER_FROM_SYSCALL => "syscall",
+                OWNER_FROM_LISTENER => "listener",
+                _ => "unknown",
+            },
+        });
+        Ok(Self {
+            direction: if origin.is_received() {
+                Direction::Received
+            } else {
+                Direction::Sent
+            },
+            origin,
+            timestamp_ns: raw.timestamp_ns,
+            local: endpoint::from_raw(&raw.local_addr, raw.local_port, ipv6),
+            remote: endpoint::from_raw(&raw.remote_addr, raw.remote_port, ipv6),
+            netns: (raw.netns != 0).then_some(raw.netns),
+            state: has(evidence::SOCKET).then_some(raw.state),
+            tw_substate: (raw.state == tcp_state::TIME_WAIT && has(evidence::SOCKET))
+                .then_some(raw.tw_substate),
+            reason: (raw.reason != NO_REASON).then_some(raw.reason),
+            segment_flags: has(evidence::SEGMENT).then_some(raw.segment_flags),
+            socket,
+            owner,
+        })
+    }
+
+    pub fn has_socket(&self) -> bool {
+        self.state.is_some()
+    }
+
+    /// The segment that provoked the reset opened a connection (SYN without ACK).
+    pub fn segment_is_syn(&self) -> bool {
+        self.segment_flags
+            .is_some_and(|f| f & tcp_flags::SYN != 0 && f & tcp_flags::ACK == 0)
+    }
+
+    /// The reset was not a reply to a segment: close, abort or a timer sent it.
+    pub fn is_active(&self) -> bool {
+        matches!(
+            self.origin,
+            ResetOrigin::SendResetActive | ResetOrigin::SendActiveReset
+        )
+    }
+}
+
+fn comm_to_string(comm: &[u8; 16]) -> String {
+    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
+    String::from_utf8_lossy(&comm[..end]).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw_event() -> ResetEvent {
+        ResetEvent {
+            timestamp_ns: 42,
+            reason: 1,
+            netns: 4026531840,
+            unread_bytes: 0,
+            owner_pid: 0,
+            owner_source: 0,
+            owner_comm: [0; 16],
+            local_addr: [127, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            remote_addr: [127, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+            local_port: 8080,
+            remote_port: 40000,
+            evidence: evidence::SEGMENT,
+            origin: ResetOrigin::SendResetReply as u8,
+            state: 0,
+            tw_substate: 0,
+            segment_flags: tcp_flags::SYN,
+            _pad: [0; 10],
+        }
+    }
+
+    #[test]
+    fn a_refused_syn_decodes_without_socket_or_owner() {
+        let raw = raw_event();
+        // SAFETY: ResetEvent is plain old data.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&raw as *const ResetEvent).cast::<u8>(),
+                size_of::<ResetEvent>(),
+            )
+        };
+        let reset = Reset::decode(bytes).unwrap();
+        assert_eq!(reset.direction, Direction::Sent);
+        assert_eq!(reset.local.to_string(), "127.0.0.5:8080");
+        assert_eq!(reset.remote.to_string(), "127.0.0.1:40000");
+        assert!(!reset.has_socket());
+        assert!(reset.segment_is_syn());
+        assert_eq!(reset.reason, Some(1));
+        assert_eq!(reset.owner, None);
+    }
+
+    #[test]
+    fn owner_and_socket_evidence_decode() {
+        let mut raw = raw_event();
+        raw.evidence = evidence::SOCKET
+            | evidence::FULL_SOCKET
+            | evidence::OWNER
+            | evidence::LINGER_ON
+            | evidence::LINGER_ZERO
+            | evidence::UNREAD_KNOWN;
+        raw.state = tcp_state::CLOSE;
+        raw.unread_bytes = 5;
+        raw.owner_pid = 77;
+        raw.owner_comm[..4].copy_from_slice(b"curl");
+        raw.origin = ResetOrigin::SendResetActive as u8;
+        raw.reason = NO_REASON;
+        let reset = Reset::from_raw(&raw).unwrap();
+        let socket = reset.socket.unwrap();
+        assert!(socket.linger_on && socket.linger_zero && !socket.orphan);
+        assert_eq!(socket.unread_bytes, Some(5));
+        assert_eq!(reset.owner.as_ref().unwrap().comm, "curl");
+        assert!(reset.is_active());
+        assert_eq!(reset.reason, None);
+        assert_eq!(reset.state, Some(tcp_state::CLOSE));
+    }
+
+    #[test]
+    fn short_or_unknown_events_are_rejected() {
+        assert!(Reset::decode(&[0u8; 10]).is_err());
+        let mut raw = raw_event();
+        raw.origin = 99;
+        assert!(Reset::from_raw(&raw).is_err());
+    }
+}

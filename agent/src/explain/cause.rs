@@ -1,0 +1,153 @@
+//! The cause ids. They are a public contract (`diagnose --format json`, the event stream, the
+//! `cause` label of metrics): never rename one; add new ones instead.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    // Resets this host sends.
+    NoListener,
+    UnknownConnection,
+    CloseWithUnreadData,
+    LingerZeroAbort,
+    DataAfterClose,
+    TimewaitReject,
+    AcceptQueueOverflowAbort,
+    KeepaliveTimeout,
+    MemoryPressureAbort,
+    ProtocolViolation,
+    ApplicationAbort,
+    // Resets this host receives.
+    ConnectionRefused,
+    PeerReset,
+    PeerResetDuringClose,
+    /// The evidence matched no rule; the finding still shows what was seen.
+    Unclassified,
+}
+
+impl Cause {
+    pub fn id(self) -> &'static str {
+        match self {
+            Cause::NoListener => "no_listener",
+            Cause::UnknownConnection => "unknown_connection",
+            Cause::CloseWithUnreadData => "close_with_unread_data",
+            Cause::LingerZeroAbort => "linger_zero_abort",
+            Cause::DataAfterClose => "data_after_close",
+            Cause::TimewaitReject => "timewait_reject",
+            Cause::AcceptQueueOverflowAbort => "accept_queue_overflow_abort",
+            Cause::KeepaliveTimeout => "keepalive_timeout",
+            Cause::MemoryPressureAbort => "memory_pressure_abort",
+            Cause::ProtocolViolation => "protocol_violation",
+            Cause::ApplicationAbort => "application_abort",
+            Cause::ConnectionRefused => "connection_refused",
+            Cause::PeerReset => "peer_reset",
+            Cause::PeerResetDuringClose => "peer_reset_during_close",
+            Cause::Unclassified => "unclassified",
+        }
+    }
+
+    /// What to do about it, most likely fix first.
+    pub fn advice(self) -> &'static [&'static str] {
+        match self {
+            Cause::NoListener => &[
+                "check that the service is running and listening: `ss -ltnp 'sport = :PORT'`",
+                "a service that crashed or is restarting refuses connects until it listens again",
+                "the socket may be bound but never listen()ed, or listening on another address or address family (127.0.0.1 vs ::1 vs 0.0.0.0)",
+                "check the port the client uses",
+            ],
+            Cause::UnknownConnection => &[
+                "normal when one side restarted or already gave up on the connection (half-open detection)",
+                "if frequent: look for host or process restarts, and for middleboxes (NAT, load balancers, firewalls) whose idle timeout is shorter than the connection's idle time",
+                "enable TCP keepalive (or application pings) below the middlebox idle timeout",
+            ],
+            Cause::CloseWithUnreadData => &[
+                "read the peer's data to EOF before close()",
+                "for a graceful close: shutdown(SHUT_WR), read until EOF, then close()",
+                "check that the protocol does not leave unread bytes (pipelined requests, a response the client never reads)",
+            ],
+            Cause::LingerZeroAbort => &[
+                "remove SO_LINGER {on, 0} unless skipping TIME_WAIT is intended",
+                "to avoid TIME_WAIT build-up, reuse connections (keep-alive, pooling) instead of aborting them",
+            ],
+            Cause::DataAfterClose => &[
+                "the closing side should shutdown(SHUT_WR) and drain the peer's data before close()",
+                "or the peer must stop writing once it has read EOF",
+            ],
+            Cause::TimewaitReject => &[
+                "usually a late or duplicate segment for a connection that already ended: harmless when rare",
+                "if frequent: a peer reusing ports too fast, or a middlebox replaying segments",
+            ],
+            Cause::AcceptQueueOverflowAbort => &[
+                "find why accept() is slow: a blocked accept loop, too few workers, fd exhaustion, a CLOSE_WAIT leak",
+                "raise the listen() backlog and net.core.somaxconn together",
+                "net.ipv4.tcp_abort_on_overflow=1 turns every burst into hard connection resets; 0 lets clients retry",
+            ],
+            Cause::KeepaliveTimeout => &[
+                "the peer host is gone or the path to it is broken",
+                "tune TCP_KEEPIDLE / TCP_KEEPINTVL / TCP_KEEPCNT (or net.ipv4.tcp_keepalive_*) to detect it sooner or later",
+            ],
+            Cause::MemoryPressureAbort => &[
+                "check net.ipv4.tcp_mem and net.ipv4.tcp_max_orphans against /proc/net/sockstat",
+                "find why so many connections or buffers are held",
+            ],
+            Cause::ProtocolViolation => &[
+                "the kernel reason names the rule that was broken",
+                "usually a middlebox rewriting segments, a stale connection, or a broken peer stack",
+            ],
+            Cause::ApplicationAbort => &[
+                "an application or operator aborted the connection (tcp_disconnect with data, `ss -K`, shutdown of a connecting socket)",
+                "intended, or a bug in the caller: check the process named",
+            ],
+            Cause::ConnectionRefused => &[
+                "nothing listens on the remote port, or a firewall rejects: check the service on the remote host",
+                "if the remote host is this host, see the matching no_listener finding",
+            ],
+            Cause::PeerReset => &[
+                "the peer aborted the connection: it closed with unread data, used SO_LINGER 0, crashed and restarted, or forgot the connection",
+                "look at the peer's side (its logs, or tcpwhy on the peer) for the matching rst_sent cause",
+            ],
+            Cause::PeerResetDuringClose => &[
+                "this host probably wrote after the peer closed (the application sees EPIPE/SIGPIPE)",
+                "stop writing once the peer's EOF is read; close both directions in protocol order",
+            ],
+            Cause::Unclassified => {
+                &["the evidence matched no known cause: report it with the evidence shown"]
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_match_serde() {
+        let all = [
+            Cause::NoListener,
+            Cause::UnknownConnection,
+            Cause::CloseWithUnreadData,
+            Cause::LingerZeroAbort,
+            Cause::DataAfterClose,
+            Cause::TimewaitReject,
+            Cause::AcceptQueueOverflowAbort,
+            Cause::KeepaliveTimeout,
+            Cause::MemoryPressureAbort,
+            Cause::ProtocolViolation,
+            Cause::ApplicationAbort,
+            Cause::ConnectionRefused,
+            Cause::PeerReset,
+            Cause::PeerResetDuringClose,
+            Cause::Unclassified,
+        ];
+        let mut ids: Vec<_> = all.iter().map(|c| c.id()).collect();
+        for cause in all {
+            assert_eq!(serde_json::to_value(cause).unwrap(), cause.id());
+            assert!(!cause.advice().is_empty());
+        }
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), all.len());
+    }
+}

@@ -1,0 +1,123 @@
+//! A finding as `diagnose --format json` and the event stream publish it. The field names are a
+//! public contract.
+
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use tcpwhy_common::reset::tcp_flags;
+
+use super::group::ResetGroup;
+use crate::{
+    events::{reset::Direction, tcp_state},
+    explain::narrative,
+};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    RstSent,
+    RstReceived,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::RstSent => "rst_sent",
+            Kind::RstReceived => "rst_received",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcessRef {
+    pub pid: u32,
+    pub comm: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Finding {
+    pub kind: Kind,
+    pub cause: &'static str,
+    pub count: u64,
+    pub local: String,
+    pub remote: String,
+    pub process: Option<ProcessRef>,
+    pub kernel_reason: Option<String>,
+    pub explanation: String,
+    pub advice: Vec<String>,
+    pub evidence: Map<String, Value>,
+}
+
+impl Finding {
+    pub fn from_group(group: &ResetGroup) -> Self {
+        Self {
+            kind: match group.direction {
+                Direction::Sent => Kind::RstSent,
+                Direction::Received => Kind::RstReceived,
+            },
+            cause: group.cause.id(),
+            count: group.count,
+            local: group.local.to_string(),
+            remote: group.sample_remote.to_string(),
+            process: group.process.as_ref().map(|p| ProcessRef {
+                pid: p.pid,
+                comm: p.comm.clone(),
+            }),
+            kernel_reason: group.reason.clone(),
+            explanation: narrative::explain(group.cause, group),
+            advice: group.cause.advice().iter().map(|a| a.to_string()).collect(),
+            evidence: evidence(group),
+        }
+    }
+}
+
+fn evidence(group: &ResetGroup) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("rule".into(), json!(group.rule));
+    map.insert("hook".into(), json!(group.origin));
+    map.insert(
+        "socket_state".into(),
+        json!(group.state.map(tcp_state::name)),
+    );
+    if let Some(substate) = group.tw_substate {
+        map.insert("timewait_substate".into(), json!(tcp_state::name(substate)));
+    }
+    if let Some(flags) = group.segment_flags {
+        map.insert("segment_flags".into(), json!(flag_names(flags)));
+    }
+    if group.state.is_some() {
+        map.insert("unread_bytes".into(), json!(group.unread_bytes_max));
+        map.insert("linger_zero".into(), json!(group.linger_zero));
+        map.insert("orphan".into(), json!(group.orphan));
+    }
+    if let Some(netns) = group.netns {
+        map.insert("netns".into(), json!(netns));
+    }
+    if let Some(from) = group.owner_learned_from {
+        map.insert("process_from".into(), json!(from));
+    }
+    map.insert("distinct_remotes".into(), json!(group.distinct_remotes()));
+    map.insert(
+        "first_to_last_ms".into(),
+        json!((group.last_ns.saturating_sub(group.first_ns)) / 1_000_000),
+    );
+    map
+}
+
+/// `SYN`, `ACK`, `FIN|ACK`...
+pub fn flag_names(flags: u8) -> String {
+    let names: Vec<&str> = [
+        (tcp_flags::SYN, "SYN"),
+        (tcp_flags::FIN, "FIN"),
+        (tcp_flags::RST, "RST"),
+        (tcp_flags::ACK, "ACK"),
+    ]
+    .into_iter()
+    .filter(|(bit, _)| flags & bit != 0)
+    .map(|(_, name)| name)
+    .collect();
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join("|")
+    }
+}

@@ -1,0 +1,142 @@
+//! Groups resets that share a kind, a cause and a local endpoint.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::SocketAddr,
+};
+
+use crate::{
+    events::reset::{Direction, Process, Reset},
+    explain::cause::Cause,
+};
+
+/// Everything the explanation and the evidence of one finding need.
+#[derive(Debug, Clone)]
+pub struct ResetGroup {
+    pub direction: Direction,
+    pub cause: Cause,
+    pub rule: &'static str,
+    pub count: u64,
+    pub local: SocketAddr,
+    /// The first remote endpoint seen.
+    pub sample_remote: SocketAddr,
+    /// Distinct remote endpoints, up to [`MAX_REMOTES_TRACKED`].
+    pub remotes: HashSet<SocketAddr>,
+    /// The most recently seen owner.
+    pub process: Option<Process>,
+    pub state: Option<u8>,
+    pub tw_substate: Option<u8>,
+    pub reason: Option<String>,
+    pub segment_flags: Option<u8>,
+    pub unread_bytes_max: u32,
+    pub linger_zero: bool,
+    pub orphan: bool,
+    pub netns: Option<u32>,
+    pub origin: &'static str,
+    pub owner_learned_from: Option<&'static str>,
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+impl ResetGroup {
+    pub fn distinct_remotes(&self) -> usize {
+        self.remotes.len()
+    }
+}
+
+impl Default for ResetGroup {
+    fn default() -> Self {
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self {
+            direction: Direction::Sent,
+            cause: Cause::Unclassified,
+            rule: "",
+            count: 0,
+            local: unspecified,
+            sample_remote: unspecified,
+            remotes: HashSet::new(),
+            process: None,
+            state: None,
+            tw_substate: None,
+            reason: None,
+            segment_flags: None,
+            unread_bytes_max: 0,
+            linger_zero: false,
+            orphan: false,
+            netns: None,
+            origin: "",
+            owner_learned_from: None,
+            first_ns: 0,
+            last_ns: 0,
+        }
+    }
+}
+
+/// A reset after classification.
+pub struct Classified<'a> {
+    pub reset: &'a Reset,
+    pub cause: Cause,
+    pub rule: &'static str,
+    pub reason: Option<&'a str>,
+    pub origin: &'static str,
+}
+
+/// Caps the remotes remembered per group: the count stays exact, memory stays bounded.
+const MAX_REMOTES_TRACKED: usize = 1024;
+
+#[derive(Default)]
+pub struct Groups {
+    groups: BTreeMap<(Direction, Cause, SocketAddr), ResetGroup>,
+}
+
+impl Groups {
+    pub fn add(&mut self, seen: Classified) {
+        let reset = seen.reset;
+        let key = (reset.direction, seen.cause, reset.local);
+        let group = self.groups.entry(key).or_insert_with(|| ResetGroup {
+            direction: reset.direction,
+            cause: seen.cause,
+            rule: seen.rule,
+            local: reset.local,
+            sample_remote: reset.remote,
+            first_ns: reset.timestamp_ns,
+            origin: seen.origin,
+            ..ResetGroup::default()
+        });
+        group.count += 1;
+        group.last_ns = reset.timestamp_ns;
+        if group.remotes.len() < MAX_REMOTES_TRACKED {
+            group.remotes.insert(reset.remote);
+        }
+        if let Some(owner) = &reset.owner {
+            group.owner_learned_from = Some(owner.learned_from);
+            group.process = Some(owner.clone());
+        }
+        group.state = group.state.or(reset.state);
+        group.tw_substate = group.tw_substate.or(reset.tw_substate);
+        if group.reason.is_none() {
+            group.reason = seen.reason.map(str::to_string);
+        }
+        group.segment_flags = group.segment_flags.or(reset.segment_flags);
+        if let Some(socket) = reset.socket {
+            group.unread_bytes_max = group.unread_bytes_max.max(socket.unread_bytes.unwrap_or(0));
+            group.linger_zero |= socket.linger_on && socket.linger_zero;
+            group.orphan |= socket.orphan;
+        }
+        group.netns = group.netns.or(reset.netns);
+    }
+
+    /// Groups by kind, most frequent first.
+    pub fn into_sorted(self) -> Vec<ResetGroup> {
+        let mut groups: Vec<_> = self.groups.into_values().collect();
+        groups.sort_by(|a, b| {
+            (a.direction, std::cmp::Reverse(a.count), a.cause, a.local).cmp(&(
+                b.direction,
+                std::cmp::Reverse(b.count),
+                b.cause,
+                b.local,
+            ))
+        });
+        groups
+    }
+}

@@ -1,0 +1,115 @@
+//! Builds the [`KernelLayout`] the programs read, from BTF and tracefs.
+
+use std::path::Path;
+
+use tcpwhy_common::layout::{ABSENT, KernelLayout};
+
+use super::{btf::KernelBtf, tracefs::RecordFormat};
+
+/// The layout and what could not be resolved (so that the attach report can say why a probe
+/// lost some of its evidence).
+#[derive(Debug, Clone)]
+pub struct ResolvedLayout {
+    pub layout: KernelLayout,
+    pub missing: Vec<String>,
+}
+
+/// Resolves struct offsets from BTF. Anything missing becomes [`ABSENT`] and is listed.
+pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
+    let mut missing = Vec::new();
+    // Each field lists where kernels have kept it, newest first.
+    let mut member = |places: &[(&str, &str)]| {
+        for (strukt, path) in places {
+            if let Ok(offset) = btf.member_offset(strukt, path) {
+                return offset;
+            }
+        }
+        let tried: Vec<String> = places.iter().map(|(s, p)| format!("{s}.{p}")).collect();
+        missing.push(format!("none of {} in the kernel's BTF", tried.join(", ")));
+        ABSENT
+    };
+    let mut layout = KernelLayout {
+        skc_daddr: member(&[("sock_common", "skc_daddr")]),
+        skc_rcv_saddr: member(&[("sock_common", "skc_rcv_saddr")]),
+        skc_dport: member(&[("sock_common", "skc_dport")]),
+        skc_num: member(&[("sock_common", "skc_num")]),
+        skc_family: member(&[("sock_common", "skc_family")]),
+        skc_state: member(&[("sock_common", "skc_state")]),
+        skc_v6_daddr: member(&[("sock_common", "skc_v6_daddr")]),
+        skc_v6_rcv_saddr: member(&[("sock_common", "skc_v6_rcv_saddr")]),
+        skc_net: member(&[("sock_common", "skc_net")]),
+        net_ns_inum: member(&[("net", "ns.inum")]),
+        // 6.x moved sk_flags into sock_common as skc_flags.
+        sk_flags: member(&[("sock_common", "skc_flags"), ("sock", "sk_flags")]),
+        sk_lingertime: member(&[("sock", "sk_lingertime")]),
+        inet_sport: member(&[("inet_sock", "inet_sport")]),
+        tcp_rcv_nxt: member(&[("tcp_sock", "rcv_nxt")]),
+        tcp_copied_seq: member(&[("tcp_sock", "copied_seq")]),
+        tw_substate: member(&[("inet_timewait_sock", "tw_substate")]),
+        skb_head: member(&[("sk_buff", "head")]),
+        skb_network_header: member(&[("sk_buff", "network_header")]),
+        skb_transport_header: member(&[("sk_buff", "transport_header")]),
+        ..KernelLayout::UNKNOWN
+    };
+    let mut flag = |name: &str| match btf.enum_value("sock_flags", name) {
+        Ok(bit) => bit,
+        Err(err) => {
+            missing.push(format!("enum sock_flags: {err}"));
+            ABSENT
+        }
+    };
+    layout.sock_flag_dead = flag("SOCK_DEAD");
+    layout.sock_flag_linger = flag("SOCK_LINGER");
+
+    // The reason became the last argument of the reset functions and of the tracepoint in 6.10.
+    layout.fn_reset_has_reason =
+        u32::from(btf.function_arity("tcp_v4_send_reset").unwrap_or(0) >= 3);
+    layout.tp_btf_send_reset_has_reason =
+        u32::from(btf.tracepoint_arity("tcp_send_reset").unwrap_or(0) >= 3);
+
+    match tracefs {
+        Some(tracefs) => add_tracepoint_offsets(&mut layout, tracefs, &mut missing),
+        None => missing.push("tracefs unavailable: classic tracepoints cannot be used".into()),
+    }
+    ResolvedLayout { layout, missing }
+}
+
+fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &mut Vec<String>) {
+    let mut record = |category: &str, name: &str| {
+        RecordFormat::read(tracefs, category, name).unwrap_or_else(|err| {
+            missing.push(format!("{err:#}"));
+            RecordFormat::default()
+        })
+    };
+    let send = record("tcp", "tcp_send_reset");
+    let receive = record("tcp", "tcp_receive_reset");
+    let set_state = record("sock", "inet_sock_set_state");
+    let offset = |format: &RecordFormat, field: &str| format.offset(field).unwrap_or(ABSENT);
+    layout.tp_send_reset_skaddr = offset(&send, "skaddr");
+    layout.tp_send_reset_skbaddr = offset(&send, "skbaddr");
+    layout.tp_send_reset_reason = offset(&send, "reason");
+    layout.tp_receive_reset_skaddr = offset(&receive, "skaddr");
+    layout.tp_set_state_skaddr = offset(&set_state, "skaddr");
+    layout.tp_set_state_oldstate = offset(&set_state, "oldstate");
+    layout.tp_set_state_newstate = offset(&set_state, "newstate");
+    layout.tp_set_state_protocol = offset(&set_state, "protocol");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::tracefs;
+
+    #[test]
+    fn running_kernel_resolves_every_offset() {
+        let btf = KernelBtf::from_sys_fs().unwrap();
+        let tracefs = tracefs::locate_or_mount().unwrap();
+        let resolved = resolve(&btf, Some(&tracefs));
+        assert!(resolved.missing.is_empty(), "{:?}", resolved.missing);
+        let l = resolved.layout;
+        assert_eq!(l.fn_reset_has_reason, 1, "6.18 passes a reset reason");
+        assert_eq!(l.tp_btf_send_reset_has_reason, 1);
+        assert_ne!(l.tp_send_reset_reason, ABSENT);
+        assert_eq!(l.skc_num, l.skc_dport + 2);
+    }
+}

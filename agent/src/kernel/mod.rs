@@ -1,0 +1,9 @@
+//! What the running kernel is: its BTF, tracepoint formats, reset-reason names and sysctls.
+//! Nothing about the kernel's layout is compiled in; it is all read here at start-up.
+
+pub mod btf;
+pub mod layout;
+pub mod release;
+pub mod reset_reasons;
+pub mod sysctl;
+pub mod tracefs;

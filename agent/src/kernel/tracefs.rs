@@ -1,0 +1,146 @@
+//! Tracepoint record layouts, read from tracefs `format` files.
+//!
+//! Tracepoint layouts change between kernel versions (`tcp:tcp_send_reset` gained `reason` in
+//! 6.10), so field offsets are read from the running kernel rather than assumed.
+
+use std::{
+    collections::HashMap,
+    fs,
+    path::{Path, PathBuf},
+};
+
+use anyhow::{Context, Result};
+
+const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
+
+/// Finds tracefs, mounting it at /sys/kernel/tracing when nothing is mounted (it is not by
+/// default on some hosts, and aya's tracepoint attach needs it too).
+pub fn locate_or_mount() -> Result<PathBuf> {
+    if let Some(found) = CANDIDATES.iter().map(Path::new).find(|p| is_tracefs(p)) {
+        return Ok(found.to_path_buf());
+    }
+    let target = Path::new(CANDIDATES[0]);
+    mount_tracefs(target).with_context(|| {
+        format!(
+            "tracefs is not mounted and mounting it at {} failed",
+            target.display()
+        )
+    })?;
+    Ok(target.to_path_buf())
+}
+
+fn is_tracefs(path: &Path) -> bool {
+    path.join("events").is_dir()
+}
+
+fn mount_tracefs(target: &Path) -> Result<()> {
+    use std::ffi::CString;
+    let source = CString::new("nodev")?;
+    let fstype = CString::new("tracefs")?;
+    let target_c = CString::new(target.as_os_str().as_encoded_bytes())?;
+    // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
+    let rc = unsafe {
+        libc::mount(
+            source.as_ptr(),
+            target_c.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        return Err(std::io::Error::last_os_error().into());
+    }
+    Ok(())
+}
+
+/// The fields of one tracepoint record: name → byte offset.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordFormat {
+    offsets: HashMap<String, u32>,
+}
+
+impl RecordFormat {
+    pub fn read(tracefs: &Path, category: &str, name: &str) -> Result<Self> {
+        let path = tracefs
+            .join("events")
+            .join(category)
+            .join(name)
+            .join("format");
+        let text = fs::read_to_string(&path).with_context(|| {
+            format!(
+                "tracepoint {category}:{name} not found ({})",
+                path.display()
+            )
+        })?;
+        Ok(Self::parse(&text))
+    }
+
+    /// Parses lines like `field:const void * skaddr;	offset:16;	size:8;	signed:0;`.
+    pub fn parse(text: &str) -> Self {
+        let offsets = text
+            .lines()
+            .filter_map(|line| {
+                let line = line.trim();
+                let declaration = line.strip_prefix("field:")?.split(';').next()?;
+                let name = declaration
+                    .split_whitespace()
+                    .last()?
+                    .split('[')
+                    .next()?
+                    .to_string();
+                let offset = line
+                    .split(';')
+                    .find_map(|part| part.trim().strip_prefix("offset:"))?
+                    .parse()
+                    .ok()?;
+                Some((name, offset))
+            })
+            .collect();
+        Self { offsets }
+    }
+
+    pub fn offset(&self, field: &str) -> Option<u32> {
+        self.offsets.get(field).copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SEND_RESET_6_18: &str = "name: tcp_send_reset
+ID: 2280
+format:
+\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:const void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;
+\tfield:const void * skaddr;\toffset:16;\tsize:8;\tsigned:0;
+\tfield:int state;\toffset:24;\tsize:4;\tsigned:1;
+\tfield:enum sk_rst_reason reason;\toffset:28;\tsize:4;\tsigned:0;
+\tfield:__u8 saddr[28];\toffset:32;\tsize:28;\tsigned:0;
+
+print fmt: \"skbaddr=%p\"";
+
+    #[test]
+    fn parses_pointer_enum_and_array_fields() {
+        let format = RecordFormat::parse(SEND_RESET_6_18);
+        assert_eq!(format.offset("common_flags"), Some(2));
+        assert_eq!(format.offset("skbaddr"), Some(8));
+        assert_eq!(format.offset("skaddr"), Some(16));
+        assert_eq!(format.offset("reason"), Some(28));
+        assert_eq!(format.offset("saddr"), Some(32));
+        assert_eq!(format.offset("daddr"), None);
+    }
+
+    #[test]
+    fn older_layout_without_reason_has_no_reason_offset() {
+        let format = RecordFormat::parse(
+            "\tfield:const void * skbaddr;\toffset:8;\tsize:8;\tsigned:0;\n\
+             \tfield:const void * skaddr;\toffset:16;\tsize:8;\tsigned:0;\n\
+             \tfield:__u16 sport;\toffset:24;\tsize:2;\tsigned:0;",
+        );
+        assert_eq!(format.offset("reason"), None);
+        assert_eq!(format.offset("sport"), Some(24));
+    }
+}

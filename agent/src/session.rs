@@ -1,0 +1,167 @@
+//! One running set of probes: resolve the kernel's layout, load, attach, read events, detach.
+//! `diagnose` and `daemon` both run on a session.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use aya::{
+    Ebpf,
+    maps::{PerCpuArray, RingBuf},
+};
+use tcpwhy_common::maps::{COUNTERS, Counter, EVENTS};
+
+use crate::{
+    events::{reset::Reset, ring::EventRing},
+    explain::classifier::Classifier,
+    kernel::{
+        btf::KernelBtf,
+        layout,
+        release::{self, KernelInfo},
+        reset_reasons::ResetReasons,
+        tracefs,
+    },
+    probes::{
+        attach::{AttachPlan, attach_all, require_some},
+        load,
+        method::Method,
+        privileges::missing_capabilities,
+        report::ProbeReport,
+    },
+};
+
+/// Why a session could not start, sorted by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "tcpwhy needs to load eBPF programs, which requires root or the capabilities {}; missing: {}",
+        "CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)",
+        .0.join(", ")
+    )]
+    MissingPrivileges(Vec<&'static str>),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub struct Session {
+    // Dropping `ebpf` detaches every link and closes every program and map: nothing is pinned.
+    ebpf: Ebpf,
+    ring: EventRing,
+    pub probes: Vec<ProbeReport>,
+    pub kernel: KernelInfo,
+    pub classifier: Classifier,
+    /// Things that work less well than they could, for the user to read.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub events_lost: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+}
+
+impl Session {
+    pub fn start(methods: &[Method]) -> Result<Self, StartError> {
+        let missing = missing_capabilities();
+        if !missing.is_empty() {
+            return Err(StartError::MissingPrivileges(missing));
+        }
+        let mut warnings = Vec::new();
+
+        let kernel_btf = match KernelBtf::from_sys_fs() {
+            Ok(btf) => Some(btf),
+            Err(err) => {
+                warnings.push(format!(
+                    "{err:#}: socket evidence (state, linger, unread bytes, owner) is unavailable, \
+                     and tp_btf and fentry cannot be used"
+                ));
+                None
+            }
+        };
+        let aya_btf = aya::Btf::from_sys_fs().ok();
+        let tracefs: Option<PathBuf> = match tracefs::locate_or_mount() {
+            Ok(path) => Some(path),
+            Err(err) => {
+                warnings.push(format!("{err:#}: classic tracepoints cannot be used"));
+                None
+            }
+        };
+
+        let (kernel_layout, reasons) = match &kernel_btf {
+            Some(btf) => {
+                let resolved = layout::resolve(btf, tracefs.as_deref());
+                for missing in &resolved.missing {
+                    tracing::debug!(%missing, "kernel layout field unresolved");
+                }
+                (resolved.layout, ResetReasons::from_btf(btf))
+            }
+            None => (
+                tcpwhy_common::layout::KernelLayout::UNKNOWN,
+                ResetReasons::default(),
+            ),
+        };
+        let tracepoint_has_reason = kernel_layout.tp_send_reset_reason
+            != tcpwhy_common::layout::ABSENT
+            || kernel_layout.tp_btf_send_reset_has_reason != 0;
+
+        let mut ebpf = load::load(&kernel_layout, aya_btf.as_ref())?;
+        let probes = attach_all(
+            &mut ebpf,
+            &AttachPlan {
+                methods,
+                btf: aya_btf.as_ref(),
+                tracepoint_has_reason,
+            },
+        );
+        require_some(&probes)?;
+
+        let ring = RingBuf::try_from(ebpf.take_map(EVENTS).context("map EVENTS missing")?)
+            .context("map EVENTS is not a ring buffer")?;
+        Ok(Self {
+            ebpf,
+            ring: EventRing::new(ring)?,
+            probes,
+            kernel: KernelInfo {
+                release: release::release(),
+                btf: kernel_btf.is_some(),
+                reset_reasons: !reasons.is_empty(),
+            },
+            classifier: Classifier::new(reasons),
+            warnings,
+        })
+    }
+
+    /// Waits for events and hands each decoded reset, with the classifier, to `handle`.
+    pub async fn next_events(&mut self, mut handle: impl FnMut(&Classifier, Reset)) -> Result<()> {
+        let classifier = &self.classifier;
+        self.ring
+            .drain(|bytes| decode_into(bytes, |reset| handle(classifier, reset)))
+            .await
+    }
+
+    /// Hands over the events already buffered, without waiting.
+    pub fn remaining_events(&mut self, mut handle: impl FnMut(&Classifier, Reset)) {
+        let classifier = &self.classifier;
+        self.ring
+            .drain_now(|bytes| decode_into(bytes, |reset| handle(classifier, reset)));
+    }
+
+    /// Sums the programs' per-CPU counters.
+    pub fn counters(&self) -> Result<Counters> {
+        let map = self.ebpf.map(COUNTERS).context("map COUNTERS missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        let sum = |slot: Counter| -> Result<u64> { Ok(array.get(&(slot as u32), 0)?.iter().sum()) };
+        Ok(Counters {
+            events_lost: sum(Counter::EventsLost)?,
+            resets_sent: sum(Counter::ResetsSent)?,
+            resets_received: sum(Counter::ResetsReceived)?,
+        })
+    }
+}
+
+fn decode_into(bytes: &[u8], mut handle: impl FnMut(Reset)) {
+    match Reset::decode(bytes) {
+        Ok(reset) => handle(reset),
+        Err(err) => tracing::warn!("skipping an undecodable event: {err:#}"),
+    }
+}

@@ -1,0 +1,100 @@
+//! Kernel struct offsets and tracepoint field offsets, resolved by user space.
+//!
+//! Struct layouts differ between kernel builds and tracepoint layouts between versions (for
+//! example `tcp:tcp_send_reset` gained `reason` and lost its split address fields in 6.10), and
+//! Rust eBPF programs get no CO-RE relocations. User space reads the running kernel's BTF and
+//! tracefs formats, fills this table and writes it into the programs' read-only data before load.
+
+/// Marks an offset that the running kernel does not have.
+pub const ABSENT: u32 = u32::MAX;
+
+/// Byte offsets into kernel structs and tracepoint records. Every field is a `u32` so that the
+/// struct has no padding and the two sides agree on its bytes.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KernelLayout {
+    // struct sock_common (shared by full, request and timewait sockets)
+    pub skc_daddr: u32,
+    pub skc_rcv_saddr: u32,
+    pub skc_dport: u32,
+    pub skc_num: u32,
+    pub skc_family: u32,
+    pub skc_state: u32,
+    pub skc_v6_daddr: u32,
+    pub skc_v6_rcv_saddr: u32,
+    pub skc_net: u32,
+    /// `struct net` → `ns.inum`: the network namespace's inode number.
+    pub net_ns_inum: u32,
+    // struct sock
+    pub sk_flags: u32,
+    pub sk_lingertime: u32,
+    // struct inet_sock: the local port survives here after close releases `skc_num`.
+    pub inet_sport: u32,
+    // struct tcp_sock
+    pub tcp_rcv_nxt: u32,
+    pub tcp_copied_seq: u32,
+    // struct inet_timewait_sock
+    pub tw_substate: u32,
+    // struct sk_buff
+    pub skb_head: u32,
+    pub skb_network_header: u32,
+    pub skb_transport_header: u32,
+    // enum sock_flags: bit numbers within sk_flags
+    pub sock_flag_dead: u32,
+    pub sock_flag_linger: u32,
+    // tracepoint records (offsets from the start of the record, as tracefs reports them)
+    pub tp_send_reset_skaddr: u32,
+    pub tp_send_reset_skbaddr: u32,
+    pub tp_send_reset_reason: u32,
+    pub tp_receive_reset_skaddr: u32,
+    pub tp_set_state_skaddr: u32,
+    pub tp_set_state_oldstate: u32,
+    pub tp_set_state_newstate: u32,
+    pub tp_set_state_protocol: u32,
+    /// Non-zero when `tcp_v4_send_reset`, `tcp_v6_send_reset` and `tcp_send_active_reset` take
+    /// an `enum sk_rst_reason` as their last argument (Linux ≥ 6.10).
+    pub fn_reset_has_reason: u32,
+    /// Non-zero when the BTF flavour of `tcp_send_reset` passes the reason (Linux ≥ 6.10).
+    pub tp_btf_send_reset_has_reason: u32,
+}
+
+impl KernelLayout {
+    /// A layout in which nothing is known: every program treats such fields as unreadable.
+    pub const UNKNOWN: KernelLayout = KernelLayout {
+        skc_daddr: ABSENT,
+        skc_rcv_saddr: ABSENT,
+        skc_dport: ABSENT,
+        skc_num: ABSENT,
+        skc_family: ABSENT,
+        skc_state: ABSENT,
+        skc_v6_daddr: ABSENT,
+        skc_v6_rcv_saddr: ABSENT,
+        skc_net: ABSENT,
+        net_ns_inum: ABSENT,
+        sk_flags: ABSENT,
+        sk_lingertime: ABSENT,
+        inet_sport: ABSENT,
+        tcp_rcv_nxt: ABSENT,
+        tcp_copied_seq: ABSENT,
+        tw_substate: ABSENT,
+        skb_head: ABSENT,
+        skb_network_header: ABSENT,
+        skb_transport_header: ABSENT,
+        sock_flag_dead: ABSENT,
+        sock_flag_linger: ABSENT,
+        tp_send_reset_skaddr: ABSENT,
+        tp_send_reset_skbaddr: ABSENT,
+        tp_send_reset_reason: ABSENT,
+        tp_receive_reset_skaddr: ABSENT,
+        tp_set_state_skaddr: ABSENT,
+        tp_set_state_oldstate: ABSENT,
+        tp_set_state_newstate: ABSENT,
+        tp_set_state_protocol: ABSENT,
+        fn_reset_has_reason: 0,
+        tp_btf_send_reset_has_reason: 0,
+    };
+}
+
+#[cfg(feature = "user")]
+// SAFETY: `repr(C)`, only `u32` fields, so no padding and every bit pattern is valid.
+unsafe impl aya::Pod for KernelLayout {}

@@ -1,0 +1,34 @@
+//! Names of the maps and globals shared by the programs and the loader.
+
+/// Ring buffer carrying rare events ([`crate::reset::ResetEvent`]) to user space.
+pub const EVENTS: &str = "EVENTS";
+/// Per-CPU array of [`Counter`] slots, summed by user space.
+pub const COUNTERS: &str = "COUNTERS";
+/// LRU hash: socket address → [`crate::owner::Owner`], recorded in process context.
+pub const SOCKET_OWNERS: &str = "SOCKET_OWNERS";
+/// LRU hash: [`crate::owner::ListenerKey`] → [`crate::owner::Owner`] of the listening process.
+pub const LISTENER_OWNERS: &str = "LISTENER_OWNERS";
+/// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
+pub const LAYOUT_GLOBAL: &str = "LAYOUT";
+
+/// Size of the [`EVENTS`] ring buffer in bytes (a power of two and a multiple of the page size).
+pub const EVENTS_RING_BYTES: u32 = 1 << 20;
+/// Entries in [`SOCKET_OWNERS`]; LRU eviction keeps the most recently active sockets.
+pub const SOCKET_OWNERS_ENTRIES: u32 = 65536;
+/// Entries in [`LISTENER_OWNERS`].
+pub const LISTENER_OWNERS_ENTRIES: u32 = 8192;
+
+/// Slots of the [`COUNTERS`] array.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Counter {
+    /// Events that did not fit in the ring buffer: user space reports them as lost.
+    EventsLost = 0,
+    /// Resets seen by the send-side probes, whether or not their event reached user space.
+    ResetsSent = 1,
+    /// Resets seen by the receive-side probe.
+    ResetsReceived = 2,
+}
+
+/// Number of slots in [`COUNTERS`].
+pub const COUNTER_SLOTS: u32 = 3;

@@ -1,0 +1,31 @@
+//! Names of the programs in the eBPF object. aya names a program after its function, so each
+//! constant must match a function name in `agent-ebpf/src`.
+
+/// `tcp:tcp_send_reset`, classic tracepoint.
+pub const SEND_RESET_TRACEPOINT: &str = "tcp_send_reset";
+/// `tcp_send_reset`, BTF tracepoint.
+pub const SEND_RESET_BTF: &str = "tcp_send_reset_btf";
+/// Function probes on the reset senders: (kernel function, fentry program, kprobe program).
+pub const RESET_FUNCTIONS: [(&str, &str, &str); 3] = [
+    (
+        "tcp_v4_send_reset",
+        "tcp_v4_send_reset_fentry",
+        "tcp_v4_send_reset_kprobe",
+    ),
+    (
+        "tcp_v6_send_reset",
+        "tcp_v6_send_reset_fentry",
+        "tcp_v6_send_reset_kprobe",
+    ),
+    (
+        "tcp_send_active_reset",
+        "tcp_send_active_reset_fentry",
+        "tcp_send_active_reset_kprobe",
+    ),
+];
+/// `tcp:tcp_receive_reset`, classic tracepoint.
+pub const RECEIVE_RESET_TRACEPOINT: &str = "tcp_receive_reset";
+/// `tcp_receive_reset`, BTF tracepoint.
+pub const RECEIVE_RESET_BTF: &str = "tcp_receive_reset_btf";
+/// `sock:inet_sock_set_state`, which records socket owners.
+pub const SET_STATE_TRACEPOINT: &str = "inet_sock_set_state";
