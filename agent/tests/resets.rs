@@ -1,0 +1,217 @@
+//! Every reset cause this kernel can produce, reproduced for real on loopback while the real
+//! agent watches; each test asserts the cause, the count, the endpoints and the process.
+
+mod support;
+
+use std::net::{IpAddr, Ipv6Addr, SocketAddr, SocketAddrV4};
+
+use serde_json::Value;
+use support::{Agent, Report, free_port, our_pid, require_bpf, scenarios, unique_ipv4};
+
+/// On kernels that name reset reasons (≥ 6.10) the finding carries the kernel's; before that
+/// the cause comes from evidence alone and the reason is null.
+fn assert_reason(report: &Report, finding: &Value, reason: &str) {
+    if report.json["kernel"]["reset_reasons"] == true {
+        assert_eq!(finding["kernel_reason"], reason, "{finding:#}");
+    } else {
+        assert!(finding["kernel_reason"].is_null(), "{finding:#}");
+    }
+}
+
+fn assert_owned_by_us(finding: &Value) {
+    assert_eq!(finding["process"]["pid"], our_pid(), "{finding:#}");
+}
+
+#[test]
+fn refused_ipv4_connect_is_no_listener_and_connection_refused() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let server = SocketAddr::new(ip, 7);
+    let agent = Agent::start(&[]);
+    let client = scenarios::refused_connect(ip, server);
+    let report = agent.finish();
+
+    let sent = report.one("rst_sent", "no_listener", &server.to_string());
+    assert_eq!(sent["count"], 1);
+    assert_eq!(sent["remote"], client.to_string());
+    assert!(
+        sent["process"].is_null(),
+        "no socket, so no owner: {sent:#}"
+    );
+    assert_eq!(sent["evidence"]["segment_flags"], "SYN");
+    assert_reason(&report, sent, "NO_SOCKET");
+
+    let received = report.one("rst_received", "connection_refused", &client.to_string());
+    assert_eq!(received["count"], 1);
+    assert_eq!(received["remote"], server.to_string());
+    assert_owned_by_us(received);
+    assert!(
+        received["explanation"]
+            .as_str()
+            .unwrap()
+            .contains(&server.to_string())
+    );
+}
+
+#[test]
+fn refused_ipv6_connect_is_no_listener() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V6(Ipv6Addr::LOCALHOST);
+    let server = SocketAddr::new(ip, free_port(ip));
+    let agent = Agent::start(&[]);
+    let client = scenarios::refused_connect(ip, server);
+    let report = agent.finish();
+
+    let sent = report.one("rst_sent", "no_listener", &server.to_string());
+    assert!(sent["local"].as_str().unwrap().starts_with("[::1]:"));
+    assert_eq!(sent["count"], 1);
+    assert_eq!(sent["remote"], client.to_string());
+    assert_reason(&report, sent, "NO_SOCKET");
+    let received = report.one("rst_received", "connection_refused", &client.to_string());
+    assert_owned_by_us(received);
+}
+
+#[test]
+fn stray_segment_is_unknown_connection() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = unique_ipv4();
+    let (from, to) = (SocketAddrV4::new(ip, 40001), SocketAddrV4::new(ip, 9));
+    let agent = Agent::start(&[]);
+    scenarios::stray_ack(from, to);
+    let report = agent.finish();
+
+    let finding = report.one("rst_sent", "unknown_connection", &to.to_string());
+    assert_eq!(finding["count"], 1);
+    assert_eq!(finding["remote"], from.to_string());
+    assert_eq!(finding["evidence"]["segment_flags"], "ACK");
+    assert_reason(&report, finding, "NO_SOCKET");
+}
+
+#[test]
+fn closing_with_unread_bytes_is_close_with_unread_data() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let agent = Agent::start(&[]);
+    let pair = scenarios::close_with_unread_data(ip, 7);
+    let report = agent.finish();
+
+    let sent = report.one(
+        "rst_sent",
+        "close_with_unread_data",
+        &pair.server.to_string(),
+    );
+    assert_eq!(sent["count"], 1);
+    assert_eq!(sent["remote"], pair.client.to_string());
+    assert_eq!(sent["evidence"]["unread_bytes"], 7);
+    assert_owned_by_us(sent);
+    assert_reason(&report, sent, "TCP_ABORT_ON_CLOSE");
+    assert!(
+        sent["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("7 bytes unread"),
+        "{sent:#}"
+    );
+
+    let received = report.one("rst_received", "peer_reset", &pair.client.to_string());
+    assert_eq!(received["count"], 1);
+    assert_owned_by_us(received);
+}
+
+#[test]
+fn so_linger_zero_close_is_linger_zero_abort() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let agent = Agent::start(&[]);
+    let pair = scenarios::linger_zero_close(ip);
+    let report = agent.finish();
+
+    let sent = report.one("rst_sent", "linger_zero_abort", &pair.client.to_string());
+    assert_eq!(sent["count"], 1);
+    assert_eq!(sent["remote"], pair.server.to_string());
+    assert_eq!(sent["evidence"]["linger_zero"], true);
+    assert_owned_by_us(sent);
+
+    let received = report.one("rst_received", "peer_reset", &pair.server.to_string());
+    assert_eq!(received["count"], 1);
+    assert_eq!(
+        received["evidence"]["process_from"], "listener",
+        "{received:#}"
+    );
+    assert_owned_by_us(received);
+}
+
+#[test]
+fn writing_after_the_peer_closed_is_data_after_close() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let agent = Agent::start(&[]);
+    let pair = scenarios::data_after_close(ip);
+    let report = agent.finish();
+
+    let sent = report.one("rst_sent", "data_after_close", &pair.server.to_string());
+    assert_eq!(sent["count"], 1);
+    assert_eq!(sent["remote"], pair.client.to_string());
+
+    let received = report.one(
+        "rst_received",
+        "peer_reset_during_close",
+        &pair.client.to_string(),
+    );
+    assert_eq!(received["evidence"]["socket_state"], "CLOSE_WAIT");
+    assert_owned_by_us(received);
+}
+
+#[test]
+fn reset_of_an_established_connection_is_peer_reset() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let agent = Agent::start(&[]);
+    let pair = scenarios::peer_reset(ip);
+    let report = agent.finish();
+
+    let received = report.one("rst_received", "peer_reset", &pair.client.to_string());
+    assert_eq!(received["count"], 1);
+    assert_eq!(received["remote"], pair.server.to_string());
+    assert_eq!(received["evidence"]["socket_state"], "ESTABLISHED");
+    assert_owned_by_us(received);
+    let sent = report.one("rst_sent", "linger_zero_abort", &pair.server.to_string());
+    assert_eq!(sent["evidence"]["process_from"], "listener", "{sent:#}");
+}
+
+#[test]
+fn btf_tracepoints_give_the_same_answers() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let server = SocketAddr::new(ip, 7);
+    let agent = Agent::start(&["--probe-methods", "tp_btf"]);
+    let client = scenarios::refused_connect(ip, server);
+    let report = agent.finish();
+
+    assert_eq!(report.probe("tcp:tcp_send_reset")["method"], "tp_btf");
+    assert_eq!(report.probe("tcp:tcp_receive_reset")["method"], "tp_btf");
+    let set_state = report.probe("sock:inet_sock_set_state");
+    assert_eq!(
+        set_state["attached"], false,
+        "it has no BTF flavour: {set_state}"
+    );
+    let sent = report.one("rst_sent", "no_listener", &server.to_string());
+    assert_reason(&report, sent, "NO_SOCKET");
+    report.one("rst_received", "connection_refused", &client.to_string());
+}
