@@ -1,1 +1,90 @@
-fn main() {}
+//! Project tasks: `cargo xtask setup | build | diagnose | test`.
+//!
+//! Everything the build and the tests need is installed by `setup`, which every other task runs
+//! first: CI and fresh machines start with nothing installed by hand.
+
+mod run;
+mod setup;
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, set up, run and test tcpwhy")]
+struct Cli {
+    #[command(subcommand)]
+    task: Task,
+}
+
+#[derive(Subcommand)]
+enum Task {
+    /// Install what the build needs (LLVM 22 libraries, nightly rust-src, bpf-linker); does
+    /// nothing when everything is present.
+    Setup,
+    /// Set up, then build target/release/tcpwhy with the eBPF programs embedded.
+    Build,
+    /// Set up, build, and run `tcpwhy diagnose` (as root) with the given arguments.
+    Diagnose {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
+    /// Set up, then check formatting and lints and run every test (unit and end-to-end).
+    Test,
+}
+
+fn main() -> ExitCode {
+    match run_task(Cli::parse().task) {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("xtask: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_task(task: Task) -> Result<ExitCode> {
+    match task {
+        Task::Setup => setup::ensure()?,
+        Task::Build => {
+            setup::ensure()?;
+            build()?;
+        }
+        Task::Diagnose { args } => {
+            setup::ensure()?;
+            build()?;
+            let mut command = run::command("target/release/tcpwhy");
+            command.arg("diagnose").args(&args);
+            return Ok(run::exit_code_of(&mut command)?);
+        }
+        Task::Test => {
+            setup::ensure()?;
+            test()?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn build() -> Result<()> {
+    run::step("building tcpwhy (release, eBPF programs embedded)", |c| {
+        c.args(["build", "--release", "--package", "tcpwhy"])
+    })
+}
+
+fn test() -> Result<()> {
+    run::step("checking formatting", |c| {
+        c.args(["fmt", "--all", "--check"])
+    })?;
+    run::step("linting (clippy, warnings are errors)", |c| {
+        c.args([
+            "clippy",
+            "--release",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ])
+    })?;
+    run::step("running every test", |c| c.args(["test", "--release"]))
+}

@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::report::Report;
+use crate::probes::report::NOT_NEEDED;
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -23,7 +24,18 @@ pub fn render(report: &Report) -> String {
         .map(|p| format!("{} ({})", p.name, method(p.method)))
         .collect();
     let _ = writeln!(out, "probes: {}", attached.join(", "));
-    for probe in report.probes.iter().filter(|p| !p.attached) {
+    // Fallbacks that were not needed are normal; only real failures get a line each.
+    let (standby, failed): (Vec<_>, Vec<_>) =
+        report.probes.iter().filter(|p| !p.attached).partition(|p| {
+            p.error
+                .as_deref()
+                .is_some_and(|e| e.starts_with(NOT_NEEDED))
+        });
+    if !standby.is_empty() {
+        let names: Vec<&str> = standby.iter().map(|p| p.name.as_str()).collect();
+        let _ = writeln!(out, "  fallbacks on standby: {}", names.join(", "));
+    }
+    for probe in failed {
         let _ = writeln!(
             out,
             "  not attached: {}: {}",
@@ -63,7 +75,7 @@ pub fn render(report: &Report) -> String {
         let evidence: Vec<String> = finding
             .evidence
             .iter()
-            .filter(|(key, _)| key.as_str() != "rule")
+            .filter(|(key, value)| key.as_str() != "rule" && !value.is_null())
             .map(|(key, value)| {
                 format!(
                     "{key}={}",

@@ -15,7 +15,10 @@ use tcpwhy_common::programs::{
     SEND_RESET_TRACEPOINT, SET_STATE_TRACEPOINT,
 };
 
-use super::{method::Method, report::ProbeReport};
+use super::{
+    method::Method,
+    report::{NOT_NEEDED, ProbeReport},
+};
 
 /// What the attach step needs to know about the kernel.
 pub struct AttachPlan<'a> {
@@ -67,7 +70,7 @@ fn attach_send_reset(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
             let reports = attach_function_probes(ebpf, plan);
             if reports.iter().all(|r| r.attached) {
                 let why = if failures.is_empty() {
-                    "not needed: the function probes see every reset on this kernel".to_string()
+                    format!("{NOT_NEEDED}: the function probes see every reset on this kernel")
                 } else {
                     failures.join("; ")
                 };
@@ -97,9 +100,9 @@ fn attach_send_reset(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
                     report.error = Some(join(report.error.take(), blind));
                 }
                 let mut all = vec![report];
-                all.extend(skipped_functions(
-                    "not needed: tcp:tcp_send_reset is attached",
-                ));
+                all.extend(skipped_functions(&format!(
+                    "{NOT_NEEDED}: tcp:tcp_send_reset is attached"
+                )));
                 return all;
             }
             Err(err) => failures.push(format!("{method}: {err}")),

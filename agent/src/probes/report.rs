@@ -4,6 +4,9 @@ use serde::Serialize;
 
 use super::method::Method;
 
+/// How a fallback that was not needed explains itself (it is not a failure).
+pub const NOT_NEEDED: &str = "not needed";
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeReport {
     /// The kernel hook, e.g. `tcp:tcp_send_reset` or `tcp_v4_send_reset`.
