@@ -56,7 +56,7 @@ fn run_task(task: Task) -> Result<ExitCode> {
             build()?;
             let mut command = run::command("target/release/tcpwhy");
             command.arg("diagnose").args(&args);
-            return Ok(run::exit_code_of(&mut command)?);
+            return run::exit_code_of(&mut command);
         }
         Task::Test => {
             setup::ensure()?;
@@ -86,5 +86,16 @@ fn test() -> Result<()> {
             "warnings",
         ])
     })?;
+    // The programs only build with nightly for the BPF target, as agent/build.rs builds them.
+    run::checked(
+        "linting the eBPF programs (nightly, BPF target)",
+        run::command("rustup")
+            .current_dir(run::workspace_root().join("agent-ebpf"))
+            .args(["run", "nightly", "cargo", "clippy", "--release"])
+            .args(["--target", "bpfel-unknown-none", "-Z", "build-std=core"])
+            .args(["--", "-D", "warnings"])
+            .env_remove("RUSTC")
+            .env_remove("RUSTC_WORKSPACE_WRAPPER"),
+    )?;
     run::step("running every test", |c| c.args(["test", "--release"]))
 }

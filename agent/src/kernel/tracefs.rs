@@ -76,7 +76,7 @@ impl RecordFormat {
         Ok(Self::parse(&text))
     }
 
-    /// Parses lines like `field:const void * skaddr;	offset:16;	size:8;	signed:0;`.
+    /// Parses lines like `field:const void * skaddr;<TAB>offset:16;<TAB>size:8;<TAB>signed:0;`.
     pub fn parse(text: &str) -> Self {
         let offsets = text
             .lines()
