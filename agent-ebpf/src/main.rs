@@ -9,6 +9,7 @@
 mod context;
 mod kernel;
 mod layout;
+mod listen_backlog;
 mod maps;
 mod owners;
 mod reset_event;

@@ -6,9 +6,10 @@ use aya_ebpf::{
 };
 use tcpwhy_common::{
     maps::{
-        COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LISTENER_OWNERS_ENTRIES, SOCKET_OWNERS_ENTRIES,
+        COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LISTEN_BACKLOGS_ENTRIES,
+        LISTENER_OWNERS_ENTRIES, SOCKET_OWNERS_ENTRIES,
     },
-    owner::{ListenerKey, Owner},
+    owner::{ListenCall, ListenerKey, Owner},
 };
 
 #[map]
@@ -24,6 +25,10 @@ pub static SOCKET_OWNERS: LruHashMap<u64, Owner> =
 #[map]
 pub static LISTENER_OWNERS: LruHashMap<ListenerKey, Owner> =
     LruHashMap::with_max_entries(LISTENER_OWNERS_ENTRIES, 0);
+
+#[map]
+pub static LISTEN_BACKLOGS: LruHashMap<ListenCall, u32> =
+    LruHashMap::with_max_entries(LISTEN_BACKLOGS_ENTRIES, 0);
 
 /// Adds one to a per-CPU counter (no atomics needed: each CPU has its own slot).
 #[inline(always)]

@@ -58,7 +58,9 @@ pub fn report(sighting: &Sighting) {
     // SAFETY: helper call without preconditions.
     event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
     let has_socket = describe_socket(sighting.sk, event);
-    describe_segment(sighting.skb, event, !has_socket);
+    // A listener has no peer: the segment it answered names both ends precisely.
+    let socket_names_peer = has_socket && event.state != tcp_state::LISTEN;
+    describe_segment(sighting.skb, event, !socket_names_peer);
     if has_socket {
         describe_owner(sighting.sk, event);
     }
@@ -132,8 +134,8 @@ fn describe_full_socket(sk: u64, state: u8, event: &mut ResetEvent) {
     }
 }
 
-/// Reads the flags of the segment that provoked the reset and, when there is no socket, the
-/// endpoints from its headers (the segment's destination is this host's side).
+/// Reads the flags of the segment that provoked the reset and, when the socket cannot name the
+/// peer, the endpoints from its headers (the segment's destination is this host's side).
 #[inline(always)]
 fn describe_segment(skb: u64, event: &mut ResetEvent, take_endpoints: bool) {
     let (Ok(head), Ok(network), Ok(transport)) = (

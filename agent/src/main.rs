@@ -6,7 +6,10 @@ mod events;
 mod explain;
 mod findings;
 mod kernel;
+mod listeners;
+mod netns;
 mod probes;
+mod queues;
 mod session;
 
 use std::process::ExitCode;

@@ -6,9 +6,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result};
 use aya::{
     Ebpf,
-    maps::{PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, RingBuf},
 };
-use tcpwhy_common::maps::{COUNTERS, Counter, EVENTS};
+use tcpwhy_common::{
+    maps::{COUNTERS, Counter, EVENTS, LISTEN_BACKLOGS},
+    owner::ListenCall,
+};
 
 use crate::{
     events::{reset::Reset, ring::EventRing},
@@ -144,6 +147,16 @@ impl Session {
         let classifier = &self.classifier;
         self.ring
             .drain_now(|bytes| decode_into(bytes, |reset| handle(classifier, reset)));
+    }
+
+    /// The backlog a process passed to listen() on descriptor `fd`, if the probe saw the call.
+    pub fn requested_backlog(&self, pid: u32, fd: u32) -> Option<i32> {
+        let map = self.ebpf.map(LISTEN_BACKLOGS)?;
+        let backlogs: HashMap<_, ListenCall, u32> = HashMap::try_from(map).ok()?;
+        backlogs
+            .get(&ListenCall { pid, fd }, 0)
+            .ok()
+            .map(|b| b as i32)
     }
 
     /// Sums the programs' per-CPU counters.

@@ -51,6 +51,8 @@ pub struct KernelLayout {
     pub tp_set_state_oldstate: u32,
     pub tp_set_state_newstate: u32,
     pub tp_set_state_protocol: u32,
+    pub tp_listen_fd: u32,
+    pub tp_listen_backlog: u32,
     /// Non-zero when `tcp_v4_send_reset`, `tcp_v6_send_reset` and `tcp_send_active_reset` take
     /// an `enum sk_rst_reason` as their last argument (Linux ≥ 6.10).
     pub fn_reset_has_reason: u32,
@@ -90,6 +92,8 @@ impl KernelLayout {
         tp_set_state_oldstate: ABSENT,
         tp_set_state_newstate: ABSENT,
         tp_set_state_protocol: ABSENT,
+        tp_listen_fd: ABSENT,
+        tp_listen_backlog: ABSENT,
         fn_reset_has_reason: 0,
         tp_btf_send_reset_has_reason: 0,
     };

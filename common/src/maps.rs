@@ -8,6 +8,8 @@ pub const COUNTERS: &str = "COUNTERS";
 pub const SOCKET_OWNERS: &str = "SOCKET_OWNERS";
 /// LRU hash: [`crate::owner::ListenerKey`] → [`crate::owner::Owner`] of the listening process.
 pub const LISTENER_OWNERS: &str = "LISTENER_OWNERS";
+/// LRU hash: [`crate::owner::ListenCall`] → the backlog passed to listen(), before any capping.
+pub const LISTEN_BACKLOGS: &str = "LISTEN_BACKLOGS";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 
@@ -17,6 +19,8 @@ pub const EVENTS_RING_BYTES: u32 = 1 << 20;
 pub const SOCKET_OWNERS_ENTRIES: u32 = 65536;
 /// Entries in [`LISTENER_OWNERS`].
 pub const LISTENER_OWNERS_ENTRIES: u32 = 8192;
+/// Entries in [`LISTEN_BACKLOGS`].
+pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
 
 /// Slots of the [`COUNTERS`] array.
 #[repr(u32)]

@@ -30,9 +30,18 @@ pub struct ListenerKey {
     pub _pad: u16,
 }
 
+/// A listen() call: the process and the descriptor it listened on.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ListenCall {
+    pub pid: u32,
+    pub fd: u32,
+}
+
 #[cfg(feature = "user")]
 mod pod {
     // SAFETY: both are `repr(C)` and made only of integers and byte arrays, without padding.
     unsafe impl aya::Pod for super::Owner {}
     unsafe impl aya::Pod for super::ListenerKey {}
+    unsafe impl aya::Pod for super::ListenCall {}
 }

@@ -29,3 +29,5 @@ pub const RECEIVE_RESET_TRACEPOINT: &str = "tcp_receive_reset";
 pub const RECEIVE_RESET_BTF: &str = "tcp_receive_reset_btf";
 /// `sock:inet_sock_set_state`, which records socket owners.
 pub const SET_STATE_TRACEPOINT: &str = "inet_sock_set_state";
+/// `syscalls:sys_enter_listen`, which records the backlog each listen() asked for.
+pub const LISTEN_TRACEPOINT: &str = "sys_enter_listen";

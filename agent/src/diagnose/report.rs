@@ -8,6 +8,7 @@ use crate::{
     findings::{finding::Finding, group::Groups},
     kernel::release::KernelInfo,
     probes::report::ProbeReport,
+    queues::{drops::ListenerDrops, watch::ListenerCondition},
     session::{Counters, Session},
 };
 
@@ -16,8 +17,25 @@ pub struct Report {
     pub kernel: KernelInfo,
     pub probes: Vec<ProbeReport>,
     pub findings: Vec<Finding>,
+    /// Listeners full, nearly full or capped by somaxconn when the window started and ended.
+    pub listeners: ListenerSnapshots,
     pub window: Window,
     pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct ListenerSnapshots {
+    pub start: Vec<ListenerCondition>,
+    pub end: Vec<ListenerCondition>,
+}
+
+/// What the watch window collected.
+pub struct Observations {
+    pub resets: Groups,
+    pub queue_drops: Vec<ListenerDrops>,
+    pub queue_problems: Vec<String>,
+    pub listeners_at_start: Vec<ListenerCondition>,
+    pub listeners_at_end: Vec<ListenerCondition>,
 }
 
 #[derive(Debug, Serialize)]
@@ -34,12 +52,13 @@ pub struct Window {
 impl Report {
     pub fn new(
         session: &Session,
-        groups: Groups,
+        seen: Observations,
         counters: Counters,
         elapsed: Duration,
         interrupted: bool,
     ) -> Self {
         let mut warnings = session.warnings.clone();
+        warnings.extend(seen.queue_problems);
         if counters.events_lost > 0 {
             warnings.push(format!(
                 "{} events were lost (ring buffer full); counts below are lower than the truth",
@@ -49,11 +68,16 @@ impl Report {
         Self {
             kernel: session.kernel.clone(),
             probes: session.probes.clone(),
-            findings: groups
-                .into_sorted()
+            findings: seen
+                .queue_drops
                 .iter()
-                .map(Finding::from_group)
+                .map(Finding::from_queue_drops)
+                .chain(seen.resets.into_sorted().iter().map(Finding::from_group))
                 .collect(),
+            listeners: ListenerSnapshots {
+                start: seen.listeners_at_start,
+                end: seen.listeners_at_end,
+            },
             window: Window {
                 seconds: (elapsed.as_secs_f64() * 10.0).round() / 10.0,
                 interrupted,

@@ -58,14 +58,20 @@ pub fn render(report: &Report) -> String {
             .as_ref()
             .map(|p| format!("  process {} (pid {})", p.comm, p.pid))
             .unwrap_or_default();
+        let endpoint = |label: &str, value: &Option<String>| {
+            value
+                .as_ref()
+                .map(|v| format!("  {label} {v}"))
+                .unwrap_or_default()
+        };
         let _ = writeln!(
             out,
-            "[{}] {} ×{}  local {}  remote {}{}",
+            "[{}] {} ×{}{}{}{}",
             finding.kind.as_str(),
             finding.cause,
             finding.count,
-            finding.local,
-            finding.remote,
+            endpoint("local", &finding.local),
+            endpoint("remote", &finding.remote),
             process
         );
         if let Some(reason) = &finding.kernel_reason {

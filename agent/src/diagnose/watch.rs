@@ -5,8 +5,15 @@ use std::time::{Duration, Instant};
 use anyhow::Result;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::report::Report;
-use crate::{findings::group::Groups, probes::attach::attached_count, session::Session};
+use super::report::{Observations, Report};
+use crate::{
+    findings::group::Groups, probes::attach::attached_count, queues::watch::QueueWatch,
+    session::Session,
+};
+
+/// How often listen queues and namespace counters are sampled. A queue that fills and drains
+/// faster than this is still counted (by the counters), only its listener may go unnamed.
+const QUEUE_SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
 pub struct WatchOptions {
     /// None: until interrupted.
@@ -31,6 +38,12 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
     let started = Instant::now();
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut groups = Groups::default();
+    let mut queues = QueueWatch::default();
+    queues.tick(Instant::now(), &|pid, fd| {
+        session.requested_backlog(pid, fd)
+    });
+    let listeners_at_start = queues.snapshot(&|pid, fd| session.requested_backlog(pid, fd));
+    let mut sample = tokio::time::interval(QUEUE_SAMPLE_EVERY);
     let mut interrupted = false;
     loop {
         let sleep = async {
@@ -41,16 +54,27 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
         };
         tokio::select! {
             result = session.next_events(|c, reset| groups.add(c.classify(&reset))) => result?,
+            _ = sample.tick() => queues.tick(Instant::now(), &|pid, fd| session.requested_backlog(pid, fd)),
             _ = sleep => break,
             _ = interrupt.recv() => { interrupted = true; break }
             _ = terminate.recv() => { interrupted = true; break }
         }
     }
     session.remaining_events(|c, reset| groups.add(c.classify(&reset)));
+    queues.tick(Instant::now(), &|pid, fd| {
+        session.requested_backlog(pid, fd)
+    });
+    let listeners_at_end = queues.snapshot(&|pid, fd| session.requested_backlog(pid, fd));
     let counters = session.counters()?;
     Ok(Report::new(
         &session,
-        groups,
+        Observations {
+            resets: groups,
+            queue_problems: queues.problems.clone(),
+            queue_drops: queues.into_drops(),
+            listeners_at_start,
+            listeners_at_end,
+        },
         counters,
         started.elapsed(),
         interrupted,

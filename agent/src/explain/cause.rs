@@ -22,6 +22,10 @@ pub enum Cause {
     ConnectionRefused,
     PeerReset,
     PeerResetDuringClose,
+    // Listen-queue drops.
+    AcceptQueueOverflow,
+    SynQueueOverflow,
+    SynFloodCookies,
     /// The evidence matched no rule; the finding still shows what was seen.
     Unclassified,
 }
@@ -43,6 +47,9 @@ impl Cause {
             Cause::ConnectionRefused => "connection_refused",
             Cause::PeerReset => "peer_reset",
             Cause::PeerResetDuringClose => "peer_reset_during_close",
+            Cause::AcceptQueueOverflow => "accept_queue_overflow",
+            Cause::SynQueueOverflow => "syn_queue_overflow",
+            Cause::SynFloodCookies => "syn_flood_cookies",
             Cause::Unclassified => "unclassified",
         }
     }
@@ -111,6 +118,21 @@ impl Cause {
                 "this host probably wrote after the peer closed (the application sees EPIPE/SIGPIPE)",
                 "stop writing once the peer's EOF is read; close both directions in protocol order",
             ],
+            Cause::AcceptQueueOverflow => &[
+                "find why accept() is slow: a blocked accept loop, too few workers, fd exhaustion (EMFILE), a CLOSE_WAIT leak",
+                "raise the listen() backlog and net.core.somaxconn together: the kernel silently caps the backlog at somaxconn",
+                "keep net.ipv4.tcp_abort_on_overflow=0 so that clients retry instead of being reset",
+            ],
+            Cause::SynQueueOverflow => &[
+                "enable SYN cookies: net.ipv4.tcp_syncookies=1",
+                "raise the listen() backlog (the SYN queue is bounded by it) and net.ipv4.tcp_max_syn_backlog",
+                "under a SYN flood, lower net.ipv4.tcp_synack_retries so half-open entries expire sooner",
+            ],
+            Cause::SynFloodCookies => &[
+                "connections still work, but without TCP timestamps they may lose window scaling and SACK",
+                "if this is not an attack, the backlog is too small for the connection rate: raise the listen() backlog and net.core.somaxconn",
+                "SyncookiesFailed rising means ACKs with invalid cookies: a flood or very late ACKs",
+            ],
             Cause::Unclassified => {
                 &["the evidence matched no known cause: report it with the evidence shown"]
             }
@@ -139,6 +161,9 @@ mod tests {
             Cause::ConnectionRefused,
             Cause::PeerReset,
             Cause::PeerResetDuringClose,
+            Cause::AcceptQueueOverflow,
+            Cause::SynQueueOverflow,
+            Cause::SynFloodCookies,
             Cause::Unclassified,
         ];
         let mut ids: Vec<_> = all.iter().map(|c| c.id()).collect();

@@ -4,4 +4,5 @@
 pub mod cause;
 pub mod classifier;
 pub mod narrative;
+pub mod queue_narrative;
 pub mod reset_rules;

@@ -101,7 +101,11 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
             plural(n, "connection", "connections"),
             plural(n, "it was", "they were"),
         ),
-        Cause::Unclassified => format!(
+        // Queue drops are explained by `queue_narrative`; should one reach here, say what is known.
+        Cause::Unclassified
+        | Cause::AcceptQueueOverflow
+        | Cause::SynQueueOverflow
+        | Cause::SynFloodCookies => format!(
             "{n} {} on {local} (remote {remote}, state {state}{}) matched no known cause.",
             plural(n, "reset", "resets"),
             group

@@ -8,7 +8,8 @@ use tcpwhy_common::reset::tcp_flags;
 use super::group::ResetGroup;
 use crate::{
     events::{reset::Direction, tcp_state},
-    explain::narrative,
+    explain::{narrative, queue_narrative},
+    queues::drops::ListenerDrops,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -16,6 +17,7 @@ use crate::{
 pub enum Kind {
     RstSent,
     RstReceived,
+    QueueDrop,
 }
 
 impl Kind {
@@ -23,6 +25,7 @@ impl Kind {
         match self {
             Kind::RstSent => "rst_sent",
             Kind::RstReceived => "rst_received",
+            Kind::QueueDrop => "queue_drop",
         }
     }
 }
@@ -38,8 +41,10 @@ pub struct Finding {
     pub kind: Kind,
     pub cause: &'static str,
     pub count: u64,
-    pub local: String,
-    pub remote: String,
+    /// `ip:port`; null for a queue drop whose listener could not be identified.
+    pub local: Option<String>,
+    /// A sample remote endpoint; null where none is known (queue drops read from counters).
+    pub remote: Option<String>,
     pub process: Option<ProcessRef>,
     pub kernel_reason: Option<String>,
     pub explanation: String,
@@ -56,8 +61,8 @@ impl Finding {
             },
             cause: group.cause.id(),
             count: group.count,
-            local: group.local.to_string(),
-            remote: group.sample_remote.to_string(),
+            local: Some(group.local.to_string()),
+            remote: Some(group.sample_remote.to_string()),
             process: group.process.as_ref().map(|p| ProcessRef {
                 pid: p.pid,
                 comm: p.comm.clone(),
@@ -68,6 +73,69 @@ impl Finding {
             evidence: evidence(group),
         }
     }
+}
+
+impl Finding {
+    pub fn from_queue_drops(drops: &ListenerDrops) -> Self {
+        Self {
+            kind: Kind::QueueDrop,
+            cause: drops.cause.id(),
+            count: drops.count,
+            local: drops.listener.map(|l| l.to_string()),
+            remote: None,
+            process: drops.owner.as_ref().map(|p| ProcessRef {
+                pid: p.pid,
+                comm: p.comm.clone(),
+            }),
+            kernel_reason: None,
+            explanation: queue_narrative::explain(drops),
+            advice: drops.cause.advice().iter().map(|a| a.to_string()).collect(),
+            evidence: queue_evidence(drops),
+        }
+    }
+}
+
+fn queue_evidence(drops: &ListenerDrops) -> Map<String, Value> {
+    let mut map = Map::new();
+    map.insert("namespace".into(), json!(drops.namespace));
+    map.insert(
+        "attribution".into(),
+        json!("namespace counters (nstat) + sock_diag listener samples"),
+    );
+    map.insert("certainty".into(), json!(drops.certainty));
+    if !drops.shared_with.is_empty() {
+        let others: Vec<String> = drops.shared_with.iter().map(|a| a.to_string()).collect();
+        map.insert("shared_with".into(), json!(others));
+    }
+    map.insert("queue_len_max".into(), json!(drops.queue_len_max));
+    map.insert("queue_limit".into(), json!(drops.queue_limit));
+    map.insert("half_open_max".into(), json!(drops.half_open_max));
+    map.insert(
+        "full_for_ms".into(),
+        json!(drops.full_for.as_millis() as u64),
+    );
+    map.insert("requested_backlog".into(), json!(drops.requested_backlog));
+    if let Some(owner) = &drops.owner {
+        map.insert("open_fds".into(), json!(owner.open_fds));
+        map.insert("fd_limit".into(), json!(owner.fd_limit));
+        if let Some(unit) = &owner.unit {
+            map.insert("unit".into(), json!(unit));
+        }
+    }
+    map.insert("sysctls".into(), json!(drops.sysctls));
+    let c = &drops.counters;
+    map.insert(
+        "counters".into(),
+        json!({
+            "ListenOverflows": c.listen_overflows,
+            "ListenDrops": c.listen_drops,
+            "TCPReqQFullDrop": c.req_q_full_drop,
+            "TCPReqQFullDoCookies": c.req_q_full_do_cookies,
+            "SyncookiesSent": c.syncookies_sent,
+            "SyncookiesFailed": c.syncookies_failed,
+        }),
+    );
+    map
 }
 
 fn evidence(group: &ResetGroup) -> Map<String, Value> {

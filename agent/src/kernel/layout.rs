@@ -84,6 +84,7 @@ fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &m
     let send = record("tcp", "tcp_send_reset");
     let receive = record("tcp", "tcp_receive_reset");
     let set_state = record("sock", "inet_sock_set_state");
+    let listen = record("syscalls", "sys_enter_listen");
     let offset = |format: &RecordFormat, field: &str| format.offset(field).unwrap_or(ABSENT);
     layout.tp_send_reset_skaddr = offset(&send, "skaddr");
     layout.tp_send_reset_skbaddr = offset(&send, "skbaddr");
@@ -93,6 +94,8 @@ fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &m
     layout.tp_set_state_oldstate = offset(&set_state, "oldstate");
     layout.tp_set_state_newstate = offset(&set_state, "newstate");
     layout.tp_set_state_protocol = offset(&set_state, "protocol");
+    layout.tp_listen_fd = offset(&listen, "fd");
+    layout.tp_listen_backlog = offset(&listen, "backlog");
 }
 
 #[cfg(test)]

@@ -11,8 +11,8 @@ use aya::{
     programs::{BtfTracePoint, FEntry, KProbe, ProgramError, TracePoint},
 };
 use tcpwhy_common::programs::{
-    RECEIVE_RESET_BTF, RECEIVE_RESET_TRACEPOINT, RESET_FUNCTIONS, SEND_RESET_BTF,
-    SEND_RESET_TRACEPOINT, SET_STATE_TRACEPOINT,
+    LISTEN_TRACEPOINT, RECEIVE_RESET_BTF, RECEIVE_RESET_TRACEPOINT, RESET_FUNCTIONS,
+    SEND_RESET_BTF, SEND_RESET_TRACEPOINT, SET_STATE_TRACEPOINT,
 };
 
 use super::{
@@ -32,6 +32,7 @@ pub struct AttachPlan<'a> {
 const SEND_RESET: &str = "tcp:tcp_send_reset";
 const RECEIVE_RESET: &str = "tcp:tcp_receive_reset";
 const SET_STATE: &str = "sock:inet_sock_set_state";
+const LISTEN: &str = "syscalls:sys_enter_listen";
 
 /// Attaches everything it can; the reports say what attached and why the rest did not.
 pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
@@ -48,6 +49,13 @@ pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
         plan,
         SET_STATE,
         SET_STATE_TRACEPOINT,
+        "",
+    ));
+    reports.push(attach_tracepoint_chain(
+        ebpf,
+        plan,
+        LISTEN,
+        LISTEN_TRACEPOINT,
         "",
     ));
     reports

@@ -1,0 +1,5 @@
+//! Listening sockets: their accept queues, their half-open connections and their owners.
+
+pub mod owner;
+pub mod snapshot;
+pub mod sock_diag;

@@ -1,0 +1,104 @@
+//! What the listeners of one namespace look like right now.
+
+use std::{collections::HashMap, net::SocketAddr};
+
+use anyhow::Result;
+use netlink_packet_sock_diag::inet::StateFlags;
+use serde::Serialize;
+use tcpwhy_common::tcp_state;
+
+use super::sock_diag;
+use crate::{kernel::sysctl, netns::Namespace};
+
+/// The sysctls that decide how a namespace's listeners overflow. Each namespace has its own.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct QueueSysctls {
+    pub somaxconn: Option<i64>,
+    pub tcp_abort_on_overflow: Option<i64>,
+    pub tcp_syncookies: Option<i64>,
+    pub tcp_max_syn_backlog: Option<i64>,
+    pub tcp_synack_retries: Option<i64>,
+    pub tcp_syn_retries: Option<i64>,
+}
+
+impl QueueSysctls {
+    /// Reads them in the calling thread's namespace.
+    fn read_here() -> Self {
+        Self {
+            somaxconn: sysctl::read_int("net.core.somaxconn"),
+            tcp_abort_on_overflow: sysctl::read_int("net.ipv4.tcp_abort_on_overflow"),
+            tcp_syncookies: sysctl::read_int("net.ipv4.tcp_syncookies"),
+            tcp_max_syn_backlog: sysctl::read_int("net.ipv4.tcp_max_syn_backlog"),
+            tcp_synack_retries: sysctl::read_int("net.ipv4.tcp_synack_retries"),
+            tcp_syn_retries: sysctl::read_int("net.ipv4.tcp_syn_retries"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListenerNow {
+    pub local: SocketAddr,
+    /// Connections waiting for accept().
+    pub queue_len: u32,
+    /// `min(backlog passed to listen(), net.core.somaxconn)`; the queue holds one more.
+    pub queue_limit: u32,
+    pub inode: u32,
+}
+
+impl ListenerNow {
+    /// `sk_acceptq_is_full()` is `len > limit`: the queue holds limit + 1 connections.
+    pub fn is_full(&self) -> bool {
+        self.queue_len > self.queue_limit
+    }
+
+    pub fn is_nearly_full(&self) -> bool {
+        self.queue_len > 0 && u64::from(self.queue_len) * 10 >= u64::from(self.queue_limit) * 9
+    }
+}
+
+/// Sampling one namespace: its listeners through sock_diag, its sysctls through /proc/sys.
+pub struct NamespaceProbe {
+    pub namespace: Namespace,
+    pub sysctls: QueueSysctls,
+}
+
+impl NamespaceProbe {
+    pub fn open(namespace: Namespace) -> Result<Self> {
+        let sysctls = namespace.run_in(|| Ok(QueueSysctls::read_here()))?;
+        Ok(Self { namespace, sysctls })
+    }
+
+    /// Re-reads the sysctls (they can change while watching).
+    pub fn refresh_sysctls(&mut self) -> Result<()> {
+        self.sysctls = self.namespace.run_in(|| Ok(QueueSysctls::read_here()))?;
+        Ok(())
+    }
+
+    pub fn listeners(&self) -> Result<Vec<ListenerNow>> {
+        let sockets = self
+            .namespace
+            .run_in(|| sock_diag::dump(StateFlags::LISTEN))?;
+        Ok(sockets
+            .into_iter()
+            .filter(|s| s.state == tcp_state::LISTEN)
+            .map(|s| ListenerNow {
+                local: s.local,
+                queue_len: s.recv_queue,
+                queue_limit: s.send_queue,
+                inode: s.inode,
+            })
+            .collect())
+    }
+
+    /// Half-open connections (SYN_RECV request sockets) per local endpoint.
+    pub fn half_open_by_listener(&self) -> Result<HashMap<SocketAddr, u32>> {
+        let sockets = self
+            .namespace
+            .run_in(|| sock_diag::dump(StateFlags::SYN_RECV))?;
+        let mut counts = HashMap::new();
+        for socket in sockets.iter().filter(|s| s.state == tcp_state::SYN_RECV) {
+            *counts.entry(socket.local).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+}

@@ -1,0 +1,418 @@
+//! Samples every namespace's queue counters and listeners, and credits counter growth to the
+//! listeners that were full when it happened.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    time::{Duration, Instant},
+};
+
+use super::drops::{Certainty, ListenerDrops};
+use crate::{
+    explain::cause::Cause,
+    listeners::{
+        owner::{ProcessFacts, find_socket_owner},
+        snapshot::{ListenerNow, NamespaceProbe},
+    },
+    netns::{
+        self, Namespace,
+        netstat::{CounterGrowth, TcpExt},
+    },
+};
+
+/// How often namespaces are looked for again (containers come and go) and sysctls re-read.
+const RESCAN_EVERY: Duration = Duration::from_secs(1);
+/// A listener seen full this recently is a candidate for drops counted now: the queue can drain
+/// between the drop and the sample.
+const RECENTLY_FULL: Duration = Duration::from_secs(1);
+
+/// The owner of a listener, with the backlog its listen() asked for when tcpwhy saw the call.
+#[derive(Debug, Clone)]
+pub struct ListenerOwner {
+    pub process: ProcessFacts,
+    pub requested_backlog: Option<i32>,
+}
+
+/// Looks up the backlog a (pid, fd) passed to listen(); provided by the session's probes.
+pub type BacklogLookup<'a> = &'a dyn Fn(u32, u32) -> Option<i32>;
+
+#[derive(Default)]
+struct FullSpell {
+    full_now: bool,
+    last_full: Option<Instant>,
+    total: Duration,
+}
+
+struct Watched {
+    probe: NamespaceProbe,
+    counters: TcpExt,
+    listeners: Vec<ListenerNow>,
+    spells: HashMap<SocketAddr, FullSpell>,
+    sampled_at: Instant,
+}
+
+#[derive(Default)]
+pub struct QueueWatch {
+    namespaces: BTreeMap<u64, Watched>,
+    rescanned_at: Option<Instant>,
+    drops: BTreeMap<(u64, Option<SocketAddr>, Cause), ListenerDrops>,
+    owners: HashMap<(u64, u32), Option<ListenerOwner>>,
+    /// Problems met while sampling, each said once.
+    pub problems: Vec<String>,
+}
+
+impl QueueWatch {
+    /// Samples every namespace once; call this often (every 100 ms or so).
+    pub fn tick(&mut self, now: Instant, backlogs: BacklogLookup) {
+        if self
+            .rescanned_at
+            .is_none_or(|at| now.duration_since(at) >= RESCAN_EVERY)
+        {
+            self.rescan(now);
+            self.rescanned_at = Some(now);
+        }
+        let inodes: Vec<u64> = self.namespaces.keys().copied().collect();
+        for inode in inodes {
+            if let Err(err) = self.sample(inode, now, backlogs) {
+                if netns::list().iter().any(|ns| ns.inode == inode) {
+                    self.problem(format!("namespace {inode}: {err:#}"));
+                } else {
+                    // Its last process exited between the rescan and this sample.
+                    self.settle_full_durations(inode);
+                    self.namespaces.remove(&inode);
+                }
+            }
+        }
+    }
+
+    fn problem(&mut self, text: String) {
+        if !self.problems.contains(&text) {
+            tracing::warn!("{text}");
+            self.problems.push(text);
+        }
+    }
+
+    fn rescan(&mut self, now: Instant) {
+        let present = netns::list();
+        let gone: Vec<u64> = self
+            .namespaces
+            .keys()
+            .filter(|inode| !present.iter().any(|ns| ns.inode == **inode))
+            .copied()
+            .collect();
+        for inode in gone {
+            self.settle_full_durations(inode);
+            self.namespaces.remove(&inode);
+        }
+        for namespace in present {
+            match self.namespaces.get_mut(&namespace.inode) {
+                Some(watched) => {
+                    let _ = watched.probe.refresh_sysctls();
+                }
+                None => {
+                    if let Some(watched) = start_watching(namespace, now) {
+                        self.namespaces
+                            .insert(watched.probe.namespace.inode, watched);
+                    }
+                }
+            }
+        }
+    }
+
+    fn sample(&mut self, inode: u64, now: Instant, backlogs: BacklogLookup) -> anyhow::Result<()> {
+        let watched = self
+            .namespaces
+            .get_mut(&inode)
+            .expect("sampled namespaces are watched");
+        let elapsed = now.duration_since(watched.sampled_at);
+        watched.sampled_at = now;
+        let listeners = watched.probe.listeners()?;
+        for listener in &listeners {
+            let spell = watched.spells.entry(listener.local).or_default();
+            if listener.is_full() {
+                if spell.full_now {
+                    spell.total += elapsed;
+                }
+                spell.full_now = true;
+                spell.last_full = Some(now);
+            } else {
+                spell.full_now = false;
+            }
+        }
+        let counters = TcpExt::read(&watched.probe.namespace.proc_net())?;
+        let growth = counters.growth_since(&watched.counters);
+        watched.counters = counters;
+        watched.listeners = listeners;
+        if growth.any() {
+            self.attribute(inode, &growth, now, backlogs)?;
+        }
+        Ok(())
+    }
+
+    /// Credits the namespace's counter growth to the listeners whose queues explain it.
+    fn attribute(
+        &mut self,
+        inode: u64,
+        growth: &CounterGrowth,
+        now: Instant,
+        backlogs: BacklogLookup,
+    ) -> anyhow::Result<()> {
+        let watched = &self.namespaces[&inode];
+        if growth.listen_overflows > 0 {
+            let full: Vec<ListenerNow> = watched
+                .listeners
+                .iter()
+                .filter(|l| {
+                    watched
+                        .spells
+                        .get(&l.local)
+                        .and_then(|s| s.last_full)
+                        .is_some_and(|at| now.duration_since(at) <= RECENTLY_FULL)
+                })
+                .cloned()
+                .collect();
+            self.record(
+                inode,
+                Cause::AcceptQueueOverflow,
+                growth.listen_overflows,
+                &full,
+                &HashMap::new(),
+                growth,
+                backlogs,
+            );
+        }
+        let syn_queue_drops = growth.req_q_full_drop;
+        let cookies = growth.req_q_full_do_cookies.max(growth.syncookies_sent);
+        if syn_queue_drops > 0 || cookies > 0 {
+            let watched = &self.namespaces[&inode];
+            let half_open = watched.probe.half_open_by_listener()?;
+            // reqsk_queue_is_full(): half-open count >= the listener's backlog limit.
+            let mut full: Vec<ListenerNow> = watched
+                .listeners
+                .iter()
+                .filter(|l| half_open.get(&l.local).is_some_and(|&n| n >= l.queue_limit))
+                .cloned()
+                .collect();
+            if full.is_empty() {
+                // The SYN queue may have drained since; the busiest one is the best guess.
+                full.extend(
+                    watched
+                        .listeners
+                        .iter()
+                        .filter(|l| half_open.get(&l.local).is_some_and(|&n| n > 0))
+                        .max_by_key(|l| half_open[&l.local])
+                        .cloned(),
+                );
+            }
+            if syn_queue_drops > 0 {
+                self.record(
+                    inode,
+                    Cause::SynQueueOverflow,
+                    syn_queue_drops,
+                    &full,
+                    &half_open,
+                    growth,
+                    backlogs,
+                );
+            }
+            if cookies > 0 {
+                self.record(
+                    inode,
+                    Cause::SynFloodCookies,
+                    cookies,
+                    &full,
+                    &half_open,
+                    growth,
+                    backlogs,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &mut self,
+        inode: u64,
+        cause: Cause,
+        count: u64,
+        candidates: &[ListenerNow],
+        half_open: &HashMap<SocketAddr, u32>,
+        growth: &CounterGrowth,
+        backlogs: BacklogLookup,
+    ) {
+        let certainty = match candidates.len() {
+            0 => Certainty::Unattributed,
+            1 => Certainty::High,
+            _ => Certainty::Shared,
+        };
+        let sysctls = self.namespaces[&inode].probe.sysctls.clone();
+        let targets: Vec<Option<&ListenerNow>> = if candidates.is_empty() {
+            vec![None]
+        } else {
+            candidates.iter().map(Some).collect()
+        };
+        for target in targets {
+            let owner = target.and_then(|l| self.owner_of(inode, l, backlogs));
+            let local = target.map(|l| l.local);
+            let entry = self
+                .drops
+                .entry((inode, local, cause))
+                .or_insert_with(|| ListenerDrops {
+                    cause,
+                    namespace: inode,
+                    listener: local,
+                    count: 0,
+                    certainty,
+                    queue_len_max: 0,
+                    queue_limit: 0,
+                    half_open_max: 0,
+                    full_for: Duration::ZERO,
+                    owner: None,
+                    requested_backlog: None,
+                    sysctls: sysctls.clone(),
+                    counters: CounterGrowth::default(),
+                    shared_with: Vec::new(),
+                });
+            entry.count += count;
+            entry.sysctls = sysctls.clone();
+            entry.counters.add(growth);
+            if certainty == Certainty::Shared {
+                entry.certainty = Certainty::Shared;
+                for other in candidates.iter().filter(|c| Some(c.local) != local) {
+                    if !entry.shared_with.contains(&other.local) {
+                        entry.shared_with.push(other.local);
+                    }
+                }
+            }
+            if let Some(listener) = target {
+                entry.queue_len_max = entry.queue_len_max.max(listener.queue_len);
+                entry.queue_limit = listener.queue_limit;
+                entry.half_open_max = entry
+                    .half_open_max
+                    .max(half_open.get(&listener.local).copied().unwrap_or(0));
+            }
+            if let Some(owner) = owner {
+                entry.requested_backlog = owner.requested_backlog;
+                entry.owner = Some(owner.process);
+            }
+        }
+    }
+
+    /// Resolves (once) which process holds a listener, scanning only its namespace's processes.
+    fn owner_of(
+        &mut self,
+        inode: u64,
+        listener: &ListenerNow,
+        backlogs: BacklogLookup,
+    ) -> Option<ListenerOwner> {
+        self.owners
+            .entry((inode, listener.inode))
+            .or_insert_with(|| {
+                let pids = netns::pids()
+                    .into_iter()
+                    .filter(|&pid| netns::namespace_of(pid) == Some(inode));
+                find_socket_owner(listener.inode, pids).map(|(process, fd)| ListenerOwner {
+                    requested_backlog: backlogs(process.pid, fd),
+                    process,
+                })
+            })
+            .clone()
+    }
+
+    /// Listeners worth a look right now: full, nearly full, or capped by somaxconn.
+    pub fn snapshot(&mut self, backlogs: BacklogLookup) -> Vec<ListenerCondition> {
+        let mut found = Vec::new();
+        let inodes: Vec<u64> = self.namespaces.keys().copied().collect();
+        for inode in inodes {
+            let (listeners, somaxconn) = {
+                let w = &self.namespaces[&inode];
+                (w.listeners.clone(), w.probe.sysctls.somaxconn)
+            };
+            for listener in listeners {
+                let at_somaxconn = somaxconn.is_some_and(|s| i64::from(listener.queue_limit) == s);
+                let interesting = listener.is_full() || listener.is_nearly_full() || at_somaxconn;
+                if !interesting {
+                    continue;
+                }
+                let owner = self.owner_of(inode, &listener, backlogs);
+                let requested = owner.as_ref().and_then(|o| o.requested_backlog);
+                let capped = requested.is_some_and(|r| r < 0 || r as u32 > listener.queue_limit);
+                let condition = if listener.is_full() {
+                    "full"
+                } else if listener.is_nearly_full() {
+                    "nearly_full"
+                } else if capped {
+                    "backlog_capped"
+                } else if requested.is_none() {
+                    "limit_equals_somaxconn"
+                } else {
+                    continue;
+                };
+                found.push(ListenerCondition {
+                    namespace: inode,
+                    listener: listener.local.to_string(),
+                    condition,
+                    queue_len: listener.queue_len,
+                    queue_limit: listener.queue_limit,
+                    requested_backlog: requested,
+                    somaxconn,
+                    process: owner.map(|o| o.process),
+                });
+            }
+        }
+        found
+    }
+
+    /// Copies how long each listener of a namespace was full into its drop records, before the
+    /// namespace's samples are let go.
+    fn settle_full_durations(&mut self, inode: u64) {
+        let Some(watched) = self.namespaces.get(&inode) else {
+            return;
+        };
+        for drops in self.drops.values_mut().filter(|d| d.namespace == inode) {
+            if let Some(spell) = drops.listener.and_then(|l| watched.spells.get(&l)) {
+                drops.full_for = spell.total;
+            }
+        }
+    }
+
+    /// The drops seen, with how long each listener was full.
+    pub fn into_drops(mut self) -> Vec<ListenerDrops> {
+        let inodes: Vec<u64> = self.namespaces.keys().copied().collect();
+        for inode in inodes {
+            self.settle_full_durations(inode);
+        }
+        let mut drops: Vec<ListenerDrops> = self.drops.into_values().collect();
+        drops.sort_by_key(|d| std::cmp::Reverse(d.count));
+        drops
+    }
+}
+
+fn start_watching(namespace: Namespace, now: Instant) -> Option<Watched> {
+    let probe = NamespaceProbe::open(namespace).ok()?;
+    let counters = TcpExt::read(&probe.namespace.proc_net()).ok()?;
+    let listeners = probe.listeners().ok()?;
+    Some(Watched {
+        probe,
+        counters,
+        listeners,
+        spells: HashMap::new(),
+        sampled_at: now,
+    })
+}
+
+/// A listener in a state worth reporting even without drops.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ListenerCondition {
+    pub namespace: u64,
+    pub listener: String,
+    /// `full`, `nearly_full`, `backlog_capped` (listen() asked for more than somaxconn allows),
+    /// or `limit_equals_somaxconn` (possibly capped; the listen() call was not seen).
+    pub condition: &'static str,
+    pub queue_len: u32,
+    pub queue_limit: u32,
+    pub requested_backlog: Option<i32>,
+    pub somaxconn: Option<i64>,
+    pub process: Option<ProcessFacts>,
+}
