@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::{
-    findings::{finding::Finding, group::Groups},
+    findings::{finding::Finding, group::ResetGroup},
     kernel::release::KernelInfo,
     probes::report::ProbeReport,
     queues::{drops::ListenerDrops, watch::ListenerCondition},
@@ -31,7 +31,8 @@ pub struct ListenerSnapshots {
 
 /// What the watch window collected.
 pub struct Observations {
-    pub resets: Groups,
+    /// Reset groups, most frequent first.
+    pub resets: Vec<ResetGroup>,
     pub queue_drops: Vec<ListenerDrops>,
     pub queue_problems: Vec<String>,
     pub listeners_at_start: Vec<ListenerCondition>,
@@ -72,7 +73,7 @@ impl Report {
                 .queue_drops
                 .iter()
                 .map(Finding::from_queue_drops)
-                .chain(seen.resets.into_sorted().iter().map(Finding::from_group))
+                .chain(seen.resets.iter().map(Finding::from_group))
                 .collect(),
             listeners: ListenerSnapshots {
                 start: seen.listeners_at_start,

@@ -1,4 +1,5 @@
-//! The watch window: collect resets until the duration ends or the user interrupts.
+//! The watch window: collect resets and listen-queue drops until the duration ends or the user
+//! interrupts.
 
 use std::time::{Duration, Instant};
 
@@ -7,7 +8,10 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use super::report::{Observations, Report};
 use crate::{
-    findings::group::Groups, probes::attach::attached_count, queues::watch::QueueWatch,
+    events::reset::Process,
+    findings::group::{Groups, ResetGroup},
+    probes::attach::attached_count,
+    queues::watch::QueueWatch,
     session::Session,
 };
 
@@ -29,6 +33,11 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
         Some(d) => format!("for {} s", d.as_secs_f64()),
         None => "until Ctrl-C".to_string(),
     };
+    let mut queues = QueueWatch::default();
+    queues.tick(Instant::now(), &|pid, fd| {
+        session.requested_backlog(pid, fd)
+    });
+    let listeners_at_start = queues.snapshot(&|pid, fd| session.requested_backlog(pid, fd));
     // Scripts wait for this line before reproducing the problem.
     eprintln!(
         "attached {} probes, watching {window}",
@@ -38,11 +47,6 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
     let started = Instant::now();
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut groups = Groups::default();
-    let mut queues = QueueWatch::default();
-    queues.tick(Instant::now(), &|pid, fd| {
-        session.requested_backlog(pid, fd)
-    });
-    let listeners_at_start = queues.snapshot(&|pid, fd| session.requested_backlog(pid, fd));
     let mut sample = tokio::time::interval(QUEUE_SAMPLE_EVERY);
     let mut interrupted = false;
     loop {
@@ -61,15 +65,16 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
         }
     }
     session.remaining_events(|c, reset| groups.add(c.classify(&reset)));
-    queues.tick(Instant::now(), &|pid, fd| {
-        session.requested_backlog(pid, fd)
-    });
-    let listeners_at_end = queues.snapshot(&|pid, fd| session.requested_backlog(pid, fd));
+    let backlogs = |pid, fd| session.requested_backlog(pid, fd);
+    queues.tick(Instant::now(), &backlogs);
+    let listeners_at_end = queues.snapshot(&backlogs);
+    let mut resets = groups.into_sorted();
+    name_owners_from_listeners(&mut resets, &mut queues, &backlogs);
     let counters = session.counters()?;
     Ok(Report::new(
         &session,
         Observations {
-            resets: groups,
+            resets,
             queue_problems: queues.problems.clone(),
             queue_drops: queues.into_drops(),
             listeners_at_start,
@@ -79,4 +84,27 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
         started.elapsed(),
         interrupted,
     ))
+}
+
+/// Sockets that changed state before tcpwhy started have no recorded owner; the listener their
+/// port belongs to (found through sock_diag) does.
+fn name_owners_from_listeners(
+    resets: &mut [ResetGroup],
+    queues: &mut QueueWatch,
+    backlogs: &dyn Fn(u32, u32) -> Option<i32>,
+) {
+    for group in resets
+        .iter_mut()
+        .filter(|g| g.process.is_none() && g.state.is_some())
+    {
+        let Some(netns) = group.netns else { continue };
+        if let Some(owner) = queues.listener_owner(u64::from(netns), group.local, backlogs) {
+            group.process = Some(Process {
+                pid: owner.pid,
+                comm: owner.comm,
+                learned_from: "listener_socket",
+            });
+            group.owner_learned_from = Some("listener_socket");
+        }
+    }
 }

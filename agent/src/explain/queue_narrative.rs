@@ -61,7 +61,7 @@ pub fn explain(drops: &ListenerDrops) -> String {
             let _ = write!(
                 text,
                 "{listener}{who} in network namespace {ns}: the SYN queue was full ({} half-open \
-                 connections, limit {} from the listen() backlog) with tcp_syncookies={}, so {n} new \
+                 connections; it is bounded by the listen() backlog, {}) with tcp_syncookies={}, so {n} new \
                  {} dropped (TCPReqQFullDrop +{}); those clients time out in connect() after \
                  tcp_syn_retries={} retransmits. ",
                 drops.half_open_max,

@@ -1,6 +1,6 @@
 //! What the listeners of one namespace look like right now.
 
-use std::{collections::HashMap, net::SocketAddr};
+use std::{collections::HashMap, fs::File, net::SocketAddr};
 
 use anyhow::Result;
 use netlink_packet_sock_diag::inet::StateFlags;
@@ -8,7 +8,10 @@ use serde::Serialize;
 use tcpwhy_common::tcp_state;
 
 use super::sock_diag;
-use crate::{kernel::sysctl, netns::Namespace};
+use crate::{
+    kernel::sysctl,
+    netns::{Namespace, netstat::TcpExt},
+};
 
 /// The sysctls that decide how a namespace's listeners overflow. Each namespace has its own.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -56,16 +59,34 @@ impl ListenerNow {
     }
 }
 
-/// Sampling one namespace: its listeners through sock_diag, its sysctls through /proc/sys.
+/// Sampling one namespace: its listeners through sock_diag, its counters through netstat, its
+/// sysctls through /proc/sys. The socket and the file are opened inside the namespace once.
 pub struct NamespaceProbe {
     pub namespace: Namespace,
     pub sysctls: QueueSysctls,
+    diag: netlink_sys::Socket,
+    netstat: File,
 }
 
 impl NamespaceProbe {
     pub fn open(namespace: Namespace) -> Result<Self> {
-        let sysctls = namespace.run_in(|| Ok(QueueSysctls::read_here()))?;
-        Ok(Self { namespace, sysctls })
+        let (sysctls, diag, netstat) = namespace.run_in(|| {
+            Ok((
+                QueueSysctls::read_here(),
+                sock_diag::open_here()?,
+                TcpExt::open_here()?,
+            ))
+        })?;
+        Ok(Self {
+            namespace,
+            sysctls,
+            diag,
+            netstat,
+        })
+    }
+
+    pub fn counters(&mut self) -> Result<TcpExt> {
+        TcpExt::reread(&mut self.netstat)
     }
 
     /// Re-reads the sysctls (they can change while watching).
@@ -75,9 +96,7 @@ impl NamespaceProbe {
     }
 
     pub fn listeners(&self) -> Result<Vec<ListenerNow>> {
-        let sockets = self
-            .namespace
-            .run_in(|| sock_diag::dump(StateFlags::LISTEN))?;
+        let sockets = sock_diag::dump(&self.diag, StateFlags::LISTEN)?;
         Ok(sockets
             .into_iter()
             .filter(|s| s.state == tcp_state::LISTEN)
@@ -92,9 +111,7 @@ impl NamespaceProbe {
 
     /// Half-open connections (SYN_RECV request sockets) per local endpoint.
     pub fn half_open_by_listener(&self) -> Result<HashMap<SocketAddr, u32>> {
-        let sockets = self
-            .namespace
-            .run_in(|| sock_diag::dump(StateFlags::SYN_RECV))?;
+        let sockets = sock_diag::dump(&self.diag, StateFlags::SYN_RECV)?;
         let mut counts = HashMap::new();
         for socket in sockets.iter().filter(|s| s.state == tcp_state::SYN_RECV) {
             *counts.entry(socket.local).or_insert(0) += 1;

@@ -27,15 +27,21 @@ pub struct DiagSocket {
     pub inode: u32,
 }
 
-/// Dumps the TCP sockets in `states` (both families) of the calling thread's namespace.
-pub fn dump(states: StateFlags) -> Result<Vec<DiagSocket>> {
+/// Opens a sock_diag socket in the calling thread's namespace; it answers for that namespace
+/// from any thread afterwards.
+pub fn open_here() -> Result<Socket> {
     let mut socket = Socket::new(NETLINK_SOCK_DIAG).context("opening a sock_diag socket")?;
     socket.bind_auto().context("binding the sock_diag socket")?;
     socket.connect(&NetlinkAddr::new(0, 0))?;
+    Ok(socket)
+}
+
+/// Dumps the TCP sockets in `states` (both families) of the socket's namespace.
+pub fn dump(socket: &Socket, states: StateFlags) -> Result<Vec<DiagSocket>> {
     let mut sockets = Vec::new();
     for family in [AF_INET, AF_INET6] {
-        request(&socket, family, states.clone())?;
-        receive(&socket, &mut sockets)?;
+        request(socket, family, states.clone())?;
+        receive(socket, &mut sockets)?;
     }
     Ok(sockets)
 }
@@ -115,7 +121,7 @@ mod tests {
     fn a_listener_shows_its_queue_limit_and_inode() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
-        let sockets = dump(StateFlags::LISTEN).unwrap();
+        let sockets = dump(&open_here().unwrap(), StateFlags::LISTEN).unwrap();
         let ours = sockets
             .iter()
             .find(|s| s.local == addr)

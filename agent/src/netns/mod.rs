@@ -1,42 +1,40 @@
 //! Network namespaces on this host: finding them, and running code inside one.
 //!
 //! Containers put listeners in their own namespaces, with their own counters and sysctls. They
-//! are found through processes' `/proc/<pid>/ns/net` links, so a namespace with no process in it
-//! (kept alive only by a bind mount) is not seen.
+//! are found through processes' `/proc/<pid>/ns/net` links and through the bind mounts that
+//! `ip netns` and CNI plugins keep in `/run/netns` (a namespace can live there with no process in
+//! it). A namespace held only by an open descriptor is not found.
 
 pub mod netstat;
 
 use std::{
     collections::BTreeMap,
     fs::{self, File},
-    os::fd::AsRawFd,
+    os::{fd::AsRawFd, unix::fs::MetadataExt},
     path::PathBuf,
 };
 
 use anyhow::{Context, Result, bail};
 
-/// A network namespace, named by its inode number (what `ip netns identify`, `lsns` and the
-/// kernel's `net->ns.inum` call it).
+/// A network namespace, named by its inode number (what `lsns` and the kernel's `net->ns.inum`
+/// call it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Namespace {
     pub inode: u64,
-    /// A process inside it, used to reach it through /proc.
-    pub pid: u32,
+    /// A path that opens it: `/proc/<pid>/ns/net` or a bind mount such as `/run/netns/<name>`.
+    pub path: PathBuf,
 }
 
 impl Namespace {
-    /// The namespace's own `/proc/<pid>/net` directory (netstat, sockstat...).
-    pub fn proc_net(&self) -> PathBuf {
-        PathBuf::from(format!("/proc/{}/net", self.pid))
-    }
-
     /// Runs `work` on a thread that has joined this namespace. Sockets created there (netlink
-    /// included) and `/proc/sys/net` read there belong to the namespace.
+    /// included), `/proc/thread-self/net` and `/proc/sys/net` opened there belong to the namespace
+    /// and keep doing so after the thread ends.
     pub fn run_in<T: Send>(&self, work: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-        let handle = File::open(format!("/proc/{}/ns/net", self.pid)).with_context(|| {
+        let handle = File::open(&self.path).with_context(|| {
             format!(
-                "opening network namespace {} (pid {})",
-                self.inode, self.pid
+                "opening network namespace {} ({})",
+                self.inode,
+                self.path.display()
             )
         })?;
         std::thread::scope(|scope| {
@@ -65,17 +63,29 @@ pub fn namespace_of(pid: u32) -> Option<u64> {
     text.strip_prefix("net:[")?.strip_suffix(']')?.parse().ok()
 }
 
-/// Every network namespace that has a process, each with its lowest pid.
+/// Directories where tools keep namespaces alive with bind mounts.
+const BIND_MOUNT_DIRS: [&str; 2] = ["/run/netns", "/var/run/netns"];
+
+/// Every network namespace with a process or a bind mount, each once.
 pub fn list() -> Vec<Namespace> {
-    let mut found: BTreeMap<u64, u32> = BTreeMap::new();
+    let mut found: BTreeMap<u64, PathBuf> = BTreeMap::new();
+    for dir in BIND_MOUNT_DIRS {
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if let Ok(meta) = fs::metadata(entry.path()) {
+                found.entry(meta.ino()).or_insert(entry.path());
+            }
+        }
+    }
     for pid in pids() {
         if let Some(inode) = namespace_of(pid) {
-            found.entry(inode).or_insert(pid);
+            found
+                .entry(inode)
+                .or_insert_with(|| PathBuf::from(format!("/proc/{pid}/ns/net")));
         }
     }
     found
         .into_iter()
-        .map(|(inode, pid)| Namespace { inode, pid })
+        .map(|(inode, path)| Namespace { inode, path })
         .collect()
 }
 

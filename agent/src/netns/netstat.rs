@@ -1,7 +1,11 @@
 //! The TCP counters of one namespace (`/proc/<pid>/net/netstat`, the `TcpExt:` lines that
 //! `nstat` and node_exporter read).
 
-use std::{collections::HashMap, fs, path::Path};
+use std::{
+    collections::HashMap,
+    fs::File,
+    io::{Read, Seek, SeekFrom},
+};
 
 use anyhow::{Context, Result};
 
@@ -11,11 +15,18 @@ pub struct TcpExt {
 }
 
 impl TcpExt {
-    pub fn read(proc_net: &Path) -> Result<Self> {
-        let path = proc_net.join("netstat");
-        let text =
-            fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    /// Re-reads an open `netstat` file. The file keeps the namespace it was opened in, so a
+    /// namespace is entered once to open it and never again to sample it.
+    pub fn reread(file: &mut File) -> Result<Self> {
+        let mut text = String::new();
+        file.seek(SeekFrom::Start(0))?;
+        file.read_to_string(&mut text).context("reading netstat")?;
         Ok(Self::parse(&text))
+    }
+
+    /// Opens the calling thread's namespace's `netstat`.
+    pub fn open_here() -> Result<File> {
+        File::open("/proc/thread-self/net/netstat").context("opening /proc/thread-self/net/netstat")
     }
 
     /// The file pairs a header line with a value line per group: `TcpExt: A B` / `TcpExt: 1 2`.
@@ -118,8 +129,11 @@ IpExt: 0 0
     }
 
     #[test]
-    fn reads_the_running_kernel() {
-        let counters = TcpExt::read(Path::new("/proc/self/net")).unwrap();
-        assert!(counters.values.contains_key("ListenOverflows"));
+    fn reads_the_running_kernel_twice_from_one_open_file() {
+        let mut file = TcpExt::open_here().unwrap();
+        let first = TcpExt::reread(&mut file).unwrap();
+        assert!(first.values.contains_key("ListenOverflows"));
+        let second = TcpExt::reread(&mut file).unwrap();
+        assert!(second.get("ListenOverflows") >= first.get("ListenOverflows"));
     }
 }

@@ -139,7 +139,7 @@ impl QueueWatch {
                 spell.full_now = false;
             }
         }
-        let counters = TcpExt::read(&watched.probe.namespace.proc_net())?;
+        let counters = watched.probe.counters()?;
         let growth = counters.growth_since(&watched.counters);
         watched.counters = counters;
         watched.listeners = listeners;
@@ -309,15 +309,39 @@ impl QueueWatch {
         self.owners
             .entry((inode, listener.inode))
             .or_insert_with(|| {
-                let pids = netns::pids()
+                // Processes of the namespace first; a socket can also be held by a process that
+                // created it from a thread that had entered the namespace.
+                let (inside, outside): (Vec<u32>, Vec<u32>) = netns::pids()
                     .into_iter()
-                    .filter(|&pid| netns::namespace_of(pid) == Some(inode));
+                    .partition(|&pid| netns::namespace_of(pid) == Some(inode));
+                let pids = inside.into_iter().chain(outside);
                 find_socket_owner(listener.inode, pids).map(|(process, fd)| ListenerOwner {
                     requested_backlog: backlogs(process.pid, fd),
                     process,
                 })
             })
             .clone()
+    }
+
+    /// The process holding the listener that `local` belongs to in namespace `inode`: the
+    /// listener itself, or the one an accepted connection on that port came from.
+    pub fn listener_owner(
+        &mut self,
+        inode: u64,
+        local: SocketAddr,
+        backlogs: BacklogLookup,
+    ) -> Option<ProcessFacts> {
+        let listener = self
+            .namespaces
+            .get(&inode)?
+            .listeners
+            .iter()
+            .find(|l| {
+                l.local.port() == local.port()
+                    && (l.local.ip() == local.ip() || l.local.ip().is_unspecified())
+            })?
+            .clone();
+        self.owner_of(inode, &listener, backlogs).map(|o| o.process)
     }
 
     /// Listeners worth a look right now: full, nearly full, or capped by somaxconn.
@@ -390,8 +414,8 @@ impl QueueWatch {
 }
 
 fn start_watching(namespace: Namespace, now: Instant) -> Option<Watched> {
-    let probe = NamespaceProbe::open(namespace).ok()?;
-    let counters = TcpExt::read(&probe.namespace.proc_net()).ok()?;
+    let mut probe = NamespaceProbe::open(namespace).ok()?;
+    let counters = probe.counters().ok()?;
     let listeners = probe.listeners().ok()?;
     Some(Watched {
         probe,

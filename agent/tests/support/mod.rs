@@ -5,6 +5,7 @@
 //! addresses ([`unique_ipv4`]) or ports and asserts only on findings for its own endpoints.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod netns;
 pub mod scenarios;
 
 use std::{
@@ -138,6 +139,26 @@ impl Report {
             .map(|f| serde_json::to_string_pretty(f).unwrap())
             .collect::<Vec<_>>()
             .join("\n")
+    }
+
+    /// The findings of one kind and cause at `local` inside namespace `inode`.
+    pub fn in_namespace(&self, kind: &str, cause: &str, local: &str, inode: u64) -> Vec<&Value> {
+        self.find(kind, cause, local)
+            .into_iter()
+            .filter(|f| f["evidence"]["namespace"] == inode || f["evidence"]["netns"] == inode)
+            .collect()
+    }
+
+    /// The one finding of a kind and cause at `local` inside namespace `inode`.
+    pub fn one_in(&self, kind: &str, cause: &str, local: &str, inode: u64) -> &Value {
+        let found = self.in_namespace(kind, cause, local, inode);
+        assert_eq!(
+            found.len(),
+            1,
+            "expected one {kind}/{cause} finding at {local} in namespace {inode}; all findings:\n{}",
+            serde_json::to_string_pretty(self.findings()).unwrap()
+        );
+        found[0]
     }
 
     pub fn probe(&self, name: &str) -> &Value {

@@ -1,0 +1,415 @@
+//! Listen-queue drops reproduced for real inside network namespaces the tests create (the
+//! queue sysctls are per namespace), with the agent running in the host namespace.
+
+mod support;
+
+use std::{
+    net::{SocketAddr, TcpStream},
+    os::fd::AsRawFd,
+    process::{Child, Stdio},
+    thread::sleep,
+    time::Duration,
+};
+
+use serde_json::Value;
+use socket2::{Domain, Protocol, Socket, Type};
+use support::{
+    Agent,
+    netns::{CLIENT_IP, SERVER_IP, TestLink, TestNetns},
+    our_pid, require_bpf,
+};
+
+/// Long enough for several 100 ms samples and one SYN retransmit (1 s).
+const HOLD: Duration = Duration::from_millis(1500);
+
+fn listen(addr: SocketAddr, backlog: i32) -> Socket {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.bind(&addr.into()).unwrap();
+    socket.listen(backlog).unwrap();
+    socket
+}
+
+/// Starts `count` connects that do not wait for the handshake to finish.
+fn connect_many(to: SocketAddr, count: usize, from_ip: Option<&str>) -> Vec<Socket> {
+    (0..count)
+        .map(|_| {
+            let socket =
+                Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP)).unwrap();
+            if let Some(ip) = from_ip {
+                socket
+                    .bind(&SocketAddr::new(ip.parse().unwrap(), 0).into())
+                    .unwrap();
+            }
+            socket.set_nonblocking(true).unwrap();
+            let _ = socket.connect(&to.into()); // EINPROGRESS
+            socket
+        })
+        .collect()
+}
+
+fn assert_counts_match_counters(finding: &Value, counter: &str) {
+    let count = finding["count"].as_u64().unwrap();
+    assert_eq!(
+        finding["evidence"]["counters"][counter], count,
+        "{finding:#}"
+    );
+}
+
+#[test]
+fn full_accept_queue_drops_silently_with_abort_on_overflow_0() {
+    if !require_bpf() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.sysctl("net.ipv4.tcp_abort_on_overflow", "0");
+    let agent = Agent::start(&[]);
+    let addr: SocketAddr = "127.0.0.1:7100".parse().unwrap();
+    let (_listener, _clients) = ns.enter(|| {
+        let listener = listen(addr, 1);
+        (listener, connect_many(addr, 6, None))
+    });
+    sleep(HOLD);
+    let report = agent.finish();
+
+    let finding = report.one_in(
+        "queue_drop",
+        "accept_queue_overflow",
+        "127.0.0.1:7100",
+        ns.inode(),
+    );
+    // backlog 1 holds 2 connections: the other 4 SYNs are dropped, then again on each retransmit.
+    let count = finding["count"].as_u64().unwrap();
+    assert!(count >= 4, "{finding:#}");
+    assert_counts_match_counters(finding, "ListenOverflows");
+    assert_eq!(finding["process"]["pid"], our_pid(), "{finding:#}");
+    let evidence = &finding["evidence"];
+    assert_eq!(evidence["certainty"], "high");
+    assert_eq!(evidence["queue_limit"], 1);
+    assert_eq!(evidence["queue_len_max"], 2);
+    assert_eq!(evidence["requested_backlog"], 1);
+    assert_eq!(evidence["sysctls"]["tcp_abort_on_overflow"], 0);
+    assert!(
+        evidence["full_for_ms"].as_u64().unwrap() >= 500,
+        "{evidence:#}"
+    );
+    let explanation = finding["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("2/1 connections waiting"),
+        "{explanation}"
+    );
+    assert!(explanation.contains("tcp_synack_retries="), "{explanation}");
+    assert!(
+        report
+            .in_namespace(
+                "rst_sent",
+                "accept_queue_overflow_abort",
+                "127.0.0.1:7100",
+                ns.inode()
+            )
+            .is_empty()
+    );
+}
+
+#[test]
+fn full_accept_queue_resets_handshakes_with_abort_on_overflow_1() {
+    if !require_bpf() {
+        return;
+    }
+    let link = TestLink::new();
+    link.server.sysctl("net.ipv4.tcp_abort_on_overflow", "1");
+    let server: SocketAddr = format!("{SERVER_IP}:7200").parse().unwrap();
+    let held_client: SocketAddr = format!("{CLIENT_IP}:40100").parse().unwrap();
+    let _listener = link.server.enter(|| listen(server, 1));
+    let agent = Agent::start(&[]);
+
+    // The held client's handshake completes on its side but its final ACK is dropped, so the
+    // server keeps it half-open while two other clients fill the accept queue.
+    link.client.nft("add table inet hold");
+    link.client
+        .nft("add chain inet hold out { type filter hook output priority 0 ; }");
+    link.client
+        .nft("add rule inet hold out tcp sport 40100 tcp flags == ack drop");
+    let (held, _others) = link.client.enter(|| {
+        let held = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        held.bind(&held_client.into()).unwrap();
+        held.connect(&server.into()).unwrap();
+        let others: Vec<TcpStream> = (0..2)
+            .map(|_| TcpStream::connect(server).unwrap())
+            .collect();
+        (TcpStream::from(held), others)
+    });
+    sleep(Duration::from_millis(300));
+    link.client.nft("delete table inet hold");
+    // Data carries the ACK: it reaches a full accept queue and is answered with RST.
+    let mut held = held;
+    let _ = std::io::Write::write_all(&mut held, b"hello");
+    sleep(Duration::from_millis(300));
+    let report = agent.finish();
+
+    let server_ns = link.server.inode();
+    let reset = report.one_in(
+        "rst_sent",
+        "accept_queue_overflow_abort",
+        &server.to_string(),
+        server_ns,
+    );
+    assert_eq!(reset["count"], 1);
+    assert_eq!(reset["remote"], held_client.to_string());
+    // listen() ran before the agent started: the owner comes from the listener's socket.
+    assert_eq!(reset["process"]["pid"], our_pid(), "{reset:#}");
+    assert_eq!(reset["evidence"]["process_from"], "listener_socket");
+    assert_eq!(reset["evidence"]["socket_state"], "LISTEN");
+    let drop = report.one_in(
+        "queue_drop",
+        "accept_queue_overflow",
+        &server.to_string(),
+        server_ns,
+    );
+    assert!(drop["count"].as_u64().unwrap() >= 1, "{drop:#}");
+    assert_eq!(drop["evidence"]["sysctls"]["tcp_abort_on_overflow"], 1);
+    assert!(
+        drop["explanation"]
+            .as_str()
+            .unwrap()
+            .contains("connection reset by peer")
+    );
+}
+
+/// Clients in their own namespace whose SYN-ACKs are dropped: the server's SYN queue fills with
+/// half-open connections.
+fn flood_syn_queue(link: &TestLink, server: SocketAddr) -> Vec<Socket> {
+    link.client.nft("add table inet deaf");
+    link.client
+        .nft("add chain inet deaf in { type filter hook input priority 0 ; }");
+    link.client
+        .nft("add rule inet deaf in tcp flags & (syn|ack) == syn|ack drop");
+    link.client
+        .enter(|| connect_many(server, 10, Some(CLIENT_IP)))
+}
+
+#[test]
+fn full_syn_queue_without_cookies_drops_syns() {
+    if !require_bpf() {
+        return;
+    }
+    let link = TestLink::new();
+    link.server.sysctl("net.ipv4.tcp_syncookies", "0");
+    let server: SocketAddr = format!("{SERVER_IP}:7300").parse().unwrap();
+    let _listener = link.server.enter(|| listen(server, 4));
+    let agent = Agent::start(&[]);
+    let _clients = flood_syn_queue(&link, server);
+    sleep(HOLD);
+    let report = agent.finish();
+
+    let finding = report.one_in(
+        "queue_drop",
+        "syn_queue_overflow",
+        &server.to_string(),
+        link.server.inode(),
+    );
+    // Like the accept queue, the SYN queue of a backlog-4 listener holds 5 on 6.x kernels (4 on
+    // kernels whose reqsk_queue_is_full() used >=); the other SYNs are dropped, again on retransmit.
+    let half_open = finding["evidence"]["half_open_max"].as_u64().unwrap();
+    assert!((4..=5).contains(&half_open), "{finding:#}");
+    assert!(
+        finding["count"].as_u64().unwrap() >= 10 - half_open,
+        "{finding:#}"
+    );
+    assert_counts_match_counters(finding, "TCPReqQFullDrop");
+    assert_eq!(finding["process"]["pid"], our_pid());
+    assert_eq!(finding["evidence"]["sysctls"]["tcp_syncookies"], 0);
+    let explanation = finding["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains(&format!("{half_open} half-open")),
+        "{explanation}"
+    );
+}
+
+#[test]
+fn full_syn_queue_with_cookies_answers_with_syn_cookies() {
+    if !require_bpf() {
+        return;
+    }
+    let link = TestLink::new();
+    link.server.sysctl("net.ipv4.tcp_syncookies", "1");
+    let server: SocketAddr = format!("{SERVER_IP}:7400").parse().unwrap();
+    let _listener = link.server.enter(|| listen(server, 4));
+    let agent = Agent::start(&[]);
+    let _clients = flood_syn_queue(&link, server);
+    sleep(HOLD);
+    let report = agent.finish();
+
+    let finding = report.one_in(
+        "queue_drop",
+        "syn_flood_cookies",
+        &server.to_string(),
+        link.server.inode(),
+    );
+    assert!(finding["count"].as_u64().unwrap() >= 6, "{finding:#}");
+    assert!(
+        finding["evidence"]["counters"]["SyncookiesSent"]
+            .as_u64()
+            .unwrap()
+            >= 6
+    );
+    assert_eq!(finding["process"]["pid"], our_pid());
+    assert!(
+        report
+            .in_namespace(
+                "queue_drop",
+                "syn_queue_overflow",
+                &server.to_string(),
+                link.server.inode()
+            )
+            .is_empty()
+    );
+}
+
+#[test]
+fn ipv6_listener_overflow_is_attributed() {
+    if !require_bpf() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let agent = Agent::start(&[]);
+    let addr: SocketAddr = "[::1]:7500".parse().unwrap();
+    let (_listener, _clients) = ns.enter(|| {
+        let listener = listen(addr, 1);
+        (listener, connect_many(addr, 6, None))
+    });
+    sleep(HOLD);
+    let report = agent.finish();
+
+    let finding = report.one_in(
+        "queue_drop",
+        "accept_queue_overflow",
+        "[::1]:7500",
+        ns.inode(),
+    );
+    assert!(finding["count"].as_u64().unwrap() >= 4, "{finding:#}");
+    assert_eq!(finding["process"]["pid"], our_pid());
+}
+
+#[test]
+fn backlog_above_somaxconn_is_reported_as_capped() {
+    if !require_bpf() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.sysctl("net.core.somaxconn", "8");
+    let agent = Agent::start(&[]);
+    let addr: SocketAddr = "127.0.0.1:7600".parse().unwrap();
+    let (_listener, _clients) = ns.enter(|| {
+        let listener = listen(addr, 64);
+        (listener, connect_many(addr, 12, None))
+    });
+    sleep(HOLD);
+    let report = agent.finish();
+
+    let finding = report.one_in(
+        "queue_drop",
+        "accept_queue_overflow",
+        "127.0.0.1:7600",
+        ns.inode(),
+    );
+    assert_eq!(finding["evidence"]["requested_backlog"], 64);
+    assert_eq!(finding["evidence"]["queue_limit"], 8);
+    let explanation = finding["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("listen() was 64, but net.core.somaxconn=8 silently capped it at 8"),
+        "{explanation}"
+    );
+    let capped: Vec<&Value> = report.json["listeners"]["end"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["listener"] == "127.0.0.1:7600" && l["namespace"] == ns.inode())
+        .collect();
+    assert_eq!(capped.len(), 1, "{}", report.json["listeners"]);
+    assert_eq!(capped[0]["requested_backlog"], 64);
+    assert_eq!(capped[0]["somaxconn"], 8);
+}
+
+/// Not a test: the process the fd-limit test runs (re-executing this test binary), a server
+/// that has used up its file descriptors and so cannot accept().
+#[test]
+#[ignore = "helper process for listener_at_its_fd_limit_cannot_drain_its_queue"]
+fn fd_exhausted_server() {
+    let port: u16 = std::env::var("TCPWHY_FD_HELPER_PORT")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let listener = listen(SocketAddr::from(([127, 0, 0, 1], port)), 2);
+    listener.set_nonblocking(true).unwrap();
+    let mut rlimit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: valid pointers to rlimit structs.
+    assert_eq!(
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut rlimit) },
+        0
+    );
+    // No descriptor above the listener's: the next accept() has nowhere to go.
+    rlimit.rlim_cur = listener.as_raw_fd() as u64 + 1;
+    // SAFETY: as above.
+    let rc = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &rlimit) };
+    assert_eq!(rc, 0, "setrlimit: {}", std::io::Error::last_os_error());
+    println!("ready");
+    loop {
+        // Fails with EMFILE once a connection is queued: the queue never drains.
+        let _ = listener.accept();
+        sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn listener_at_its_fd_limit_cannot_drain_its_queue() {
+    if !require_bpf() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let agent = Agent::start(&[]);
+    let mut server: Child = ns
+        .exec()
+        .arg(std::env::current_exe().unwrap())
+        .args(["--ignored", "--exact", "fd_exhausted_server", "--nocapture"])
+        .env("TCPWHY_FD_HELPER_PORT", "7700")
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    let mut stdout = std::io::BufReader::new(server.stdout.take().unwrap());
+    while !ready.contains("ready") {
+        ready.clear();
+        assert!(
+            std::io::BufRead::read_line(&mut stdout, &mut ready).unwrap() > 0,
+            "helper died"
+        );
+    }
+    let addr: SocketAddr = "127.0.0.1:7700".parse().unwrap();
+    let _clients = ns.enter(|| connect_many(addr, 6, None));
+    sleep(HOLD);
+    let report = agent.finish();
+    let helper_pid = server.id();
+    let _ = server.kill();
+    let _ = server.wait();
+
+    let finding = report.one_in(
+        "queue_drop",
+        "accept_queue_overflow",
+        "127.0.0.1:7700",
+        ns.inode(),
+    );
+    let evidence = &finding["evidence"];
+    let (open, limit) = (
+        evidence["open_fds"].as_u64().unwrap(),
+        evidence["fd_limit"].as_u64().unwrap(),
+    );
+    assert!(open + 1 >= limit, "{evidence:#}");
+    // `ip netns exec` execs the helper, so the listener's owner is the child itself.
+    assert_eq!(finding["process"]["pid"], helper_pid, "{finding:#}");
+    let explanation = finding["explanation"].as_str().unwrap();
+    assert!(explanation.contains("EMFILE"), "{explanation}");
+}
