@@ -15,6 +15,7 @@ mod owners;
 mod reset_event;
 mod reset_received;
 mod reset_sent;
+mod synack;
 
 #[cfg(not(test))]
 #[panic_handler]

@@ -2,14 +2,15 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, PerCpuArray, RingBuf},
+    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use tcpwhy_common::{
     maps::{
         COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LISTEN_BACKLOGS_ENTRIES,
-        LISTENER_OWNERS_ENTRIES, SOCKET_OWNERS_ENTRIES,
+        LISTENER_OWNERS_ENTRIES, SOCKET_OWNERS_ENTRIES, SYNACK_RETRANSMITS_ENTRIES,
     },
     owner::{ListenCall, ListenerKey, Owner},
+    synack::{ListenerId, SynAckRetransmits},
 };
 
 #[map]
@@ -29,6 +30,10 @@ pub static LISTENER_OWNERS: LruHashMap<ListenerKey, Owner> =
 #[map]
 pub static LISTEN_BACKLOGS: LruHashMap<ListenCall, u32> =
     LruHashMap::with_max_entries(LISTEN_BACKLOGS_ENTRIES, 0);
+
+#[map]
+pub static SYNACK_RETRANSMITS: LruPerCpuHashMap<ListenerId, SynAckRetransmits> =
+    LruPerCpuHashMap::with_max_entries(SYNACK_RETRANSMITS_ENTRIES, 0);
 
 /// Adds one to a per-CPU counter (no atomics needed: each CPU has its own slot).
 #[inline(always)]

@@ -4,17 +4,20 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
+use std::{collections::HashMap as StdHashMap, net::SocketAddr};
+
 use aya::{
     Ebpf,
-    maps::{HashMap, PerCpuArray, RingBuf},
+    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
-    maps::{COUNTERS, Counter, EVENTS, LISTEN_BACKLOGS},
+    maps::{COUNTERS, Counter, EVENTS, LISTEN_BACKLOGS, SYNACK_RETRANSMITS},
     owner::ListenCall,
+    synack::{ListenerId, SynAckRetransmits},
 };
 
 use crate::{
-    events::{reset::Reset, ring::EventRing},
+    events::{endpoint, reset::Reset, ring::EventRing},
     explain::classifier::Classifier,
     kernel::{
         btf::KernelBtf,
@@ -30,6 +33,7 @@ use crate::{
         privileges::missing_capabilities,
         report::ProbeReport,
     },
+    queues::kernel_view::{ListenerProbes, SynAckSeen},
 };
 
 /// Why a session could not start, sorted by what the caller should do about it.
@@ -149,16 +153,6 @@ impl Session {
             .drain_now(|bytes| decode_into(bytes, |reset| handle(classifier, reset)));
     }
 
-    /// The backlog a process passed to listen() on descriptor `fd`, if the probe saw the call.
-    pub fn requested_backlog(&self, pid: u32, fd: u32) -> Option<i32> {
-        let map = self.ebpf.map(LISTEN_BACKLOGS)?;
-        let backlogs: HashMap<_, ListenCall, u32> = HashMap::try_from(map).ok()?;
-        backlogs
-            .get(&ListenCall { pid, fd }, 0)
-            .ok()
-            .map(|b| b as i32)
-    }
-
     /// Sums the programs' per-CPU counters.
     pub fn counters(&self) -> Result<Counters> {
         let map = self.ebpf.map(COUNTERS).context("map COUNTERS missing")?;
@@ -171,6 +165,45 @@ impl Session {
         })
     }
 }
+
+impl ListenerProbes for Session {
+    fn requested_backlog(&self, pid: u32, fd: u32) -> Option<i32> {
+        let map = self.ebpf.map(LISTEN_BACKLOGS)?;
+        let backlogs: HashMap<_, ListenCall, u32> = HashMap::try_from(map).ok()?;
+        backlogs
+            .get(&ListenCall { pid, fd }, 0)
+            .ok()
+            .map(|b| b as i32)
+    }
+
+    fn synack_retransmits(&self) -> StdHashMap<(u64, SocketAddr), SynAckSeen> {
+        let Some(map) = self.ebpf.map(SYNACK_RETRANSMITS) else {
+            return StdHashMap::new();
+        };
+        let Ok(per_cpu) = PerCpuHashMap::<_, ListenerId, SynAckRetransmits>::try_from(map) else {
+            return StdHashMap::new();
+        };
+        per_cpu
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(id, values)| {
+                let ipv6 = id.family == AF_INET6;
+                let local = endpoint::from_raw(&id.addr, id.port, ipv6);
+                let count = values.iter().map(|v| v.count).sum();
+                // The CPU that counted most holds a recent sample client.
+                let sample = values
+                    .iter()
+                    .max_by_key(|v| v.count)
+                    .copied()
+                    .unwrap_or(values[0]);
+                let remote = endpoint::from_raw(&sample.remote_addr, sample.remote_port, ipv6);
+                ((u64::from(id.netns), local), SynAckSeen { count, remote })
+            })
+            .collect()
+    }
+}
+
+const AF_INET6: u16 = 10;
 
 fn decode_into(bytes: &[u8], mut handle: impl FnMut(Reset)) {
     match Reset::decode(bytes) {

@@ -111,6 +111,73 @@ fn full_accept_queue_drops_silently_with_abort_on_overflow_0() {
     );
 }
 
+/// A client whose handshake completes on its side while its final ACK is held back (nftables in
+/// its namespace), then two clients that fill the server's accept queue (backlog 1), then the
+/// held ACK let through, carried by data: it reaches a full accept queue.
+fn final_ack_into_full_queue(
+    link: &TestLink,
+    server: SocketAddr,
+    held_client: SocketAddr,
+) -> (TcpStream, Vec<TcpStream>) {
+    link.client.nft("add table inet hold");
+    link.client
+        .nft("add chain inet hold out { type filter hook output priority 0 ; }");
+    link.client.nft(&format!(
+        "add rule inet hold out tcp sport {} tcp flags == ack drop",
+        held_client.port()
+    ));
+    let (mut held, others) = link.client.enter(|| {
+        let held = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        held.bind(&held_client.into()).unwrap();
+        held.connect(&server.into()).unwrap();
+        let others: Vec<TcpStream> = (0..2)
+            .map(|_| TcpStream::connect(server).unwrap())
+            .collect();
+        (TcpStream::from(held), others)
+    });
+    sleep(Duration::from_millis(300));
+    link.client.nft("delete table inet hold");
+    let _ = std::io::Write::write_all(&mut held, b"hello");
+    (held, others)
+}
+
+#[test]
+fn final_ack_into_full_queue_is_dropped_and_the_synack_resent() {
+    if !require_bpf() {
+        return;
+    }
+    let link = TestLink::new();
+    link.server.sysctl("net.ipv4.tcp_abort_on_overflow", "0");
+    let server: SocketAddr = format!("{SERVER_IP}:7250").parse().unwrap();
+    let held_client: SocketAddr = format!("{CLIENT_IP}:40150").parse().unwrap();
+    let _listener = link.server.enter(|| listen(server, 1));
+    let agent = Agent::start(&[]);
+    let _connections = final_ack_into_full_queue(&link, server, held_client);
+    sleep(HOLD); // the SYN-ACK timer (1 s) fires; the client re-ACKs into the full queue
+    let report = agent.finish();
+
+    let inode = link.server.inode();
+    let finding = report.one_in(
+        "queue_drop",
+        "accept_queue_overflow",
+        &server.to_string(),
+        inode,
+    );
+    assert!(finding["count"].as_u64().unwrap() >= 1, "{finding:#}");
+    let retransmits = finding["evidence"]["synack_retransmits"].as_u64().unwrap();
+    assert!(retransmits >= 1, "{finding:#}");
+    assert_eq!(finding["remote"], held_client.to_string(), "{finding:#}");
+    let explanation = finding["explanation"].as_str().unwrap();
+    assert!(explanation.contains("re-sent its SYN-ACK"), "{explanation}");
+    let resets = report.in_namespace(
+        "rst_sent",
+        "accept_queue_overflow_abort",
+        &server.to_string(),
+        inode,
+    );
+    assert!(resets.is_empty(), "abort_on_overflow=0 drops silently");
+}
+
 #[test]
 fn full_accept_queue_resets_handshakes_with_abort_on_overflow_1() {
     if !require_bpf() {
@@ -122,28 +189,8 @@ fn full_accept_queue_resets_handshakes_with_abort_on_overflow_1() {
     let held_client: SocketAddr = format!("{CLIENT_IP}:40100").parse().unwrap();
     let _listener = link.server.enter(|| listen(server, 1));
     let agent = Agent::start(&[]);
-
-    // The held client's handshake completes on its side but its final ACK is dropped, so the
-    // server keeps it half-open while two other clients fill the accept queue.
-    link.client.nft("add table inet hold");
-    link.client
-        .nft("add chain inet hold out { type filter hook output priority 0 ; }");
-    link.client
-        .nft("add rule inet hold out tcp sport 40100 tcp flags == ack drop");
-    let (held, _others) = link.client.enter(|| {
-        let held = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-        held.bind(&held_client.into()).unwrap();
-        held.connect(&server.into()).unwrap();
-        let others: Vec<TcpStream> = (0..2)
-            .map(|_| TcpStream::connect(server).unwrap())
-            .collect();
-        (TcpStream::from(held), others)
-    });
-    sleep(Duration::from_millis(300));
-    link.client.nft("delete table inet hold");
-    // Data carries the ACK: it reaches a full accept queue and is answered with RST.
-    let mut held = held;
-    let _ = std::io::Write::write_all(&mut held, b"hello");
+    // The held ACK reaches a full accept queue and is answered with RST.
+    let _connections = final_ack_into_full_queue(&link, server, held_client);
     sleep(Duration::from_millis(300));
     let report = agent.finish();
 

@@ -11,4 +11,5 @@ pub mod maps;
 pub mod owner;
 pub mod programs;
 pub mod reset;
+pub mod synack;
 pub mod tcp_state;

@@ -10,6 +10,8 @@ pub const SOCKET_OWNERS: &str = "SOCKET_OWNERS";
 pub const LISTENER_OWNERS: &str = "LISTENER_OWNERS";
 /// LRU hash: [`crate::owner::ListenCall`] → the backlog passed to listen(), before any capping.
 pub const LISTEN_BACKLOGS: &str = "LISTEN_BACKLOGS";
+/// Hash: [`crate::synack::ListenerId`] → [`crate::synack::SynAckRetransmits`].
+pub const SYNACK_RETRANSMITS: &str = "SYNACK_RETRANSMITS";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 
@@ -19,6 +21,8 @@ pub const EVENTS_RING_BYTES: u32 = 1 << 20;
 pub const SOCKET_OWNERS_ENTRIES: u32 = 65536;
 /// Entries in [`LISTENER_OWNERS`].
 pub const LISTENER_OWNERS_ENTRIES: u32 = 8192;
+/// Entries in [`SYNACK_RETRANSMITS`]: one per listener that retransmitted.
+pub const SYNACK_RETRANSMITS_ENTRIES: u32 = 4096;
 /// Entries in [`LISTEN_BACKLOGS`].
 pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
 

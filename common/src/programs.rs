@@ -31,3 +31,5 @@ pub const RECEIVE_RESET_BTF: &str = "tcp_receive_reset_btf";
 pub const SET_STATE_TRACEPOINT: &str = "inet_sock_set_state";
 /// `syscalls:sys_enter_listen`, which records the backlog each listen() asked for.
 pub const LISTEN_TRACEPOINT: &str = "sys_enter_listen";
+/// `tcp:tcp_retransmit_synack`, counted per listener.
+pub const SYNACK_TRACEPOINT: &str = "tcp_retransmit_synack";

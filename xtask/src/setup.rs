@@ -15,8 +15,14 @@ const PACKAGES: &[(&str, &str)] = &[
     ("llvm-22-dev", "bpf-linker links against LLVM 22"),
     ("libpolly-22-dev", "bpf-linker links against LLVM 22"),
     ("util-linux", "the tests drop privileges with setpriv"),
-    ("iproute2", "the tests create network namespaces with ip netns"),
-    ("nftables", "the tests hold back packets inside their namespaces with nft"),
+    (
+        "iproute2",
+        "the tests create network namespaces with ip netns",
+    ),
+    (
+        "nftables",
+        "the tests hold back packets inside their namespaces with nft",
+    ),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";

@@ -11,7 +11,7 @@ use crate::{
     events::reset::Process,
     findings::group::{Groups, ResetGroup},
     probes::attach::attached_count,
-    queues::watch::QueueWatch,
+    queues::{kernel_view::ListenerProbes, watch::QueueWatch},
     session::Session,
 };
 
@@ -34,10 +34,8 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
         None => "until Ctrl-C".to_string(),
     };
     let mut queues = QueueWatch::default();
-    queues.tick(Instant::now(), &|pid, fd| {
-        session.requested_backlog(pid, fd)
-    });
-    let listeners_at_start = queues.snapshot(&|pid, fd| session.requested_backlog(pid, fd));
+    queues.tick(Instant::now(), &session);
+    let listeners_at_start = queues.snapshot(&session);
     // Scripts wait for this line before reproducing the problem.
     eprintln!(
         "attached {} probes, watching {window}",
@@ -58,18 +56,17 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
         };
         tokio::select! {
             result = session.next_events(|c, reset| groups.add(c.classify(&reset))) => result?,
-            _ = sample.tick() => queues.tick(Instant::now(), &|pid, fd| session.requested_backlog(pid, fd)),
+            _ = sample.tick() => queues.tick(Instant::now(), &session),
             _ = sleep => break,
             _ = interrupt.recv() => { interrupted = true; break }
             _ = terminate.recv() => { interrupted = true; break }
         }
     }
     session.remaining_events(|c, reset| groups.add(c.classify(&reset)));
-    let backlogs = |pid, fd| session.requested_backlog(pid, fd);
-    queues.tick(Instant::now(), &backlogs);
-    let listeners_at_end = queues.snapshot(&backlogs);
+    queues.tick(Instant::now(), &session);
+    let listeners_at_end = queues.snapshot(&session);
     let mut resets = groups.into_sorted();
-    name_owners_from_listeners(&mut resets, &mut queues, &backlogs);
+    name_owners_from_listeners(&mut resets, &mut queues, &session);
     let counters = session.counters()?;
     Ok(Report::new(
         &session,
@@ -91,14 +88,14 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
 fn name_owners_from_listeners(
     resets: &mut [ResetGroup],
     queues: &mut QueueWatch,
-    backlogs: &dyn Fn(u32, u32) -> Option<i32>,
+    probes: &dyn ListenerProbes,
 ) {
     for group in resets
         .iter_mut()
         .filter(|g| g.process.is_none() && g.state.is_some())
     {
         let Some(netns) = group.netns else { continue };
-        if let Some(owner) = queues.listener_owner(u64::from(netns), group.local, backlogs) {
+        if let Some(owner) = queues.listener_owner(u64::from(netns), group.local, probes) {
             group.process = Some(Process {
                 pid: owner.pid,
                 comm: owner.comm,

@@ -89,6 +89,22 @@ pub fn explain(drops: &ListenerDrops) -> String {
         }
         _ => {}
     }
+    if drops.synack_retransmits > 0 {
+        let _ = write!(
+            text,
+            "The listener re-sent its SYN-ACK {} {}{}. ",
+            drops.synack_retransmits,
+            if drops.synack_retransmits == 1 {
+                "time"
+            } else {
+                "times"
+            },
+            drops
+                .sample_remote
+                .map(|r| format!(" (to {r} among others)"))
+                .unwrap_or_default(),
+        );
+    }
     backlog_sentence(drops, &mut text);
     fd_sentence(drops, &mut text);
     match drops.certainty {
@@ -100,6 +116,13 @@ pub fn explain(drops: &ListenerDrops) -> String {
                 "Other listeners in the namespace were full at the same time ({}); the counters \
                  cannot say how the drops split between them. ",
                 others.join(", ")
+            );
+        }
+        Certainty::Retransmits => {
+            let _ = write!(
+                text,
+                "No sample saw its queue full (it fills and drains faster than the 100 ms \
+                 sampling), but it was re-sending SYN-ACKs when the drops were counted. "
             );
         }
         Certainty::Unattributed => {

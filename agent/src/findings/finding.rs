@@ -82,7 +82,7 @@ impl Finding {
             cause: drops.cause.id(),
             count: drops.count,
             local: drops.listener.map(|l| l.to_string()),
-            remote: None,
+            remote: drops.sample_remote.map(|r| r.to_string()),
             process: drops.owner.as_ref().map(|p| ProcessRef {
                 pid: p.pid,
                 comm: p.comm.clone(),
@@ -100,7 +100,7 @@ fn queue_evidence(drops: &ListenerDrops) -> Map<String, Value> {
     map.insert("namespace".into(), json!(drops.namespace));
     map.insert(
         "attribution".into(),
-        json!("namespace counters (nstat) + sock_diag listener samples"),
+        json!("namespace counters (nstat) + sock_diag listener samples + SYN-ACK retransmits (tcp:tcp_retransmit_synack)"),
     );
     map.insert("certainty".into(), json!(drops.certainty));
     if !drops.shared_with.is_empty() {
@@ -114,6 +114,7 @@ fn queue_evidence(drops: &ListenerDrops) -> Map<String, Value> {
         "full_for_ms".into(),
         json!(drops.full_for.as_millis() as u64),
     );
+    map.insert("synack_retransmits".into(), json!(drops.synack_retransmits));
     map.insert("requested_backlog".into(), json!(drops.requested_backlog));
     if let Some(owner) = &drops.owner {
         map.insert("open_fds".into(), json!(owner.open_fds));

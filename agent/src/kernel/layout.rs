@@ -85,6 +85,7 @@ fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &m
     let receive = record("tcp", "tcp_receive_reset");
     let set_state = record("sock", "inet_sock_set_state");
     let listen = record("syscalls", "sys_enter_listen");
+    let synack = record("tcp", "tcp_retransmit_synack");
     let offset = |format: &RecordFormat, field: &str| format.offset(field).unwrap_or(ABSENT);
     layout.tp_send_reset_skaddr = offset(&send, "skaddr");
     layout.tp_send_reset_skbaddr = offset(&send, "skbaddr");
@@ -94,6 +95,14 @@ fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &m
     layout.tp_set_state_oldstate = offset(&set_state, "oldstate");
     layout.tp_set_state_newstate = offset(&set_state, "newstate");
     layout.tp_set_state_protocol = offset(&set_state, "protocol");
+    layout.tp_synack_skaddr = offset(&synack, "skaddr");
+    layout.tp_synack_sport = offset(&synack, "sport");
+    layout.tp_synack_dport = offset(&synack, "dport");
+    layout.tp_synack_family = offset(&synack, "family");
+    layout.tp_synack_saddr = offset(&synack, "saddr");
+    layout.tp_synack_daddr = offset(&synack, "daddr");
+    layout.tp_synack_saddr_v6 = offset(&synack, "saddr_v6");
+    layout.tp_synack_daddr_v6 = offset(&synack, "daddr_v6");
     layout.tp_listen_fd = offset(&listen, "fd");
     layout.tp_listen_backlog = offset(&listen, "backlog");
 }

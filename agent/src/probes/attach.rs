@@ -12,7 +12,7 @@ use aya::{
 };
 use tcpwhy_common::programs::{
     LISTEN_TRACEPOINT, RECEIVE_RESET_BTF, RECEIVE_RESET_TRACEPOINT, RESET_FUNCTIONS,
-    SEND_RESET_BTF, SEND_RESET_TRACEPOINT, SET_STATE_TRACEPOINT,
+    SEND_RESET_BTF, SEND_RESET_TRACEPOINT, SET_STATE_TRACEPOINT, SYNACK_TRACEPOINT,
 };
 
 use super::{
@@ -33,6 +33,7 @@ const SEND_RESET: &str = "tcp:tcp_send_reset";
 const RECEIVE_RESET: &str = "tcp:tcp_receive_reset";
 const SET_STATE: &str = "sock:inet_sock_set_state";
 const LISTEN: &str = "syscalls:sys_enter_listen";
+const SYNACK: &str = "tcp:tcp_retransmit_synack";
 
 /// Attaches everything it can; the reports say what attached and why the rest did not.
 pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
@@ -56,6 +57,13 @@ pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
         plan,
         LISTEN,
         LISTEN_TRACEPOINT,
+        "",
+    ));
+    reports.push(attach_tracepoint_chain(
+        ebpf,
+        plan,
+        SYNACK,
+        SYNACK_TRACEPOINT,
         "",
     ));
     reports

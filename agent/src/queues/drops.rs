@@ -18,6 +18,9 @@ pub enum Certainty {
     High,
     /// Several listeners were full at once; each is credited with the namespace's drops.
     Shared,
+    /// No sample saw a full queue, but this listener was re-sending SYN-ACKs when the counter
+    /// moved: its handshakes' final ACKs were being dropped.
+    Retransmits,
     /// No listener was seen full: the queue filled and drained between two samples.
     Unattributed,
 }
@@ -37,6 +40,10 @@ pub struct ListenerDrops {
     pub half_open_max: u32,
     /// How long the accept queue was seen full, summed over the window.
     pub full_for: Duration,
+    /// SYN-ACK retransmits of this listener over the window (kernel-counted).
+    pub synack_retransmits: u64,
+    /// A client of those retransmits.
+    pub sample_remote: Option<SocketAddr>,
     pub owner: Option<ProcessFacts>,
     /// The backlog passed to listen(), when tcpwhy saw the call.
     pub requested_backlog: Option<i32>,

@@ -7,4 +7,5 @@
 //! method attributed it and how certain that attribution is.
 
 pub mod drops;
+pub mod kernel_view;
 pub mod watch;

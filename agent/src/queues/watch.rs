@@ -7,7 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use super::drops::{Certainty, ListenerDrops};
+use super::{
+    drops::{Certainty, ListenerDrops},
+    kernel_view::{ListenerProbes, SynAckSeen},
+};
 use crate::{
     explain::cause::Cause,
     listeners::{
@@ -22,6 +25,9 @@ use crate::{
 
 /// How often namespaces are looked for again (containers come and go) and sysctls re-read.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
+/// A listener that re-sent a SYN-ACK this recently may be the one whose final ACKs were dropped
+/// (the SYN-ACK timer starts at 1 s and doubles).
+const RECENT_SYNACK: Duration = Duration::from_secs(3);
 /// A listener seen full this recently is a candidate for drops counted now: the queue can drain
 /// between the drop and the sample.
 const RECENTLY_FULL: Duration = Duration::from_secs(1);
@@ -33,14 +39,16 @@ pub struct ListenerOwner {
     pub requested_backlog: Option<i32>,
 }
 
-/// Looks up the backlog a (pid, fd) passed to listen(); provided by the session's probes.
-pub type BacklogLookup<'a> = &'a dyn Fn(u32, u32) -> Option<i32>;
-
+/// What the samples saw of one listener over the window.
 #[derive(Default)]
 struct FullSpell {
     full_now: bool,
     last_full: Option<Instant>,
     total: Duration,
+    /// SYN-ACK retransmits counted by the kernel since the probes attached.
+    synack_retransmits: u64,
+    synack_remote: Option<SocketAddr>,
+    last_synack: Option<Instant>,
 }
 
 struct Watched {
@@ -63,7 +71,7 @@ pub struct QueueWatch {
 
 impl QueueWatch {
     /// Samples every namespace once; call this often (every 100 ms or so).
-    pub fn tick(&mut self, now: Instant, backlogs: BacklogLookup) {
+    pub fn tick(&mut self, now: Instant, probes: &dyn ListenerProbes) {
         if self
             .rescanned_at
             .is_none_or(|at| now.duration_since(at) >= RESCAN_EVERY)
@@ -71,14 +79,15 @@ impl QueueWatch {
             self.rescan(now);
             self.rescanned_at = Some(now);
         }
+        let synacks = probes.synack_retransmits();
         let inodes: Vec<u64> = self.namespaces.keys().copied().collect();
         for inode in inodes {
-            if let Err(err) = self.sample(inode, now, backlogs) {
+            if let Err(err) = self.sample(inode, now, probes, &synacks) {
                 if netns::list().iter().any(|ns| ns.inode == inode) {
                     self.problem(format!("namespace {inode}: {err:#}"));
                 } else {
                     // Its last process exited between the rescan and this sample.
-                    self.settle_full_durations(inode);
+                    self.settle_listener_totals(inode);
                     self.namespaces.remove(&inode);
                 }
             }
@@ -101,7 +110,7 @@ impl QueueWatch {
             .copied()
             .collect();
         for inode in gone {
-            self.settle_full_durations(inode);
+            self.settle_listener_totals(inode);
             self.namespaces.remove(&inode);
         }
         for namespace in present {
@@ -119,7 +128,13 @@ impl QueueWatch {
         }
     }
 
-    fn sample(&mut self, inode: u64, now: Instant, backlogs: BacklogLookup) -> anyhow::Result<()> {
+    fn sample(
+        &mut self,
+        inode: u64,
+        now: Instant,
+        probes: &dyn ListenerProbes,
+        synacks: &HashMap<(u64, SocketAddr), SynAckSeen>,
+    ) -> anyhow::Result<()> {
         let watched = self
             .namespaces
             .get_mut(&inode)
@@ -139,12 +154,21 @@ impl QueueWatch {
                 spell.full_now = false;
             }
         }
+        for ((ns, local), seen) in synacks.iter().filter(|((ns, _), _)| *ns == inode) {
+            let _ = ns;
+            let spell = watched.spells.entry(*local).or_default();
+            if seen.count > spell.synack_retransmits {
+                spell.synack_retransmits = seen.count;
+                spell.synack_remote = Some(seen.remote);
+                spell.last_synack = Some(now);
+            }
+        }
         let counters = watched.probe.counters()?;
         let growth = counters.growth_since(&watched.counters);
         watched.counters = counters;
         watched.listeners = listeners;
         if growth.any() {
-            self.attribute(inode, &growth, now, backlogs)?;
+            self.attribute(inode, &growth, now, probes)?;
         }
         Ok(())
     }
@@ -155,7 +179,7 @@ impl QueueWatch {
         inode: u64,
         growth: &CounterGrowth,
         now: Instant,
-        backlogs: BacklogLookup,
+        probes: &dyn ListenerProbes,
     ) -> anyhow::Result<()> {
         let watched = &self.namespaces[&inode];
         if growth.listen_overflows > 0 {
@@ -171,14 +195,38 @@ impl QueueWatch {
                 })
                 .cloned()
                 .collect();
+            let (full, certainty) = if full.is_empty() {
+                // No sample saw a full queue; listeners re-sending SYN-ACKs just now are the ones
+                // whose handshakes' final ACKs were dropped.
+                let retransmitting: Vec<ListenerNow> = watched
+                    .listeners
+                    .iter()
+                    .filter(|l| {
+                        watched
+                            .spells
+                            .get(&l.local)
+                            .and_then(|s| s.last_synack)
+                            .is_some_and(|at| now.duration_since(at) <= RECENT_SYNACK)
+                    })
+                    .cloned()
+                    .collect();
+                let certainty = if retransmitting.is_empty() {
+                    None
+                } else {
+                    Some(Certainty::Retransmits)
+                };
+                (retransmitting, certainty)
+            } else {
+                (full, None)
+            };
             self.record(
                 inode,
                 Cause::AcceptQueueOverflow,
                 growth.listen_overflows,
-                &full,
+                (&full, certainty),
                 &HashMap::new(),
                 growth,
-                backlogs,
+                probes,
             );
         }
         let syn_queue_drops = growth.req_q_full_drop;
@@ -209,10 +257,10 @@ impl QueueWatch {
                     inode,
                     Cause::SynQueueOverflow,
                     syn_queue_drops,
-                    &full,
+                    (&full, None),
                     &half_open,
                     growth,
-                    backlogs,
+                    probes,
                 );
             }
             if cookies > 0 {
@@ -220,10 +268,10 @@ impl QueueWatch {
                     inode,
                     Cause::SynFloodCookies,
                     cookies,
-                    &full,
+                    (&full, None),
                     &half_open,
                     growth,
-                    backlogs,
+                    probes,
                 );
             }
         }
@@ -236,16 +284,16 @@ impl QueueWatch {
         inode: u64,
         cause: Cause,
         count: u64,
-        candidates: &[ListenerNow],
+        (candidates, known_certainty): (&[ListenerNow], Option<Certainty>),
         half_open: &HashMap<SocketAddr, u32>,
         growth: &CounterGrowth,
-        backlogs: BacklogLookup,
+        probes: &dyn ListenerProbes,
     ) {
-        let certainty = match candidates.len() {
+        let certainty = known_certainty.unwrap_or(match candidates.len() {
             0 => Certainty::Unattributed,
             1 => Certainty::High,
             _ => Certainty::Shared,
-        };
+        });
         let sysctls = self.namespaces[&inode].probe.sysctls.clone();
         let targets: Vec<Option<&ListenerNow>> = if candidates.is_empty() {
             vec![None]
@@ -253,7 +301,7 @@ impl QueueWatch {
             candidates.iter().map(Some).collect()
         };
         for target in targets {
-            let owner = target.and_then(|l| self.owner_of(inode, l, backlogs));
+            let owner = target.and_then(|l| self.owner_of(inode, l, probes));
             let local = target.map(|l| l.local);
             let entry = self
                 .drops
@@ -268,6 +316,8 @@ impl QueueWatch {
                     queue_limit: 0,
                     half_open_max: 0,
                     full_for: Duration::ZERO,
+                    synack_retransmits: 0,
+                    sample_remote: None,
                     owner: None,
                     requested_backlog: None,
                     sysctls: sysctls.clone(),
@@ -304,7 +354,7 @@ impl QueueWatch {
         &mut self,
         inode: u64,
         listener: &ListenerNow,
-        backlogs: BacklogLookup,
+        probes: &dyn ListenerProbes,
     ) -> Option<ListenerOwner> {
         self.owners
             .entry((inode, listener.inode))
@@ -316,7 +366,7 @@ impl QueueWatch {
                     .partition(|&pid| netns::namespace_of(pid) == Some(inode));
                 let pids = inside.into_iter().chain(outside);
                 find_socket_owner(listener.inode, pids).map(|(process, fd)| ListenerOwner {
-                    requested_backlog: backlogs(process.pid, fd),
+                    requested_backlog: probes.requested_backlog(process.pid, fd),
                     process,
                 })
             })
@@ -329,7 +379,7 @@ impl QueueWatch {
         &mut self,
         inode: u64,
         local: SocketAddr,
-        backlogs: BacklogLookup,
+        probes: &dyn ListenerProbes,
     ) -> Option<ProcessFacts> {
         let listener = self
             .namespaces
@@ -341,11 +391,11 @@ impl QueueWatch {
                     && (l.local.ip() == local.ip() || l.local.ip().is_unspecified())
             })?
             .clone();
-        self.owner_of(inode, &listener, backlogs).map(|o| o.process)
+        self.owner_of(inode, &listener, probes).map(|o| o.process)
     }
 
     /// Listeners worth a look right now: full, nearly full, or capped by somaxconn.
-    pub fn snapshot(&mut self, backlogs: BacklogLookup) -> Vec<ListenerCondition> {
+    pub fn snapshot(&mut self, probes: &dyn ListenerProbes) -> Vec<ListenerCondition> {
         let mut found = Vec::new();
         let inodes: Vec<u64> = self.namespaces.keys().copied().collect();
         for inode in inodes {
@@ -359,7 +409,7 @@ impl QueueWatch {
                 if !interesting {
                     continue;
                 }
-                let owner = self.owner_of(inode, &listener, backlogs);
+                let owner = self.owner_of(inode, &listener, probes);
                 let requested = owner.as_ref().and_then(|o| o.requested_backlog);
                 let capped = requested.is_some_and(|r| r < 0 || r as u32 > listener.queue_limit);
                 let condition = if listener.is_full() {
@@ -388,15 +438,17 @@ impl QueueWatch {
         found
     }
 
-    /// Copies how long each listener of a namespace was full into its drop records, before the
-    /// namespace's samples are let go.
-    fn settle_full_durations(&mut self, inode: u64) {
+    /// Copies what the samples saw of each listener (time full, SYN-ACK retransmits) into its
+    /// drop records, before the namespace's samples are let go.
+    fn settle_listener_totals(&mut self, inode: u64) {
         let Some(watched) = self.namespaces.get(&inode) else {
             return;
         };
         for drops in self.drops.values_mut().filter(|d| d.namespace == inode) {
             if let Some(spell) = drops.listener.and_then(|l| watched.spells.get(&l)) {
                 drops.full_for = spell.total;
+                drops.synack_retransmits = spell.synack_retransmits;
+                drops.sample_remote = spell.synack_remote;
             }
         }
     }
@@ -405,7 +457,7 @@ impl QueueWatch {
     pub fn into_drops(mut self) -> Vec<ListenerDrops> {
         let inodes: Vec<u64> = self.namespaces.keys().copied().collect();
         for inode in inodes {
-            self.settle_full_durations(inode);
+            self.settle_listener_totals(inode);
         }
         let mut drops: Vec<ListenerDrops> = self.drops.into_values().collect();
         drops.sort_by_key(|d| std::cmp::Reverse(d.count));

@@ -1,0 +1,19 @@
+//! What the queue watcher asks of the loaded probes. A trait, so that the watcher does not
+//! depend on how the probes are loaded (diagnose and daemon share it).
+
+use std::{collections::HashMap, net::SocketAddr};
+
+/// SYN-ACK retransmits of one listener since the probes were attached.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SynAckSeen {
+    pub count: u64,
+    /// The client of the most recent retransmit.
+    pub remote: SocketAddr,
+}
+
+pub trait ListenerProbes {
+    /// The backlog process `pid` passed to listen() on descriptor `fd`, if that call was seen.
+    fn requested_backlog(&self, pid: u32, fd: u32) -> Option<i32>;
+    /// SYN-ACK retransmits per (namespace inode, listener endpoint).
+    fn synack_retransmits(&self) -> HashMap<(u64, SocketAddr), SynAckSeen>;
+}
