@@ -10,6 +10,7 @@ mod context;
 mod kernel;
 mod layout;
 mod listen_backlog;
+mod listen_overflow;
 mod maps;
 mod owners;
 mod reset_event;

@@ -5,9 +5,11 @@ use aya_ebpf::{
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use tcpwhy_common::{
+    listen_overflow::ListenOverflows,
     maps::{
         COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LISTEN_BACKLOGS_ENTRIES,
-        LISTENER_OWNERS_ENTRIES, SOCKET_OWNERS_ENTRIES, SYNACK_RETRANSMITS_ENTRIES,
+        LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES, SOCKET_OWNERS_ENTRIES,
+        SYNACK_RETRANSMITS_ENTRIES,
     },
     owner::{ListenCall, ListenerKey, Owner},
     synack::{ListenerId, SynAckRetransmits},
@@ -34,6 +36,10 @@ pub static LISTEN_BACKLOGS: LruHashMap<ListenCall, u32> =
 #[map]
 pub static SYNACK_RETRANSMITS: LruPerCpuHashMap<ListenerId, SynAckRetransmits> =
     LruPerCpuHashMap::with_max_entries(SYNACK_RETRANSMITS_ENTRIES, 0);
+
+#[map]
+pub static LISTEN_OVERFLOWS: LruPerCpuHashMap<ListenerId, ListenOverflows> =
+    LruPerCpuHashMap::with_max_entries(LISTEN_OVERFLOWS_ENTRIES, 0);
 
 /// Adds one to a per-CPU counter (no atomics needed: each CPU has its own slot).
 #[inline(always)]

@@ -11,8 +11,10 @@ use aya::{
     maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
-    maps::{COUNTERS, Counter, EVENTS, LISTEN_BACKLOGS, SYNACK_RETRANSMITS},
+    listen_overflow::ListenOverflows,
+    maps::{COUNTERS, Counter, EVENTS, LISTEN_BACKLOGS, LISTEN_OVERFLOWS, SYNACK_RETRANSMITS},
     owner::ListenCall,
+    programs::QUEUE_FUNCTIONS,
     synack::{ListenerId, SynAckRetransmits},
 };
 
@@ -177,33 +179,80 @@ impl ListenerProbes for Session {
     }
 
     fn synack_retransmits(&self) -> StdHashMap<(u64, SocketAddr), SynAckSeen> {
-        let Some(map) = self.ebpf.map(SYNACK_RETRANSMITS) else {
+        self.per_listener(SYNACK_RETRANSMITS, |values: &[SynAckRetransmits]| {
+            // The CPU that counted most holds a recent sample client.
+            let sample = values
+                .iter()
+                .max_by_key(|v| v.count)
+                .copied()
+                .unwrap_or(values[0]);
+            SynAckRetransmits {
+                count: values.iter().map(|v| v.count).sum(),
+                ..sample
+            }
+        })
+        .into_iter()
+        .map(|((ns, local), v)| {
+            let remote = endpoint::from_raw(&v.remote_addr, v.remote_port, !local.is_ipv4());
+            (
+                (ns, local),
+                SynAckSeen {
+                    count: v.count,
+                    remote,
+                },
+            )
+        })
+        .collect()
+    }
+
+    fn listen_overflows(&self) -> Option<StdHashMap<(u64, SocketAddr), ListenOverflows>> {
+        let attached = self
+            .probes
+            .iter()
+            .any(|p| p.attached && p.name == QUEUE_FUNCTIONS[0].0);
+        attached.then(|| {
+            self.per_listener(LISTEN_OVERFLOWS, |values: &[ListenOverflows]| {
+                let latest = values
+                    .iter()
+                    .max_by_key(|v| v.queue_len)
+                    .copied()
+                    .unwrap_or_default();
+                ListenOverflows {
+                    syn_accept_queue_full: values.iter().map(|v| v.syn_accept_queue_full).sum(),
+                    ack_accept_queue_full: values.iter().map(|v| v.ack_accept_queue_full).sum(),
+                    syn_queue_full: values.iter().map(|v| v.syn_queue_full).sum(),
+                    ..latest
+                }
+            })
+        })
+    }
+}
+
+const AF_INET6: u16 = 10;
+
+impl Session {
+    /// Sums a per-CPU map keyed by listener into (namespace, endpoint) → value.
+    fn per_listener<V: aya::Pod>(
+        &self,
+        map: &str,
+        merge: impl Fn(&[V]) -> V,
+    ) -> StdHashMap<(u64, SocketAddr), V> {
+        let Some(map) = self.ebpf.map(map) else {
             return StdHashMap::new();
         };
-        let Ok(per_cpu) = PerCpuHashMap::<_, ListenerId, SynAckRetransmits>::try_from(map) else {
+        let Ok(per_cpu) = PerCpuHashMap::<_, ListenerId, V>::try_from(map) else {
             return StdHashMap::new();
         };
         per_cpu
             .iter()
             .filter_map(Result::ok)
             .map(|(id, values)| {
-                let ipv6 = id.family == AF_INET6;
-                let local = endpoint::from_raw(&id.addr, id.port, ipv6);
-                let count = values.iter().map(|v| v.count).sum();
-                // The CPU that counted most holds a recent sample client.
-                let sample = values
-                    .iter()
-                    .max_by_key(|v| v.count)
-                    .copied()
-                    .unwrap_or(values[0]);
-                let remote = endpoint::from_raw(&sample.remote_addr, sample.remote_port, ipv6);
-                ((u64::from(id.netns), local), SynAckSeen { count, remote })
+                let local = endpoint::from_raw(&id.addr, id.port, id.family == AF_INET6);
+                ((u64::from(id.netns), local), merge(&values))
             })
             .collect()
     }
 }
-
-const AF_INET6: u16 = 10;
 
 fn decode_into(bytes: &[u8], mut handle: impl FnMut(Reset)) {
     match Reset::decode(bytes) {

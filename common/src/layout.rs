@@ -28,6 +28,10 @@ pub struct KernelLayout {
     // struct sock
     pub sk_flags: u32,
     pub sk_lingertime: u32,
+    pub sk_ack_backlog: u32,
+    pub sk_max_ack_backlog: u32,
+    /// `inet_connection_sock.icsk_accept_queue.qlen`: the listener's half-open requests.
+    pub icsk_accept_queue_qlen: u32,
     // struct inet_sock: the local port survives here after close releases `skc_num`.
     pub inet_sport: u32,
     // struct tcp_sock
@@ -83,6 +87,9 @@ impl KernelLayout {
         net_ns_inum: ABSENT,
         sk_flags: ABSENT,
         sk_lingertime: ABSENT,
+        sk_ack_backlog: ABSENT,
+        sk_max_ack_backlog: ABSENT,
+        icsk_accept_queue_qlen: ABSENT,
         inet_sport: ABSENT,
         tcp_rcv_nxt: ABSENT,
         tcp_copied_seq: ABSENT,

@@ -7,6 +7,7 @@
 #![no_std]
 
 pub mod layout;
+pub mod listen_overflow;
 pub mod maps;
 pub mod owner;
 pub mod programs;

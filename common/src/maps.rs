@@ -12,6 +12,8 @@ pub const LISTENER_OWNERS: &str = "LISTENER_OWNERS";
 pub const LISTEN_BACKLOGS: &str = "LISTEN_BACKLOGS";
 /// Hash: [`crate::synack::ListenerId`] → [`crate::synack::SynAckRetransmits`].
 pub const SYNACK_RETRANSMITS: &str = "SYNACK_RETRANSMITS";
+/// Per-CPU hash: [`crate::synack::ListenerId`] → [`crate::listen_overflow::ListenOverflows`].
+pub const LISTEN_OVERFLOWS: &str = "LISTEN_OVERFLOWS";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 
@@ -23,6 +25,8 @@ pub const SOCKET_OWNERS_ENTRIES: u32 = 65536;
 pub const LISTENER_OWNERS_ENTRIES: u32 = 8192;
 /// Entries in [`SYNACK_RETRANSMITS`]: one per listener that retransmitted.
 pub const SYNACK_RETRANSMITS_ENTRIES: u32 = 4096;
+/// Entries in [`LISTEN_OVERFLOWS`]: one per listener that overflowed.
+pub const LISTEN_OVERFLOWS_ENTRIES: u32 = 4096;
 /// Entries in [`LISTEN_BACKLOGS`].
 pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
 

@@ -33,3 +33,21 @@ pub const SET_STATE_TRACEPOINT: &str = "inet_sock_set_state";
 pub const LISTEN_TRACEPOINT: &str = "sys_enter_listen";
 /// `tcp:tcp_retransmit_synack`, counted per listener.
 pub const SYNACK_TRACEPOINT: &str = "tcp_retransmit_synack";
+/// Function probes on the listen-queue paths: (kernel function, fentry program, kprobe program).
+pub const QUEUE_FUNCTIONS: [(&str, &str, &str); 3] = [
+    (
+        "tcp_conn_request",
+        "tcp_conn_request_fentry",
+        "tcp_conn_request_kprobe",
+    ),
+    (
+        "tcp_v4_syn_recv_sock",
+        "tcp_v4_syn_recv_sock_fentry",
+        "tcp_v4_syn_recv_sock_kprobe",
+    ),
+    (
+        "tcp_v6_syn_recv_sock",
+        "tcp_v6_syn_recv_sock_fentry",
+        "tcp_v6_syn_recv_sock_kprobe",
+    ),
+];

@@ -108,7 +108,7 @@ pub fn explain(drops: &ListenerDrops) -> String {
     backlog_sentence(drops, &mut text);
     fd_sentence(drops, &mut text);
     match drops.certainty {
-        Certainty::High => {}
+        Certainty::High | Certainty::Exact => {}
         Certainty::Shared => {
             let others: Vec<String> = drops.shared_with.iter().map(|a| a.to_string()).collect();
             let _ = write!(

@@ -9,7 +9,7 @@ use super::group::ResetGroup;
 use crate::{
     events::{reset::Direction, tcp_state},
     explain::{narrative, queue_narrative},
-    queues::drops::ListenerDrops,
+    queues::drops::{Certainty, ListenerDrops},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -98,10 +98,13 @@ impl Finding {
 fn queue_evidence(drops: &ListenerDrops) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("namespace".into(), json!(drops.namespace));
-    map.insert(
-        "attribution".into(),
-        json!("namespace counters (nstat) + sock_diag listener samples + SYN-ACK retransmits (tcp:tcp_retransmit_synack)"),
-    );
+    let method = match drops.certainty {
+        Certainty::Exact => "function probes (tcp_conn_request, tcp_v4/v6_syn_recv_sock)",
+        _ => {
+            "namespace counters (nstat) + sock_diag listener samples + SYN-ACK retransmits (tcp:tcp_retransmit_synack)"
+        }
+    };
+    map.insert("attribution".into(), json!(method));
     map.insert("certainty".into(), json!(drops.certainty));
     if !drops.shared_with.is_empty() {
         let others: Vec<String> = drops.shared_with.iter().map(|a| a.to_string()).collect();

@@ -11,8 +11,9 @@ use aya::{
     programs::{BtfTracePoint, FEntry, KProbe, ProgramError, TracePoint},
 };
 use tcpwhy_common::programs::{
-    LISTEN_TRACEPOINT, RECEIVE_RESET_BTF, RECEIVE_RESET_TRACEPOINT, RESET_FUNCTIONS,
-    SEND_RESET_BTF, SEND_RESET_TRACEPOINT, SET_STATE_TRACEPOINT, SYNACK_TRACEPOINT,
+    LISTEN_TRACEPOINT, QUEUE_FUNCTIONS, RECEIVE_RESET_BTF, RECEIVE_RESET_TRACEPOINT,
+    RESET_FUNCTIONS, SEND_RESET_BTF, SEND_RESET_TRACEPOINT, SET_STATE_TRACEPOINT,
+    SYNACK_TRACEPOINT,
 };
 
 use super::{
@@ -66,6 +67,9 @@ pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
         SYNACK_TRACEPOINT,
         "",
     ));
+    // Exact per-listener overflows; where they cannot attach, queue drops still come from the
+    // namespace counters and sock_diag.
+    reports.extend(attach_function_probes(ebpf, plan, &QUEUE_FUNCTIONS));
     reports
 }
 
@@ -83,7 +87,7 @@ fn attach_send_reset(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
             if partial_functions {
                 continue; // fentry and kprobe were both tried per function in one pass
             }
-            let reports = attach_function_probes(ebpf, plan);
+            let reports = attach_function_probes(ebpf, plan, &RESET_FUNCTIONS);
             if reports.iter().all(|r| r.attached) {
                 let why = if failures.is_empty() {
                     format!("{NOT_NEEDED}: the function probes see every reset on this kernel")
@@ -126,7 +130,7 @@ fn attach_send_reset(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
     }
     // Nothing whole attached: take whichever function probes work rather than nothing.
     let mut all = vec![ProbeReport::failed(SEND_RESET, None, failures.join("; "))];
-    all.extend(attach_function_probes(ebpf, plan));
+    all.extend(attach_function_probes(ebpf, plan, &RESET_FUNCTIONS));
     all
 }
 
@@ -155,9 +159,14 @@ fn skipped_functions(why: &str) -> Vec<ProbeReport> {
         .collect()
 }
 
-/// Attaches fentry (else kprobe) on each reset-sending function, in the configured order.
-fn attach_function_probes(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
-    RESET_FUNCTIONS
+/// Attaches fentry (else kprobe, in the configured order) on each (function, fentry program,
+/// kprobe program).
+fn attach_function_probes(
+    ebpf: &mut Ebpf,
+    plan: &AttachPlan,
+    functions: &[(&str, &str, &str)],
+) -> Vec<ProbeReport> {
+    functions
         .iter()
         .map(|&(function, fentry_program, kprobe_program)| {
             let mut failures = Vec::new();
@@ -176,8 +185,10 @@ fn attach_function_probes(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport
                     Err(err) => failures.push(format!("{method}: {err}")),
                 }
             }
-            let last = failures.last().map(|_| Method::Kprobe);
-            ProbeReport::failed(function, last, failures.join("; "))
+            if failures.is_empty() {
+                failures.push("no allowed method (needs fentry or kprobe)".to_string());
+            }
+            ProbeReport::failed(function, None, failures.join("; "))
         })
         .collect()
 }
@@ -296,7 +307,8 @@ fn attach_kprobe(ebpf: &mut Ebpf, program_name: &str, function: &str) -> Result<
     Ok(())
 }
 
-/// One line per error: the verifier log, when there is one, goes to the debug log instead.
+/// One line per error, in words an operator can act on; the verifier log, when there is one,
+/// goes to the debug log (`TCPWHY_LOG=debug`).
 fn describe(err: ProgramError) -> String {
     match err {
         ProgramError::LoadError {
@@ -304,10 +316,20 @@ fn describe(err: ProgramError) -> String {
             verifier_log,
         } => {
             tracing::debug!(%verifier_log, "verifier rejected a program");
-            format!("load failed: {io_error}")
+            if io_error.raw_os_error() == Some(libc::EPERM) {
+                format!(
+                    "load refused ({io_error}): this kernel or its security policy does not allow it"
+                )
+            } else {
+                format!("load failed: {io_error}")
+            }
         }
         other => {
             let mut text = other.to_string();
+            if text.contains("devices/kprobe/type") {
+                return "this kernel has no kprobe support (built without CONFIG_KPROBES)"
+                    .to_string();
+            }
             let mut source = std::error::Error::source(&other);
             while let Some(cause) = source {
                 text.push_str(": ");

@@ -14,6 +14,8 @@ use crate::{
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Certainty {
+    /// Counted at the listener by kernel function probes as each drop happened.
+    Exact,
     /// The only listener of the namespace seen full (or with a full SYN queue) when the counter moved.
     High,
     /// Several listeners were full at once; each is credited with the namespace's drops.

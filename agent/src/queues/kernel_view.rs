@@ -3,6 +3,8 @@
 
 use std::{collections::HashMap, net::SocketAddr};
 
+use tcpwhy_common::listen_overflow::ListenOverflows;
+
 /// SYN-ACK retransmits of one listener since the probes were attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SynAckSeen {
@@ -16,4 +18,7 @@ pub trait ListenerProbes {
     fn requested_backlog(&self, pid: u32, fd: u32) -> Option<i32>;
     /// SYN-ACK retransmits per (namespace inode, listener endpoint).
     fn synack_retransmits(&self) -> HashMap<(u64, SocketAddr), SynAckSeen>;
+    /// Exact overflow counts per (namespace inode, listener endpoint) since the probes attached,
+    /// or None when the function probes could not attach on this kernel.
+    fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>>;
 }

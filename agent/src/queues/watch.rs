@@ -7,6 +7,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tcpwhy_common::listen_overflow::ListenOverflows;
+
 use super::{
     drops::{Certainty, ListenerDrops},
     kernel_view::{ListenerProbes, SynAckSeen},
@@ -51,8 +53,29 @@ struct FullSpell {
     last_synack: Option<Instant>,
 }
 
+/// What the probes in the kernel counted, read once per tick for every namespace.
+struct KernelSamples {
+    synacks: HashMap<(u64, SocketAddr), SynAckSeen>,
+    exact: Option<HashMap<(u64, SocketAddr), ListenOverflows>>,
+}
+
+fn overflow_growth(now: &ListenOverflows, earlier: &ListenOverflows) -> ListenOverflows {
+    ListenOverflows {
+        syn_accept_queue_full: now
+            .syn_accept_queue_full
+            .saturating_sub(earlier.syn_accept_queue_full),
+        ack_accept_queue_full: now
+            .ack_accept_queue_full
+            .saturating_sub(earlier.ack_accept_queue_full),
+        syn_queue_full: now.syn_queue_full.saturating_sub(earlier.syn_queue_full),
+        ..*now
+    }
+}
+
 struct Watched {
     probe: NamespaceProbe,
+    /// Function-probe totals per listener at the previous sample.
+    exact_seen: HashMap<SocketAddr, ListenOverflows>,
     counters: TcpExt,
     listeners: Vec<ListenerNow>,
     spells: HashMap<SocketAddr, FullSpell>,
@@ -79,10 +102,13 @@ impl QueueWatch {
             self.rescan(now);
             self.rescanned_at = Some(now);
         }
-        let synacks = probes.synack_retransmits();
+        let kernel = KernelSamples {
+            synacks: probes.synack_retransmits(),
+            exact: probes.listen_overflows(),
+        };
         let inodes: Vec<u64> = self.namespaces.keys().copied().collect();
         for inode in inodes {
-            if let Err(err) = self.sample(inode, now, probes, &synacks) {
+            if let Err(err) = self.sample(inode, now, probes, &kernel) {
                 if netns::list().iter().any(|ns| ns.inode == inode) {
                     self.problem(format!("namespace {inode}: {err:#}"));
                 } else {
@@ -133,7 +159,7 @@ impl QueueWatch {
         inode: u64,
         now: Instant,
         probes: &dyn ListenerProbes,
-        synacks: &HashMap<(u64, SocketAddr), SynAckSeen>,
+        kernel: &KernelSamples,
     ) -> anyhow::Result<()> {
         let watched = self
             .namespaces
@@ -154,7 +180,7 @@ impl QueueWatch {
                 spell.full_now = false;
             }
         }
-        for ((ns, local), seen) in synacks.iter().filter(|((ns, _), _)| *ns == inode) {
+        for ((ns, local), seen) in kernel.synacks.iter().filter(|((ns, _), _)| *ns == inode) {
             let _ = ns;
             let spell = watched.spells.entry(*local).or_default();
             if seen.count > spell.synack_retransmits {
@@ -167,10 +193,84 @@ impl QueueWatch {
         let growth = counters.growth_since(&watched.counters);
         watched.counters = counters;
         watched.listeners = listeners;
-        if growth.any() {
-            self.attribute(inode, &growth, now, probes)?;
+        match &kernel.exact {
+            // Function probes counted each drop at its listener: no inference needed.
+            Some(exact) => {
+                let grown: Vec<(SocketAddr, ListenOverflows)> = exact
+                    .iter()
+                    .filter(|((ns, _), _)| *ns == inode)
+                    .filter_map(|((_, local), totals)| {
+                        let earlier = watched
+                            .exact_seen
+                            .insert(*local, *totals)
+                            .unwrap_or_default();
+                        let grown = overflow_growth(totals, &earlier);
+                        (grown != ListenOverflows::default()).then_some((*local, grown))
+                    })
+                    .collect();
+                if !grown.is_empty() {
+                    self.attribute_exact(inode, &grown, &growth, probes);
+                }
+            }
+            None if growth.any() => self.attribute(inode, &growth, now, probes)?,
+            None => {}
         }
         Ok(())
+    }
+
+    /// Records drops counted per listener by the function probes.
+    fn attribute_exact(
+        &mut self,
+        inode: u64,
+        grown: &[(SocketAddr, ListenOverflows)],
+        counters: &CounterGrowth,
+        probes: &dyn ListenerProbes,
+    ) {
+        let syncookies = self.namespaces[&inode].probe.sysctls.tcp_syncookies;
+        for (local, g) in grown {
+            let sampled = self.namespaces[&inode]
+                .listeners
+                .iter()
+                .find(|l| l.local == *local)
+                .cloned();
+            let listener = ListenerNow {
+                local: *local,
+                queue_len: g.queue_len.max(sampled.as_ref().map_or(0, |l| l.queue_len)),
+                queue_limit: g.queue_limit,
+                // The socket inode finds the owner; a listener already closed has none.
+                inode: sampled.map_or(0, |l| l.inode),
+            };
+            let half_open = HashMap::from([(*local, g.half_open)]);
+            let candidates = std::slice::from_ref(&listener);
+            let accept = g.syn_accept_queue_full + g.ack_accept_queue_full;
+            if accept > 0 {
+                self.record(
+                    inode,
+                    Cause::AcceptQueueOverflow,
+                    accept,
+                    (candidates, Some(Certainty::Exact)),
+                    &half_open,
+                    counters,
+                    probes,
+                );
+            }
+            if g.syn_queue_full > 0 {
+                let cause = if syncookies == Some(0) {
+                    Cause::SynQueueOverflow
+                } else {
+                    Cause::SynFloodCookies
+                };
+                self.record(
+                    inode,
+                    cause,
+                    g.syn_queue_full,
+                    (candidates, Some(Certainty::Exact)),
+                    &half_open,
+                    counters,
+                    probes,
+                );
+            }
+        }
     }
 
     /// Credits the namespace's counter growth to the listeners whose queues explain it.
@@ -471,6 +571,7 @@ fn start_watching(namespace: Namespace, now: Instant) -> Option<Watched> {
     let listeners = probe.listeners().ok()?;
     Some(Watched {
         probe,
+        exact_seen: HashMap::new(),
         counters,
         listeners,
         spells: HashMap::new(),
@@ -491,4 +592,59 @@ pub struct ListenerCondition {
     pub requested_backlog: Option<i32>,
     pub somaxconn: Option<i64>,
     pub process: Option<ProcessFacts>,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::TcpListener;
+
+    use super::*;
+
+    /// Stands in for the loaded programs: the counts the function probes would have made.
+    struct CountedByFunctionProbes(HashMap<(u64, SocketAddr), ListenOverflows>);
+
+    impl ListenerProbes for CountedByFunctionProbes {
+        fn requested_backlog(&self, _pid: u32, _fd: u32) -> Option<i32> {
+            None
+        }
+        fn synack_retransmits(&self) -> HashMap<(u64, SocketAddr), SynAckSeen> {
+            HashMap::new()
+        }
+        fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>> {
+            Some(self.0.clone())
+        }
+    }
+
+    #[test]
+    fn exact_counts_are_credited_to_their_listener_only_once() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let local = listener.local_addr().unwrap();
+        let ours = netns::namespace_of(std::process::id()).unwrap();
+        let mut watch = QueueWatch::default();
+        let start = Instant::now();
+        watch.tick(start, &CountedByFunctionProbes(HashMap::new()));
+
+        let counted = ListenOverflows {
+            syn_accept_queue_full: 3,
+            ack_accept_queue_full: 2,
+            queue_len: 5,
+            queue_limit: 4,
+            ..ListenOverflows::default()
+        };
+        let probes = CountedByFunctionProbes(HashMap::from([((ours, local), counted)]));
+        watch.tick(start + Duration::from_millis(100), &probes);
+        // The same totals again: nothing new happened.
+        watch.tick(start + Duration::from_millis(200), &probes);
+
+        let drops = watch.into_drops();
+        let ours = drops
+            .iter()
+            .find(|d| d.listener == Some(local))
+            .expect("credited");
+        assert_eq!(ours.cause, Cause::AcceptQueueOverflow);
+        assert_eq!(ours.count, 5);
+        assert_eq!(ours.certainty, Certainty::Exact);
+        assert_eq!(ours.queue_len_max, 5);
+        assert_eq!(ours.owner.as_ref().unwrap().pid, std::process::id());
+    }
 }
