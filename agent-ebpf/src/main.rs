@@ -16,6 +16,7 @@ mod owners;
 mod reset_event;
 mod reset_received;
 mod reset_sent;
+mod retransmit;
 mod synack;
 
 #[cfg(not(test))]

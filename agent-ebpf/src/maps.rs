@@ -8,8 +8,8 @@ use tcpwhy_common::{
     listen_overflow::ListenOverflows,
     maps::{
         COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LISTEN_BACKLOGS_ENTRIES,
-        LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES, SOCKET_OWNERS_ENTRIES,
-        SYNACK_RETRANSMITS_ENTRIES,
+        LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind,
+        SOCKET_OWNERS_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_STATES,
     },
     owner::{ListenCall, ListenerKey, Owner},
     synack::{ListenerId, SynAckRetransmits},
@@ -41,11 +41,38 @@ pub static SYNACK_RETRANSMITS: LruPerCpuHashMap<ListenerId, SynAckRetransmits> =
 pub static LISTEN_OVERFLOWS: LruPerCpuHashMap<ListenerId, ListenOverflows> =
     LruPerCpuHashMap::with_max_entries(LISTEN_OVERFLOWS_ENTRIES, 0);
 
-/// Adds one to a per-CPU counter (no atomics needed: each CPU has its own slot).
+#[map]
+pub static STATE_TRANSITIONS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(TCP_STATES * TCP_STATES, 0);
+
+#[map]
+pub static RETRANSMITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(RETRANSMIT_KINDS, 0);
+
+/// Adds one to a slot of a per-CPU array (no atomics needed: each CPU has its own slot).
+#[inline(always)]
+fn bump(array: &PerCpuArray<u64>, slot: u32) {
+    if let Some(value) = array.get_ptr_mut(slot) {
+        // SAFETY: the pointer comes from the map and is only touched by this CPU.
+        unsafe { *value += 1 };
+    }
+}
+
 #[inline(always)]
 pub fn count(counter: Counter) {
-    if let Some(slot) = COUNTERS.get_ptr_mut(counter as u32) {
-        // SAFETY: the pointer comes from the map and is only touched by this CPU.
-        unsafe { *slot += 1 };
+    bump(&COUNTERS, counter as u32);
+}
+
+#[inline(always)]
+pub fn count_transition(old: u8, new: u8) {
+    if u32::from(old) < TCP_STATES && u32::from(new) < TCP_STATES {
+        bump(
+            &STATE_TRANSITIONS,
+            u32::from(old) * TCP_STATES + u32::from(new),
+        );
     }
+}
+
+#[inline(always)]
+pub fn count_retransmit(kind: RetransmitKind) {
+    bump(&RETRANSMITS, kind as u32);
 }

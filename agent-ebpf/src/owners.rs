@@ -1,4 +1,4 @@
-//! Remembers which process owns each socket, learned only where the kernel context makes it
+//! Counts state transitions, and remembers which process owns each socket, learned only where the kernel context makes it
 //! certain.
 //!
 //! Resets are mostly sent and received in softirq, where `current` names whatever task the
@@ -21,7 +21,7 @@ use tcpwhy_common::{
 use crate::{
     context::tracepoint_field,
     kernel::{read, socket_netns},
-    maps::{LISTENER_OWNERS, SOCKET_OWNERS},
+    maps::{LISTENER_OWNERS, SOCKET_OWNERS, count_transition},
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -68,6 +68,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         return 0;
     };
     let (old, new) = (old as u8, new as u8);
+    count_transition(old, new);
 
     if made_by_syscall(old, new) {
         let owner = Owner {

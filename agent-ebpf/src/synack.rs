@@ -2,9 +2,16 @@
 //! per-CPU map: no contention on the hot path, exact counts summed by user space.
 
 use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use tcpwhy_common::synack::{ListenerId, SynAckRetransmits};
+use tcpwhy_common::{
+    maps::RetransmitKind,
+    synack::{ListenerId, SynAckRetransmits},
+};
 
-use crate::{context::tracepoint_field, kernel::socket_netns, maps::SYNACK_RETRANSMITS};
+use crate::{
+    context::tracepoint_field,
+    kernel::socket_netns,
+    maps::{SYNACK_RETRANSMITS, count_retransmit},
+};
 
 const AF_INET6: u16 = 10;
 
@@ -34,6 +41,7 @@ pub fn tcp_retransmit_synack(ctx: TracePointContext) -> u32 {
         remote[..4].copy_from_slice(&peer);
     }
     let remote_port = tracepoint_field::<u16>(&ctx, |l| &l.tp_synack_dport).unwrap_or(0);
+    count_retransmit(RetransmitKind::SynAck);
 
     if let Some(stats) = SYNACK_RETRANSMITS.get_ptr_mut(id) {
         // SAFETY: the pointer comes from the map and the value is this CPU's own copy.

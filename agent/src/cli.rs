@@ -22,7 +22,8 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
 
-    /// Probe attach methods to allow, in order of preference.
+    /// Probe attach methods to allow, in order of preference
+    /// [default: tracepoint,tp_btf,fentry,kprobe].
     ///
     /// Each probe tries these in turn and reports which one attached. A reason-blind
     /// tcp_send_reset tracepoint (Linux < 6.10) always ranks below function probes.
@@ -30,10 +31,9 @@ pub struct Cli {
         long,
         global = true,
         env = "TCPWHY_PROBE_METHODS",
-        value_delimiter = ',',
-        default_value = "tracepoint,tp_btf,fentry,kprobe"
+        value_delimiter = ','
     )]
-    pub probe_methods: Vec<Method>,
+    pub probe_methods: Option<Vec<Method>>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -54,6 +54,40 @@ pub enum Command {
         /// Report format: `text` for people, `json` for scripts (one object on stdout).
         #[arg(long, short, value_enum, default_value_t = Format::Text)]
         format: Format,
+    },
+    /// Run until stopped: Prometheus metrics on /metrics, /healthz, a JSON event stream.
+    ///
+    /// Meant for systemd (Type=notify: ready once the probes are attached) and Kubernetes
+    /// DaemonSets. SIGTERM or SIGINT detach every probe and exit. Each setting comes from the flag,
+    /// else the environment variable, else the config file, else the default.
+    ///
+    /// Examples:
+    ///   tcpwhy daemon                                  # metrics on 127.0.0.1:9977, events on stdout
+    ///   tcpwhy daemon --config /etc/tcpwhy/tcpwhy.toml
+    ///   tcpwhy daemon --listen 0.0.0.0:9977 --events /var/log/tcpwhy/events.jsonl
+    Daemon {
+        /// TOML configuration file (keys: listen, events, events_per_second,
+        /// listener_label_limit, probe_methods).
+        #[arg(long, short, env = "TCPWHY_CONFIG", value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+
+        /// Address for /metrics and /healthz [default: 127.0.0.1:9977].
+        #[arg(long, env = "TCPWHY_LISTEN", value_name = "ADDR:PORT")]
+        listen: Option<std::net::SocketAddr>,
+
+        /// Where the JSON event stream goes: `stdout`, a file path (appended), or `off`
+        /// [default: stdout].
+        #[arg(long, env = "TCPWHY_EVENTS", value_name = "SINK")]
+        events: Option<String>,
+
+        /// Event stream rate limit; a burst beyond it is counted and reported, not written
+        /// [default: 100].
+        #[arg(long, env = "TCPWHY_EVENTS_PER_SECOND", value_name = "N")]
+        events_per_second: Option<u32>,
+
+        /// Listeners that get their own `listener` label; the rest share `other` [default: 20].
+        #[arg(long, env = "TCPWHY_LISTENER_LABEL_LIMIT", value_name = "N")]
+        listener_label_limit: Option<usize>,
     },
 }
 

@@ -1,12 +1,14 @@
 //! tcpwhy: explains why TCP connections are reset, from eBPF probes.
 
 mod cli;
+mod daemon;
 mod diagnose;
 mod events;
 mod explain;
 mod findings;
 mod kernel;
 mod listeners;
+mod metrics;
 mod netns;
 mod probes;
 mod queues;
@@ -19,10 +21,15 @@ use tracing_subscriber::EnvFilter;
 
 use crate::{
     cli::{Cli, Command, Format},
+    daemon::{
+        DaemonError,
+        config::{Config, Overrides},
+    },
     diagnose::{
         text,
         watch::{WatchOptions, watch},
     },
+    probes::method::Method,
     session::{Session, StartError},
 };
 
@@ -31,13 +38,8 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("TCPWHY_LOG").unwrap_or_else(|_| EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Daemon { .. }));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -50,19 +52,38 @@ fn main() -> ExitCode {
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(RunError::Start(err @ StartError::MissingPrivileges(_))) => {
-            eprintln!("tcpwhy: {err}");
+        Err(RunError::Usage(message)) => {
+            eprintln!("tcpwhy: {message}");
             ExitCode::from(EXIT_USAGE)
         }
-        Err(RunError::Start(StartError::Other(err))) | Err(RunError::Other(err)) => {
+        Err(RunError::Other(err)) => {
             eprintln!("tcpwhy: {err:#}");
             ExitCode::from(EXIT_FAILURE)
         }
     }
 }
 
+/// Logs go to stderr. Under systemd (JOURNAL_STREAM set) journald adds timestamps and colours
+/// would be noise, so neither is written; `TCPWHY_LOG` sets the level (`info` for the daemon,
+/// `warn` for diagnose, whose stderr is for people).
+fn init_logging(daemon: bool) {
+    let default = if daemon { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("TCPWHY_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!journald && std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    if journald {
+        builder.without_time().init();
+    } else {
+        builder.init();
+    }
+}
+
 enum RunError {
-    Start(StartError),
+    /// Bad usage, configuration or privileges: exit code 2.
+    Usage(String),
     Other(anyhow::Error),
 }
 
@@ -72,10 +93,32 @@ impl From<anyhow::Error> for RunError {
     }
 }
 
+impl From<StartError> for RunError {
+    fn from(err: StartError) -> Self {
+        match err {
+            StartError::MissingPrivileges(_) => RunError::Usage(err.to_string()),
+            StartError::Other(err) => RunError::Other(err),
+        }
+    }
+}
+
+impl From<DaemonError> for RunError {
+    fn from(err: DaemonError) -> Self {
+        match err {
+            DaemonError::Config(message) => RunError::Usage(message),
+            DaemonError::Start(err) => err.into(),
+            DaemonError::Runtime(err) => RunError::Other(err),
+        }
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), RunError> {
     match cli.command {
         Command::Diagnose { duration, format } => {
-            let session = Session::start(&cli.probe_methods).map_err(RunError::Start)?;
+            let methods = cli
+                .probe_methods
+                .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
+            let session = Session::start(&methods)?;
             let report = watch(
                 session,
                 &WatchOptions {
@@ -91,6 +134,24 @@ async fn run(cli: Cli) -> Result<(), RunError> {
                 ),
             }
             Ok(())
+        }
+        Command::Daemon {
+            config,
+            listen,
+            events,
+            events_per_second,
+            listener_label_limit,
+        } => {
+            let overrides = Overrides {
+                listen,
+                events,
+                events_per_second,
+                listener_label_limit,
+                probe_methods: cli.probe_methods,
+            };
+            let config = Config::load(config.as_deref(), overrides)
+                .map_err(|e| RunError::Usage(e.to_string()))?;
+            Ok(daemon::run(config).await?)
         }
     }
 }

@@ -12,7 +12,10 @@ use aya::{
 };
 use tcpwhy_common::{
     listen_overflow::ListenOverflows,
-    maps::{COUNTERS, Counter, EVENTS, LISTEN_BACKLOGS, LISTEN_OVERFLOWS, SYNACK_RETRANSMITS},
+    maps::{
+        COUNTERS, Counter, EVENTS, LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RETRANSMITS, RetransmitKind,
+        STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_STATES,
+    },
     owner::ListenCall,
     programs::QUEUE_FUNCTIONS,
     synack::{ListenerId, SynAckRetransmits},
@@ -153,6 +156,52 @@ impl Session {
         let classifier = &self.classifier;
         self.ring
             .drain_now(|bytes| decode_into(bytes, |reset| handle(classifier, reset)));
+    }
+
+    /// State transitions counted since attach: (from, to, count), non-zero only.
+    pub fn state_transitions(&self) -> Result<Vec<(u8, u8, u64)>> {
+        let map = self
+            .ebpf
+            .map(STATE_TRANSITIONS)
+            .context("map STATE_TRANSITIONS missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        let mut found = Vec::new();
+        for slot in 0..TCP_STATES * TCP_STATES {
+            let count: u64 = array.get(&slot, 0)?.iter().sum();
+            if count > 0 {
+                found.push(((slot / TCP_STATES) as u8, (slot % TCP_STATES) as u8, count));
+            }
+        }
+        Ok(found)
+    }
+
+    /// Retransmits counted since attach, by kind.
+    pub fn retransmits(&self) -> Result<Vec<(RetransmitKind, u64)>> {
+        let map = self
+            .ebpf
+            .map(RETRANSMITS)
+            .context("map RETRANSMITS missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        [
+            RetransmitKind::Syn,
+            RetransmitKind::SynAck,
+            RetransmitKind::Data,
+        ]
+        .into_iter()
+        .map(|kind| Ok((kind, array.get(&(kind as u32), 0)?.iter().sum())))
+        .collect()
+    }
+
+    /// Run time and run count per loaded program, from the kernel's BPF statistics (zero unless
+    /// `kernel.bpf_stats_enabled=1`).
+    pub fn program_stats(&self) -> Vec<(String, std::time::Duration, u64)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let info = program.info().ok()?;
+                Some((name.to_string(), info.run_time(), info.run_count()))
+            })
+            .collect()
     }
 
     /// Sums the programs' per-CPU counters.

@@ -14,6 +14,10 @@ pub const LISTEN_BACKLOGS: &str = "LISTEN_BACKLOGS";
 pub const SYNACK_RETRANSMITS: &str = "SYNACK_RETRANSMITS";
 /// Per-CPU hash: [`crate::synack::ListenerId`] → [`crate::listen_overflow::ListenOverflows`].
 pub const LISTEN_OVERFLOWS: &str = "LISTEN_OVERFLOWS";
+/// Per-CPU array of state transitions, slot `old * TCP_STATES + new`.
+pub const STATE_TRANSITIONS: &str = "STATE_TRANSITIONS";
+/// Per-CPU array of retransmits by [`RetransmitKind`].
+pub const RETRANSMITS: &str = "RETRANSMITS";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 
@@ -44,3 +48,32 @@ pub enum Counter {
 
 /// Number of slots in [`COUNTERS`].
 pub const COUNTER_SLOTS: u32 = 3;
+
+/// Slots per dimension of [`STATE_TRANSITIONS`]: TCP states are numbered 1..=12.
+pub const TCP_STATES: u32 = 16;
+
+/// What a retransmitted segment was.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RetransmitKind {
+    /// A SYN (our connect() is not being answered).
+    Syn = 0,
+    /// A SYN-ACK (a handshake to our listener is not completing).
+    SynAck = 1,
+    /// Data or FIN on an established connection.
+    Data = 2,
+}
+
+impl RetransmitKind {
+    /// The `kind` label value.
+    pub fn label(self) -> &'static str {
+        match self {
+            RetransmitKind::Syn => "syn",
+            RetransmitKind::SynAck => "synack",
+            RetransmitKind::Data => "data",
+        }
+    }
+}
+
+/// Slots in [`RETRANSMITS`].
+pub const RETRANSMIT_KINDS: u32 = 3;

@@ -51,3 +51,5 @@ pub const QUEUE_FUNCTIONS: [(&str, &str, &str); 3] = [
         "tcp_v6_syn_recv_sock_kprobe",
     ),
 ];
+/// `tcp:tcp_retransmit_skb`, counted by kind.
+pub const RETRANSMIT_TRACEPOINT: &str = "tcp_retransmit_skb";

@@ -42,6 +42,54 @@ impl ResetGroup {
     pub fn distinct_remotes(&self) -> usize {
         self.remotes.len()
     }
+
+    /// An empty group for resets like `seen`.
+    pub fn start(seen: &Classified) -> Self {
+        let reset = seen.reset;
+        ResetGroup {
+            direction: reset.direction,
+            cause: seen.cause,
+            rule: seen.rule,
+            local: reset.local,
+            sample_remote: reset.remote,
+            first_ns: reset.timestamp_ns,
+            origin: seen.origin,
+            ..ResetGroup::default()
+        }
+    }
+
+    /// A group of one: how the event stream reports a single reset.
+    pub fn single(seen: &Classified) -> Self {
+        let mut group = Self::start(seen);
+        group.absorb(seen);
+        group
+    }
+
+    /// Counts one more reset and takes in its evidence.
+    pub fn absorb(&mut self, seen: &Classified) {
+        let reset = seen.reset;
+        self.count += 1;
+        self.last_ns = reset.timestamp_ns;
+        if self.remotes.len() < MAX_REMOTES_TRACKED {
+            self.remotes.insert(reset.remote);
+        }
+        if let Some(owner) = &reset.owner {
+            self.owner_learned_from = Some(owner.learned_from);
+            self.process = Some(owner.clone());
+        }
+        self.state = self.state.or(reset.state);
+        self.tw_substate = self.tw_substate.or(reset.tw_substate);
+        if self.reason.is_none() {
+            self.reason = seen.reason.map(str::to_string);
+        }
+        self.segment_flags = self.segment_flags.or(reset.segment_flags);
+        if let Some(socket) = reset.socket {
+            self.unread_bytes_max = self.unread_bytes_max.max(socket.unread_bytes.unwrap_or(0));
+            self.linger_zero |= socket.linger_on && socket.linger_zero;
+            self.orphan |= socket.orphan;
+        }
+        self.netns = self.netns.or(reset.netns);
+    }
 }
 
 impl Default for ResetGroup {
@@ -93,39 +141,11 @@ impl Groups {
     pub fn add(&mut self, seen: Classified) {
         let reset = seen.reset;
         let key = (reset.direction, seen.cause, reset.local);
-        let group = self.groups.entry(key).or_insert_with(|| ResetGroup {
-            direction: reset.direction,
-            cause: seen.cause,
-            rule: seen.rule,
-            local: reset.local,
-            sample_remote: reset.remote,
-            first_ns: reset.timestamp_ns,
-            origin: seen.origin,
-            ..ResetGroup::default()
-        });
-        group.count += 1;
-        group.last_ns = reset.timestamp_ns;
-        if group.remotes.len() < MAX_REMOTES_TRACKED {
-            group.remotes.insert(reset.remote);
-        }
-        if let Some(owner) = &reset.owner {
-            group.owner_learned_from = Some(owner.learned_from);
-            group.process = Some(owner.clone());
-        }
-        group.state = group.state.or(reset.state);
-        group.tw_substate = group.tw_substate.or(reset.tw_substate);
-        if group.reason.is_none() {
-            group.reason = seen.reason.map(str::to_string);
-        }
-        group.segment_flags = group.segment_flags.or(reset.segment_flags);
-        if let Some(socket) = reset.socket {
-            group.unread_bytes_max = group.unread_bytes_max.max(socket.unread_bytes.unwrap_or(0));
-            group.linger_zero |= socket.linger_on && socket.linger_zero;
-            group.orphan |= socket.orphan;
-        }
-        group.netns = group.netns.or(reset.netns);
+        self.groups
+            .entry(key)
+            .or_insert_with(|| ResetGroup::start(&seen))
+            .absorb(&seen);
     }
-
     /// Groups by kind, most frequent first.
     pub fn into_sorted(self) -> Vec<ResetGroup> {
         let mut groups: Vec<_> = self.groups.into_values().collect();

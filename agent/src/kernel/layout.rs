@@ -89,6 +89,7 @@ fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &m
     let set_state = record("sock", "inet_sock_set_state");
     let listen = record("syscalls", "sys_enter_listen");
     let synack = record("tcp", "tcp_retransmit_synack");
+    let retransmit = record("tcp", "tcp_retransmit_skb");
     let offset = |format: &RecordFormat, field: &str| format.offset(field).unwrap_or(ABSENT);
     layout.tp_send_reset_skaddr = offset(&send, "skaddr");
     layout.tp_send_reset_skbaddr = offset(&send, "skbaddr");
@@ -98,6 +99,7 @@ fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &m
     layout.tp_set_state_oldstate = offset(&set_state, "oldstate");
     layout.tp_set_state_newstate = offset(&set_state, "newstate");
     layout.tp_set_state_protocol = offset(&set_state, "protocol");
+    layout.tp_retransmit_state = offset(&retransmit, "state");
     layout.tp_synack_skaddr = offset(&synack, "skaddr");
     layout.tp_synack_sport = offset(&synack, "sport");
     layout.tp_synack_dport = offset(&synack, "dport");

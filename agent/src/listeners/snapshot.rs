@@ -109,6 +109,15 @@ impl NamespaceProbe {
             .collect())
     }
 
+    /// TCP sockets of the namespace by state (one dump of every state: call it rarely).
+    pub fn count_by_state(&self) -> Result<HashMap<u8, u64>> {
+        let mut counts = HashMap::new();
+        for socket in sock_diag::dump(&self.diag, StateFlags::all())? {
+            *counts.entry(socket.state).or_insert(0) += 1;
+        }
+        Ok(counts)
+    }
+
     /// Half-open connections (SYN_RECV request sockets) per local endpoint.
     pub fn half_open_by_listener(&self) -> Result<HashMap<SocketAddr, u32>> {
         let sockets = sock_diag::dump(&self.diag, StateFlags::SYN_RECV)?;

@@ -12,8 +12,8 @@ use aya::{
 };
 use tcpwhy_common::programs::{
     LISTEN_TRACEPOINT, QUEUE_FUNCTIONS, RECEIVE_RESET_BTF, RECEIVE_RESET_TRACEPOINT,
-    RESET_FUNCTIONS, SEND_RESET_BTF, SEND_RESET_TRACEPOINT, SET_STATE_TRACEPOINT,
-    SYNACK_TRACEPOINT,
+    RESET_FUNCTIONS, RETRANSMIT_TRACEPOINT, SEND_RESET_BTF, SEND_RESET_TRACEPOINT,
+    SET_STATE_TRACEPOINT, SYNACK_TRACEPOINT,
 };
 
 use super::{
@@ -35,6 +35,7 @@ const RECEIVE_RESET: &str = "tcp:tcp_receive_reset";
 const SET_STATE: &str = "sock:inet_sock_set_state";
 const LISTEN: &str = "syscalls:sys_enter_listen";
 const SYNACK: &str = "tcp:tcp_retransmit_synack";
+const RETRANSMIT: &str = "tcp:tcp_retransmit_skb";
 
 /// Attaches everything it can; the reports say what attached and why the rest did not.
 pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
@@ -65,6 +66,13 @@ pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
         plan,
         SYNACK,
         SYNACK_TRACEPOINT,
+        "",
+    ));
+    reports.push(attach_tracepoint_chain(
+        ebpf,
+        plan,
+        RETRANSMIT,
+        RETRANSMIT_TRACEPOINT,
         "",
     ));
     // Exact per-listener overflows; where they cannot attach, queue drops still come from the

@@ -88,6 +88,8 @@ pub struct QueueWatch {
     rescanned_at: Option<Instant>,
     drops: BTreeMap<(u64, Option<SocketAddr>, Cause), ListenerDrops>,
     owners: HashMap<(u64, u32), Option<ListenerOwner>>,
+    /// For `take_new_drops`: how much of each record was already handed out.
+    reported: HashMap<(u64, Option<SocketAddr>, Cause), u64>,
     /// Problems met while sampling, each said once.
     pub problems: Vec<String>,
 }
@@ -551,6 +553,42 @@ impl QueueWatch {
                 drops.sample_remote = spell.synack_remote;
             }
         }
+    }
+
+    /// Drops recorded since the last call, each with how many are new (for counters and the
+    /// event stream of a long-running agent).
+    pub fn take_new_drops(&mut self) -> Vec<(ListenerDrops, u64)> {
+        let inodes: Vec<u64> = self.namespaces.keys().copied().collect();
+        for inode in inodes {
+            self.settle_listener_totals(inode);
+        }
+        let mut fresh = Vec::new();
+        for (key, drops) in &self.drops {
+            let reported = self.reported.entry(*key).or_insert(0);
+            if drops.count > *reported {
+                fresh.push((drops.clone(), drops.count - *reported));
+                *reported = drops.count;
+            }
+        }
+        fresh
+    }
+
+    /// Every listener seen at the last sample, with its namespace.
+    pub fn listeners_now(&self) -> impl Iterator<Item = (u64, &ListenerNow)> {
+        self.namespaces
+            .iter()
+            .flat_map(|(inode, w)| w.listeners.iter().map(move |l| (*inode, l)))
+    }
+
+    /// TCP sockets by state over every namespace.
+    pub fn connections_by_state(&self) -> HashMap<u8, u64> {
+        let mut total = HashMap::new();
+        for watched in self.namespaces.values() {
+            for (state, count) in watched.probe.count_by_state().unwrap_or_default() {
+                *total.entry(state).or_insert(0) += count;
+            }
+        }
+        total
     }
 
     /// The drops seen, with how long each listener was full.

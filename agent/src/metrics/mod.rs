@@ -1,0 +1,238 @@
+//! The Prometheus metrics. Labels are bounded: cause, kind, direction, state, listener (capped,
+//! see [`listener_labels`]), namespace, probe, method, program. Never a per-connection label:
+//! 5-tuples go to the event stream.
+
+pub mod listener_labels;
+
+use std::collections::HashMap;
+
+use anyhow::Result;
+use prometheus::{
+    Encoder, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry, TextEncoder,
+    core::{AtomicF64, GenericCounterVec},
+};
+
+use self::listener_labels::ListenerLabels;
+use crate::{events::tcp_state, probes::report::ProbeReport};
+
+type CounterVec = GenericCounterVec<AtomicF64>;
+
+pub struct Metrics {
+    registry: Registry,
+    resets: IntCounterVec,
+    queue_drops: IntCounterVec,
+    queue_length: IntGaugeVec,
+    queue_limit: IntGaugeVec,
+    retransmits: IntCounterVec,
+    transitions: IntCounterVec,
+    connections: IntGaugeVec,
+    probe_attached: IntGaugeVec,
+    events_lost: IntCounter,
+    events_suppressed: IntCounterVec,
+    bpf_run_seconds: CounterVec,
+    bpf_runs: IntCounterVec,
+    listeners: ListenerLabels,
+    /// Kernel totals already folded into the counters, so that each scrape adds only the delta.
+    folded: HashMap<String, u64>,
+}
+
+fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec> {
+    let family = IntCounterVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(family.clone()))?;
+    Ok(family)
+}
+
+fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntGaugeVec> {
+    let family = IntGaugeVec::new(Opts::new(name, help), labels)?;
+    registry.register(Box::new(family.clone()))?;
+    Ok(family)
+}
+
+impl Metrics {
+    pub fn new(listener_label_limit: usize) -> Result<Self> {
+        let r = Registry::new();
+        let build = gauge(
+            &r,
+            "tcpwhy_build_info",
+            "tcpwhy version; always 1.",
+            &["version"],
+        )?;
+        build.with_label_values(&[env!("CARGO_PKG_VERSION")]).set(1);
+        let bpf_run_seconds = CounterVec::new(
+            Opts::new(
+                "tcpwhy_bpf_program_run_seconds_total",
+                "Time the kernel spent running each tcpwhy program (needs kernel.bpf_stats_enabled=1).",
+            ),
+            &["program"],
+        )?;
+        r.register(Box::new(bpf_run_seconds.clone()))?;
+        let events_lost = IntCounter::new(
+            "tcpwhy_events_lost_total",
+            "Events the kernel could not hand over because the ring buffer was full.",
+        )?;
+        r.register(Box::new(events_lost.clone()))?;
+        Ok(Self {
+            resets: counter(
+                &r,
+                "tcpwhy_resets_total",
+                "TCP resets sent or received, by cause.",
+                &["direction", "cause"],
+            )?,
+            queue_drops: counter(
+                &r,
+                "tcpwhy_queue_drops_total",
+                "Handshakes dropped at a listener's accept or SYN queue, by cause and listener.",
+                &["cause", "listener", "namespace"],
+            )?,
+            queue_length: gauge(
+                &r,
+                "tcpwhy_listen_queue_length",
+                "Connections waiting in a listener's accept queue.",
+                &["listener", "namespace"],
+            )?,
+            queue_limit: gauge(
+                &r,
+                "tcpwhy_listen_queue_limit",
+                "A listener's accept queue limit: min(listen() backlog, net.core.somaxconn); the queue holds one more.",
+                &["listener", "namespace"],
+            )?,
+            retransmits: counter(
+                &r,
+                "tcpwhy_retransmits_total",
+                "Retransmitted segments, by kind (syn, synack, data).",
+                &["kind"],
+            )?,
+            transitions: counter(
+                &r,
+                "tcpwhy_state_transitions_total",
+                "TCP state transitions.",
+                &["from", "to"],
+            )?,
+            connections: gauge(
+                &r,
+                "tcpwhy_connections",
+                "TCP sockets by state, all namespaces.",
+                &["state"],
+            )?,
+            probe_attached: gauge(
+                &r,
+                "tcpwhy_probe_attached",
+                "1 when a probe is attached (by the method named), else 0.",
+                &["probe", "method"],
+            )?,
+            events_suppressed: counter(
+                &r,
+                "tcpwhy_events_suppressed_total",
+                "Events not written to the event stream because of its rate limit (still counted in the metrics).",
+                &["kind"],
+            )?,
+            bpf_runs: counter(
+                &r,
+                "tcpwhy_bpf_program_runs_total",
+                "Times the kernel ran each tcpwhy program (needs kernel.bpf_stats_enabled=1).",
+                &["program"],
+            )?,
+            events_lost,
+            bpf_run_seconds,
+            registry: r,
+            listeners: ListenerLabels::new(listener_label_limit),
+            folded: HashMap::new(),
+        })
+    }
+
+    pub fn set_probes(&self, probes: &[ProbeReport]) {
+        for probe in probes {
+            let method = probe.method.map(|m| m.as_str()).unwrap_or("none");
+            self.probe_attached
+                .with_label_values(&[probe.name.as_str(), method])
+                .set(i64::from(probe.attached));
+        }
+    }
+
+    pub fn count_reset(&self, direction: &str, cause: &str) {
+        self.resets.with_label_values(&[direction, cause]).inc();
+    }
+
+    pub fn count_queue_drops(&mut self, cause: &str, listener: &str, namespace: &str, count: u64) {
+        let (listener, namespace) = self.listeners.admit(listener, namespace);
+        self.queue_drops
+            .with_label_values(&[cause, listener.as_str(), namespace.as_str()])
+            .inc_by(count);
+    }
+
+    pub fn count_suppressed(&self, kind: &str) {
+        self.events_suppressed.with_label_values(&[kind]).inc();
+    }
+
+    /// Sets the queue gauges of a listener that has labels of its own; others are not exported.
+    pub fn set_listener_queue(&mut self, listener: &str, namespace: &str, length: u32, limit: u32) {
+        if length > 0 {
+            self.listeners.admit(listener, namespace);
+        }
+        if self.listeners.is_admitted(listener, namespace) {
+            let labels = [listener, namespace];
+            self.queue_length
+                .with_label_values(&labels)
+                .set(i64::from(length));
+            self.queue_limit
+                .with_label_values(&labels)
+                .set(i64::from(limit));
+        }
+    }
+
+    pub fn set_connections(&self, by_state: &HashMap<u8, u64>) {
+        self.connections.reset();
+        for (state, count) in by_state {
+            self.connections
+                .with_label_values(&[tcp_state::name(*state)])
+                .set(*count as i64);
+        }
+    }
+
+    /// Adds what a kernel total grew by since it was last folded in.
+    fn fold(&mut self, key: String, total: u64) -> u64 {
+        let previous = self.folded.insert(key, total).unwrap_or(0);
+        total.saturating_sub(previous)
+    }
+
+    pub fn fold_transitions(&mut self, transitions: &[(u8, u8, u64)]) {
+        for &(from, to, total) in transitions {
+            let grown = self.fold(format!("transition {from} {to}"), total);
+            self.transitions
+                .with_label_values(&[tcp_state::name(from), tcp_state::name(to)])
+                .inc_by(grown);
+        }
+    }
+
+    pub fn fold_retransmits(&mut self, totals: &[(&str, u64)]) {
+        for &(kind, total) in totals {
+            let grown = self.fold(format!("retransmit {kind}"), total);
+            self.retransmits.with_label_values(&[kind]).inc_by(grown);
+        }
+    }
+
+    pub fn fold_events_lost(&mut self, total: u64) {
+        let grown = self.fold("events lost".to_string(), total);
+        self.events_lost.inc_by(grown);
+    }
+
+    pub fn fold_program_stats(&mut self, stats: &[(String, std::time::Duration, u64)]) {
+        for (program, run_time, runs) in stats {
+            let grown_ns = self.fold(format!("run_ns {program}"), run_time.as_nanos() as u64);
+            let grown_runs = self.fold(format!("runs {program}"), *runs);
+            self.bpf_run_seconds
+                .with_label_values(&[program.as_str()])
+                .inc_by(grown_ns as f64 / 1e9);
+            self.bpf_runs
+                .with_label_values(&[program.as_str()])
+                .inc_by(grown_runs);
+        }
+    }
+
+    /// The text exposition format.
+    pub fn encode(&self) -> Result<String> {
+        let mut buffer = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
+        Ok(String::from_utf8(buffer)?)
+    }
+}
