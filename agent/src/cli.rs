@@ -67,7 +67,7 @@ pub enum Command {
     ///   tcpwhy daemon --listen 0.0.0.0:9977 --events /var/log/tcpwhy/events.jsonl
     Daemon {
         /// TOML configuration file (keys: listen, events, events_per_second,
-        /// listener_label_limit, probe_methods).
+        /// listener_label_limit, probe_methods, ring_buffer_bytes).
         #[arg(long, short, env = "TCPWHY_CONFIG", value_name = "FILE")]
         config: Option<std::path::PathBuf>,
 
@@ -88,6 +88,11 @@ pub enum Command {
         /// Listeners that get their own `listener` label; the rest share `other` [default: 20].
         #[arg(long, env = "TCPWHY_LISTENER_LABEL_LIMIT", value_name = "N")]
         listener_label_limit: Option<usize>,
+
+        /// Size of the kernel→agent event ring buffer in bytes (a power of two, at least 4096);
+        /// events that do not fit are counted in tcpwhy_events_lost_total [default: 1048576].
+        #[arg(long, env = "TCPWHY_RING_BUFFER_BYTES", value_name = "BYTES")]
+        ring_buffer_bytes: Option<u32>,
     },
 }
 

@@ -17,6 +17,7 @@ mod session;
 use std::process::ExitCode;
 
 use clap::Parser;
+use tcpwhy_common::maps::EVENTS_RING_BYTES;
 use tracing_subscriber::EnvFilter;
 
 use crate::{
@@ -118,7 +119,7 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let methods = cli
                 .probe_methods
                 .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
-            let session = Session::start(&methods)?;
+            let session = Session::start(&methods, EVENTS_RING_BYTES)?;
             let report = watch(
                 session,
                 &WatchOptions {
@@ -141,6 +142,7 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             events,
             events_per_second,
             listener_label_limit,
+            ring_buffer_bytes,
         } => {
             let overrides = Overrides {
                 listen,
@@ -148,6 +150,7 @@ async fn run(cli: Cli) -> Result<(), RunError> {
                 events_per_second,
                 listener_label_limit,
                 probe_methods: cli.probe_methods,
+                ring_buffer_bytes,
             };
             let config = Config::load(config.as_deref(), overrides)
                 .map_err(|e| RunError::Usage(e.to_string()))?;

@@ -73,7 +73,8 @@ pub struct Counters {
 }
 
 impl Session {
-    pub fn start(methods: &[Method]) -> Result<Self, StartError> {
+    /// `ring_buffer_bytes`: size of the event ring buffer (a power of two, at least a page).
+    pub fn start(methods: &[Method], ring_buffer_bytes: u32) -> Result<Self, StartError> {
         let missing = missing_capabilities();
         if !missing.is_empty() {
             return Err(StartError::MissingPrivileges(missing));
@@ -116,7 +117,7 @@ impl Session {
             != tcpwhy_common::layout::ABSENT
             || kernel_layout.tp_btf_send_reset_has_reason != 0;
 
-        let mut ebpf = load::load(&kernel_layout, aya_btf.as_ref())?;
+        let mut ebpf = load::load(&kernel_layout, aya_btf.as_ref(), ring_buffer_bytes)?;
         let probes = attach_all(
             &mut ebpf,
             &AttachPlan {

@@ -8,6 +8,8 @@ use std::{
 
 use serde::Deserialize;
 
+use tcpwhy_common::maps::EVENTS_RING_BYTES;
+
 use crate::probes::method::Method;
 
 /// Where the JSON event stream goes.
@@ -35,6 +37,8 @@ pub struct Config {
     pub events_per_second: u32,
     pub listener_label_limit: usize,
     pub probe_methods: Vec<Method>,
+    /// Size of the kernel→user event ring buffer: a power of two, at least one page.
+    pub ring_buffer_bytes: u32,
 }
 
 impl Default for Config {
@@ -45,6 +49,7 @@ impl Default for Config {
             events_per_second: 100,
             listener_label_limit: 20,
             probe_methods: Method::DEFAULT_ORDER.to_vec(),
+            ring_buffer_bytes: EVENTS_RING_BYTES,
         }
     }
 }
@@ -58,6 +63,7 @@ struct FileConfig {
     events_per_second: Option<u32>,
     listener_label_limit: Option<usize>,
     probe_methods: Option<Vec<String>>,
+    ring_buffer_bytes: Option<u32>,
 }
 
 /// Settings given on the command line or in the environment (already merged by clap).
@@ -68,6 +74,7 @@ pub struct Overrides {
     pub events_per_second: Option<u32>,
     pub listener_label_limit: Option<usize>,
     pub probe_methods: Option<Vec<Method>>,
+    pub ring_buffer_bytes: Option<u32>,
 }
 
 /// A configuration that cannot be used; the message names the file and the key.
@@ -84,6 +91,12 @@ impl Config {
             config.apply_file(&text, path)?;
         }
         config.apply(overrides);
+        let bytes = config.ring_buffer_bytes;
+        if !bytes.is_power_of_two() || bytes < 4096 {
+            return Err(ConfigError(format!(
+                "ring_buffer_bytes must be a power of two of at least 4096, not {bytes}"
+            )));
+        }
         if config.events_per_second == 0 {
             return Err(ConfigError(
                 "events_per_second must be at least 1 (use events = \"off\" to disable the stream)"
@@ -113,6 +126,9 @@ impl Config {
         if let Some(limit) = file.listener_label_limit {
             self.listener_label_limit = limit;
         }
+        if let Some(bytes) = file.ring_buffer_bytes {
+            self.ring_buffer_bytes = bytes;
+        }
         if let Some(methods) = file.probe_methods {
             self.probe_methods = methods
                 .iter()
@@ -134,6 +150,9 @@ impl Config {
         }
         if let Some(limit) = overrides.listener_label_limit {
             self.listener_label_limit = limit;
+        }
+        if let Some(bytes) = overrides.ring_buffer_bytes {
+            self.ring_buffer_bytes = bytes;
         }
         if let Some(methods) = overrides.probe_methods {
             self.probe_methods = methods;

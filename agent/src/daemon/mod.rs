@@ -21,7 +21,7 @@ use crate::{
     events::reset::Process,
     findings::{finding::Finding, group::ResetGroup},
     metrics::Metrics,
-    probes::attach::attached_count,
+    probes::{attach::attached_count, coverage::coverage},
     queues::{kernel_view::ListenerProbes, watch::QueueWatch},
     session::{Session, StartError},
 };
@@ -53,7 +53,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut interrupt = signal(SignalKind::interrupt()).map_err(anyhow::Error::from)?;
     let mut terminate = signal(SignalKind::terminate()).map_err(anyhow::Error::from)?;
 
-    let mut session = Session::start(&config.probe_methods)?;
+    let mut session = Session::start(&config.probe_methods, config.ring_buffer_bytes)?;
     for warning in &session.warnings {
         tracing::warn!("{warning}");
     }
@@ -62,6 +62,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     let metrics = Arc::new(Mutex::new(Metrics::new(config.listener_label_limit)?));
     lock(&metrics).set_probes(&session.probes);
+    lock(&metrics).set_coverage(&coverage(&session.probes));
     let server = http::serve(listener, metrics.clone());
     let attached = attached_count(&session.probes);
     tracing::info!(probes = attached, listen = %config.listen, "attached, serving /metrics and /healthz");

@@ -27,6 +27,7 @@ pub struct Metrics {
     transitions: IntCounterVec,
     connections: IntGaugeVec,
     probe_attached: IntGaugeVec,
+    coverage: IntGaugeVec,
     events_lost: IntCounter,
     events_suppressed: IntCounterVec,
     bpf_run_seconds: CounterVec,
@@ -120,6 +121,12 @@ impl Metrics {
                 "1 when a probe is attached (by the method named), else 0.",
                 &["probe", "method"],
             )?,
+            coverage: gauge(
+                &r,
+                "tcpwhy_coverage",
+                "1 when some method covers the capability (resets_sent, resets_received, socket_owners, ...), else 0.",
+                &["capability"],
+            )?,
             events_suppressed: counter(
                 &r,
                 "tcpwhy_events_suppressed_total",
@@ -146,6 +153,14 @@ impl Metrics {
             self.probe_attached
                 .with_label_values(&[probe.name.as_str(), method])
                 .set(i64::from(probe.attached));
+        }
+    }
+
+    pub fn set_coverage(&self, coverage: &[(&str, bool)]) {
+        for (capability, covered) in coverage {
+            self.coverage
+                .with_label_values(&[capability])
+                .set(i64::from(*covered));
         }
     }
 
