@@ -67,7 +67,7 @@ pub enum Command {
     ///   tcpwhy daemon --listen 0.0.0.0:9977 --events /var/log/tcpwhy/events.jsonl
     Daemon {
         /// TOML configuration file (keys: listen, events, events_per_second,
-        /// listener_label_limit, probe_methods, ring_buffer_bytes).
+        /// listener_label_limit, probe_methods, ring_buffer_bytes, bpf_stats).
         #[arg(long, short, env = "TCPWHY_CONFIG", value_name = "FILE")]
         config: Option<std::path::PathBuf>,
 
@@ -93,6 +93,12 @@ pub enum Command {
         /// events that do not fit are counted in tcpwhy_events_lost_total [default: 1048576].
         #[arg(long, env = "TCPWHY_RING_BUFFER_BYTES", value_name = "BYTES")]
         ring_buffer_bytes: Option<u32>,
+
+        /// Measure each tcpwhy program's run time and run count while running, for
+        /// tcpwhy_bpf_program_run_seconds_total (system-wide, a few ns per program run; the same
+        /// as kernel.bpf_stats_enabled=1 but only while tcpwhy runs).
+        #[arg(long, env = "TCPWHY_BPF_STATS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
+        bpf_stats: Option<bool>,
     },
 }
 

@@ -143,6 +143,7 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             events_per_second,
             listener_label_limit,
             ring_buffer_bytes,
+            bpf_stats,
         } => {
             let overrides = Overrides {
                 listen,
@@ -151,6 +152,7 @@ async fn run(cli: Cli) -> Result<(), RunError> {
                 listener_label_limit,
                 probe_methods: cli.probe_methods,
                 ring_buffer_bytes,
+                bpf_stats,
             };
             let config = Config::load(config.as_deref(), overrides)
                 .map_err(|e| RunError::Usage(e.to_string()))?;

@@ -39,6 +39,9 @@ pub struct Config {
     pub probe_methods: Vec<Method>,
     /// Size of the kernel→user event ring buffer: a power of two, at least one page.
     pub ring_buffer_bytes: u32,
+    /// Have the kernel measure run time and count of every BPF program while the daemon runs
+    /// (costs some nanoseconds per program run, system-wide; off by default).
+    pub bpf_stats: bool,
 }
 
 impl Default for Config {
@@ -50,6 +53,7 @@ impl Default for Config {
             listener_label_limit: 20,
             probe_methods: Method::DEFAULT_ORDER.to_vec(),
             ring_buffer_bytes: EVENTS_RING_BYTES,
+            bpf_stats: false,
         }
     }
 }
@@ -64,6 +68,7 @@ struct FileConfig {
     listener_label_limit: Option<usize>,
     probe_methods: Option<Vec<String>>,
     ring_buffer_bytes: Option<u32>,
+    bpf_stats: Option<bool>,
 }
 
 /// Settings given on the command line or in the environment (already merged by clap).
@@ -75,6 +80,7 @@ pub struct Overrides {
     pub listener_label_limit: Option<usize>,
     pub probe_methods: Option<Vec<Method>>,
     pub ring_buffer_bytes: Option<u32>,
+    pub bpf_stats: Option<bool>,
 }
 
 /// A configuration that cannot be used; the message names the file and the key.
@@ -126,6 +132,9 @@ impl Config {
         if let Some(limit) = file.listener_label_limit {
             self.listener_label_limit = limit;
         }
+        if let Some(stats) = file.bpf_stats {
+            self.bpf_stats = stats;
+        }
         if let Some(bytes) = file.ring_buffer_bytes {
             self.ring_buffer_bytes = bytes;
         }
@@ -150,6 +159,9 @@ impl Config {
         }
         if let Some(limit) = overrides.listener_label_limit {
             self.listener_label_limit = limit;
+        }
+        if let Some(stats) = overrides.bpf_stats {
+            self.bpf_stats = stats;
         }
         if let Some(bytes) = overrides.ring_buffer_bytes {
             self.ring_buffer_bytes = bytes;

@@ -54,6 +54,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut terminate = signal(SignalKind::terminate()).map_err(anyhow::Error::from)?;
 
     let mut session = Session::start(&config.probe_methods, config.ring_buffer_bytes)?;
+    // Held for the daemon's lifetime: the kernel measures BPF run time while it is open.
+    let _stats = config
+        .bpf_stats
+        .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime))
+        .transpose()
+        .map_err(|e| DaemonError::Runtime(anyhow::anyhow!("enabling BPF statistics: {e}")))?;
     for warning in &session.warnings {
         tracing::warn!("{warning}");
     }
@@ -206,12 +212,7 @@ fn fold_kernel_totals(session: &Session, metrics: &Mutex<Metrics>) -> Result<()>
         .map(|(kind, count)| (kind.label(), count))
         .collect();
     let lost = session.counters()?.events_lost;
-    let stats_enabled = crate::kernel::sysctl::read_int("kernel.bpf_stats_enabled") == Some(1);
-    let programs = if stats_enabled {
-        session.program_stats()
-    } else {
-        Vec::new()
-    };
+    let programs = session.program_stats();
     let mut metrics = lock(metrics);
     metrics.fold_transitions(&transitions);
     metrics.fold_retransmits(&retransmits);

@@ -62,7 +62,7 @@ impl Metrics {
         let bpf_run_seconds = CounterVec::new(
             Opts::new(
                 "tcpwhy_bpf_program_run_seconds_total",
-                "Time the kernel spent running each tcpwhy program (needs kernel.bpf_stats_enabled=1).",
+                "Time the kernel spent running each tcpwhy program (needs --bpf-stats or kernel.bpf_stats_enabled=1).",
             ),
             &["program"],
         )?;
@@ -136,7 +136,7 @@ impl Metrics {
             bpf_runs: counter(
                 &r,
                 "tcpwhy_bpf_program_runs_total",
-                "Times the kernel ran each tcpwhy program (needs kernel.bpf_stats_enabled=1).",
+                "Times the kernel ran each tcpwhy program (needs --bpf-stats or kernel.bpf_stats_enabled=1).",
                 &["program"],
             )?,
             events_lost,
@@ -231,8 +231,9 @@ impl Metrics {
         self.events_lost.inc_by(grown);
     }
 
+    /// Programs that never ran (or run while statistics are off) are not exported.
     pub fn fold_program_stats(&mut self, stats: &[(String, std::time::Duration, u64)]) {
-        for (program, run_time, runs) in stats {
+        for (program, run_time, runs) in stats.iter().filter(|(_, _, runs)| *runs > 0) {
             let grown_ns = self.fold(format!("run_ns {program}"), run_time.as_nanos() as u64);
             let grown_runs = self.fold(format!("runs {program}"), *runs);
             self.bpf_run_seconds

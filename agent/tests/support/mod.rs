@@ -5,6 +5,7 @@
 //! addresses ([`unique_ipv4`]) or ports and asserts only on findings for its own endpoints.
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod daemon;
 pub mod netns;
 pub mod scenarios;
 

@@ -1,0 +1,331 @@
+//! `tcpwhy daemon`: metrics, events, configuration errors and a clean stop, against the real
+//! kernel.
+
+mod support;
+
+use std::{
+    collections::BTreeSet,
+    net::{IpAddr, SocketAddr, TcpListener},
+    process::Command,
+    thread::sleep,
+    time::Duration,
+};
+
+use serde_json::Value;
+use socket2::{Domain, Protocol, Socket, Type};
+use support::{
+    daemon::{Daemon, metric},
+    netns::TestNetns,
+    require_bpf, scenarios, unique_ipv4,
+};
+
+/// Long enough for the 1 s fold of kernel totals and several 100 ms queue samples.
+const SETTLE: Duration = Duration::from_millis(1500);
+
+fn ours<'a>(events: &'a [Value], kind: &str, cause: &str, local: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e["kind"] == kind && e["cause"] == cause && e["local"] == local)
+        .collect()
+}
+
+#[test]
+fn metrics_and_events_follow_a_scenario() {
+    if !require_bpf() {
+        return;
+    }
+    // The namespace exists before the daemon, as a container's would: drops in a namespace born
+    // less than a rescan (1 s) ago fall into its baseline.
+    let ns = TestNetns::new();
+    let daemon = Daemon::start(&[]);
+    let before = daemon.scrape();
+    let sent_before = metric(
+        &before,
+        "tcpwhy_resets_total",
+        &[("direction", "sent"), ("cause", "no_listener")],
+    )
+    .unwrap_or(0.0);
+
+    // Four refused connects to an address of our own.
+    let ip = IpAddr::V4(unique_ipv4());
+    let server = SocketAddr::new(ip, 7);
+    let clients: Vec<SocketAddr> = (0..4)
+        .map(|_| scenarios::refused_connect(ip, server))
+        .collect();
+
+    // An overflowing listener in a namespace of our own: its series are ours alone.
+    let listen_at: SocketAddr = "127.0.0.1:7800".parse().unwrap();
+    let (_listener, _pending) = ns.enter(|| {
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        listener.bind(&listen_at.into()).unwrap();
+        listener.listen(1).unwrap();
+        let pending: Vec<Socket> = (0..5)
+            .map(|_| {
+                let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+                s.set_nonblocking(true).unwrap();
+                let _ = s.connect(&listen_at.into());
+                s
+            })
+            .collect();
+        (listener, pending)
+    });
+    sleep(SETTLE);
+    let after = daemon.scrape();
+    let events = daemon.events();
+
+    // The event stream has exactly the scenario's resets, with their endpoints.
+    let sent = ours(&events, "rst_sent", "no_listener", &server.to_string());
+    assert_eq!(sent.len(), 4, "{sent:#?}");
+    let remotes: BTreeSet<String> = sent
+        .iter()
+        .map(|e| e["remote"].as_str().unwrap().to_string())
+        .collect();
+    let expected: BTreeSet<String> = clients.iter().map(|c| c.to_string()).collect();
+    assert_eq!(remotes, expected);
+    assert!(
+        sent.iter()
+            .all(|e| e["count"] == 1 && e["timestamp"].is_string())
+    );
+    for client in &clients {
+        assert_eq!(
+            ours(
+                &events,
+                "rst_received",
+                "connection_refused",
+                &client.to_string()
+            )
+            .len(),
+            1
+        );
+    }
+    // The counter moved by at least the scenario (other tests may add resets of their own).
+    let sent_after = metric(
+        &after,
+        "tcpwhy_resets_total",
+        &[("direction", "sent"), ("cause", "no_listener")],
+    )
+    .unwrap();
+    assert!(
+        sent_after - sent_before >= 4.0,
+        "{sent_before} -> {sent_after}"
+    );
+
+    // The listener's own series: drops counted exactly as the event stream reported them.
+    let inode = ns.inode().to_string();
+    let labels = [
+        ("cause", "accept_queue_overflow"),
+        ("listener", "127.0.0.1:7800"),
+        ("namespace", inode.as_str()),
+    ];
+    let dropped = metric(&after, "tcpwhy_queue_drops_total", &labels).expect("queue drop series");
+    let streamed: u64 = ours(
+        &events,
+        "queue_drop",
+        "accept_queue_overflow",
+        "127.0.0.1:7800",
+    )
+    .iter()
+    .map(|e| e["count"].as_u64().unwrap())
+    .sum();
+    assert!(dropped >= 3.0, "{dropped}");
+    assert_eq!(dropped, streamed as f64);
+    let gauge = [
+        ("listener", "127.0.0.1:7800"),
+        ("namespace", inode.as_str()),
+    ];
+    assert_eq!(
+        metric(&after, "tcpwhy_listen_queue_length", &gauge),
+        Some(2.0)
+    );
+    assert_eq!(
+        metric(&after, "tcpwhy_listen_queue_limit", &gauge),
+        Some(1.0)
+    );
+    assert!(
+        metric(
+            &after,
+            "tcpwhy_state_transitions_total",
+            &[("from", "CLOSE"), ("to", "SYN_SENT")]
+        )
+        .unwrap()
+            >= 4.0
+    );
+    assert_eq!(
+        metric(&after, "tcpwhy_coverage", &[("capability", "resets_sent")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        metric(
+            &after,
+            "tcpwhy_probe_attached",
+            &[("probe", "tcp:tcp_send_reset"), ("method", "tracepoint")]
+        ),
+        Some(1.0)
+    );
+
+    // promtool finds nothing to say about the exposition.
+    let mut promtool = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (cargo xtask setup installs prometheus)");
+    std::io::Write::write_all(promtool.stdin.as_mut().unwrap(), after.as_bytes()).unwrap();
+    let checked = promtool.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
+    assert!(
+        checked.stdout.is_empty() && checked.stderr.is_empty(),
+        "{checked:?}"
+    );
+}
+
+/// The ids of the BPF programs, maps and links a process holds, from its fdinfo.
+fn bpf_objects(pid: u32) -> BTreeSet<(String, u64)> {
+    let mut found = BTreeSet::new();
+    for fd in std::fs::read_dir(format!("/proc/{pid}/fdinfo"))
+        .unwrap()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(fd.path()).unwrap_or_default();
+        for line in text.lines() {
+            for kind in ["prog_id", "map_id", "link_id"] {
+                if let Some(id) = line.strip_prefix(&format!("{kind}:")) {
+                    found.insert((kind.to_string(), id.trim().parse().unwrap()));
+                }
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn sigterm_detaches_everything_within_two_seconds() {
+    if !require_bpf() {
+        return;
+    }
+    let daemon = Daemon::start(&[]);
+    let held = bpf_objects(daemon.pid());
+    assert!(held.iter().any(|(kind, _)| kind == "prog_id"), "{held:?}");
+    assert!(held.iter().any(|(kind, _)| kind == "link_id"), "{held:?}");
+    let (status, took) = daemon.stop();
+    assert!(status.success(), "{status}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    // Nothing pinned, nothing held: every id leaves the kernel (which frees maps and programs
+    // asynchronously, hence a short grace period).
+    let exists = |kind: &str, id: u64| {
+        let object = match kind {
+            "prog_id" => "prog",
+            "map_id" => "map",
+            _ => "link",
+        };
+        Command::new("bpftool")
+            .args([object, "show", "id", &id.to_string()])
+            .output()
+            .expect("bpftool (cargo xtask setup installs it)")
+            .status
+            .success()
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    let mut left: Vec<&(String, u64)> = held.iter().collect();
+    while !left.is_empty() && std::time::Instant::now() < deadline {
+        left.retain(|(kind, id)| exists(kind, *id));
+        sleep(Duration::from_millis(50));
+    }
+    assert!(
+        left.is_empty(),
+        "still in the kernel 2 s after exit: {left:?}"
+    );
+}
+
+#[test]
+fn bad_configuration_exits_2_naming_key_and_file() {
+    let dir = std::env::temp_dir().join(format!("tcpwhy-config-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (text, expected) in [
+        ("listen_address = \"127.0.0.1:1\"\n", "listen_address"),
+        ("listen = \"not an address\"\n", "key `listen`"),
+        ("events_per_second = -3\n", "events_per_second"),
+        ("ring_buffer_bytes = 5000\n", "ring_buffer_bytes"),
+    ] {
+        let file = dir.join("tcpwhy.toml");
+        std::fs::write(&file, text).unwrap();
+        let output = Command::new(env!("CARGO_BIN_EXE_tcpwhy"))
+            .args(["daemon", "--config"])
+            .arg(&file)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{text}: {stderr}");
+        assert!(stderr.contains(expected), "{text}: {stderr}");
+        if !expected.starts_with("ring") {
+            assert!(stderr.contains(file.to_str().unwrap()), "{text}: {stderr}");
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_port_in_use_is_a_clear_error() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_tcpwhy"))
+        .args([
+            "daemon",
+            "--listen",
+            &taken.local_addr().unwrap().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("already in use"), "{stderr}");
+}
+
+#[test]
+fn a_burst_beyond_the_event_rate_is_counted_not_lost() {
+    if !require_bpf() {
+        return;
+    }
+    let daemon = Daemon::start(&["--events-per-second", "5"]);
+    let ip = IpAddr::V4(unique_ipv4());
+    let server = SocketAddr::new(ip, 7);
+    for _ in 0..30 {
+        scenarios::refused_connect(ip, server);
+    }
+    sleep(SETTLE);
+    let events = daemon.events();
+    let written = ours(&events, "rst_sent", "no_listener", &server.to_string()).len();
+    assert!(written < 30, "the rate limit cut nothing: {written}");
+    let suppressed: u64 = events
+        .iter()
+        .filter(|e| e["kind"] == "suppressed")
+        .map(|e| e["count"].as_u64().unwrap())
+        .sum();
+    assert!(suppressed > 0, "no suppressed report");
+    // Scraped after reading the stream: the metric has every suppression the lines report (and
+    // those from the last second, not reported yet), over every kind.
+    let metrics = daemon.scrape();
+    let counted: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tcpwhy_events_suppressed_total{"))
+        .map(|l| l.rsplit(' ').next().unwrap().parse::<f64>().unwrap())
+        .sum();
+    assert!(
+        counted >= suppressed as f64,
+        "metric {counted} < reported {suppressed}"
+    );
+    // Metrics count every reset, whatever the stream wrote.
+    assert!(
+        metric(
+            &metrics,
+            "tcpwhy_resets_total",
+            &[("direction", "sent"), ("cause", "no_listener")]
+        )
+        .unwrap()
+            >= 30.0
+    );
+}

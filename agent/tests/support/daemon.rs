@@ -1,0 +1,147 @@
+//! Runs the real `tcpwhy daemon` for a test: a free loopback port, an event file of its own,
+//! HTTP scrapes, and a stop that measures how long the daemon took to exit.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpListener, TcpStream},
+    path::PathBuf,
+    process::{Child, Command, ExitStatus, Stdio},
+    sync::atomic::{AtomicU32, Ordering},
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+
+pub struct Daemon {
+    child: Option<Child>,
+    pub addr: SocketAddr,
+    pub events: PathBuf,
+}
+
+fn free_loopback_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+impl Daemon {
+    /// Starts the daemon and waits until /healthz answers (probes attached).
+    pub fn start(extra_args: &[&str]) -> Daemon {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let addr = free_loopback_port();
+        let events = std::env::temp_dir().join(format!(
+            "tcpwhy-events-{}-{}.jsonl",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        let child = Command::new(env!("CARGO_BIN_EXE_tcpwhy"))
+            .arg("daemon")
+            .arg("--listen")
+            .arg(addr.to_string())
+            .arg("--events")
+            .arg(&events)
+            .args(extra_args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawning tcpwhy daemon");
+        let daemon = Daemon {
+            child: Some(child),
+            addr,
+            events,
+        };
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while daemon
+            .get("/healthz")
+            .is_none_or(|(status, _)| status != 200)
+        {
+            assert!(Instant::now() < deadline, "daemon never became healthy");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        daemon
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// A plain HTTP/1.1 GET: (status, body).
+    pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: tcpwhy\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        let status = head.split_whitespace().nth(1)?.parse().ok()?;
+        Some((status, body.to_string()))
+    }
+
+    pub fn scrape(&self) -> String {
+        let (status, body) = self.get("/metrics").expect("scraping /metrics");
+        assert_eq!(status, 200);
+        body
+    }
+
+    /// Every line of the event stream so far.
+    pub fn events(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.events)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| {
+                serde_json::from_str(line)
+                    .unwrap_or_else(|e| panic!("bad event line ({e}): {line}"))
+            })
+            .collect()
+    }
+
+    /// SIGTERM, then wait: the exit status and how long the exit took.
+    pub fn stop(mut self) -> (ExitStatus, Duration) {
+        let mut child = self.child.take().unwrap();
+        let started = Instant::now();
+        // SAFETY: kill with a pid we own.
+        unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+        let deadline = started + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return (status, started.elapsed());
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("daemon did not exit within 10 s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let _ = std::fs::remove_file(&self.events);
+    }
+}
+
+/// The value of one series in Prometheus text format, if present.
+pub fn metric(text: &str, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    text.lines()
+        .filter(|line| !line.starts_with('#'))
+        .find(|line| {
+            let Some(rest) = line.strip_prefix(name) else {
+                return false;
+            };
+            let series = rest.split_whitespace().next().unwrap_or("");
+            (rest.starts_with('{') || rest.starts_with(' '))
+                && labels
+                    .iter()
+                    .all(|(k, v)| series.contains(&format!("{k}=\"{v}\"")))
+        })
+        .and_then(|line| line.rsplit(' ').next()?.parse().ok())
+}
