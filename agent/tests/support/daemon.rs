@@ -16,6 +16,8 @@ pub struct Daemon {
     child: Option<Child>,
     pub addr: SocketAddr,
     pub events: PathBuf,
+    /// The daemon's stderr, shown when it fails.
+    log: PathBuf,
 }
 
 fn free_loopback_port() -> SocketAddr {
@@ -35,6 +37,7 @@ impl Daemon {
             std::process::id(),
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
+        let log = events.with_extension("log");
         let child = Command::new(env!("CARGO_BIN_EXE_tcpwhy"))
             .arg("daemon")
             .arg("--listen")
@@ -43,20 +46,26 @@ impl Daemon {
             .arg(&events)
             .args(extra_args)
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
             .expect("spawning tcpwhy daemon");
-        let daemon = Daemon {
+        let mut daemon = Daemon {
             child: Some(child),
             addr,
             events,
+            log,
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while daemon
             .get("/healthz")
             .is_none_or(|(status, _)| status != 200)
         {
-            assert!(Instant::now() < deadline, "daemon never became healthy");
+            let exited = daemon.child.as_mut().unwrap().try_wait().unwrap();
+            assert!(
+                exited.is_none() && Instant::now() < deadline,
+                "daemon never became healthy ({exited:?}); its stderr:\n{}",
+                std::fs::read_to_string(&daemon.log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
         daemon
@@ -126,6 +135,7 @@ impl Drop for Daemon {
             let _ = child.wait();
         }
         let _ = std::fs::remove_file(&self.events);
+        let _ = std::fs::remove_file(&self.log);
     }
 }
 
