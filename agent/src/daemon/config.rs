@@ -97,17 +97,20 @@ impl Config {
             config.apply_file(&text, path)?;
         }
         config.apply(overrides);
+        // Values are checked after merging; name where they may have come from.
+        let origin = file
+            .map(|f| format!("{} (or its flag / environment variable)", f.display()))
+            .unwrap_or_else(|| "the command line or environment".to_string());
         let bytes = config.ring_buffer_bytes;
         if !bytes.is_power_of_two() || bytes < 4096 {
             return Err(ConfigError(format!(
-                "ring_buffer_bytes must be a power of two of at least 4096, not {bytes}"
+                "{origin}: key `ring_buffer_bytes` must be a power of two of at least 4096, not {bytes}"
             )));
         }
         if config.events_per_second == 0 {
-            return Err(ConfigError(
-                "events_per_second must be at least 1 (use events = \"off\" to disable the stream)"
-                    .into(),
-            ));
+            return Err(ConfigError(format!(
+                "{origin}: key `events_per_second` must be at least 1 (use events = \"off\" to disable the stream)"
+            )));
         }
         Ok(config)
     }
