@@ -7,6 +7,7 @@
 #![no_main]
 
 mod context;
+mod flow;
 mod kernel;
 mod layout;
 mod listen_backlog;

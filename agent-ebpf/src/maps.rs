@@ -5,11 +5,13 @@ use aya_ebpf::{
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use tcpwhy_common::{
+    flow::{FlowKey, FlowRetransmits},
     listen_overflow::ListenOverflows,
     maps::{
-        COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LISTEN_BACKLOGS_ENTRIES,
-        LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind,
-        SOCKET_OWNERS_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_STATES,
+        CONNECT_FAILURES_RING_BYTES, COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LIFETIME_SLOTS,
+        LISTEN_BACKLOGS_ENTRIES, LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES,
+        RESET_SEEN_ENTRIES, RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind,
+        SOCKET_OWNERS_ENTRIES, STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_STATES,
     },
     owner::{ListenCall, ListenerKey, Owner},
     synack::{ListenerId, SynAckRetransmits},
@@ -48,6 +50,30 @@ pub static STATE_TRANSITIONS: PerCpuArray<u64> =
 #[map]
 pub static RETRANSMITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(RETRANSMIT_KINDS, 0);
 
+#[map]
+pub static RETRANSMIT_FLOWS: LruPerCpuHashMap<FlowKey, FlowRetransmits> =
+    LruPerCpuHashMap::with_max_entries(RETRANSMIT_FLOWS_ENTRIES, 0);
+
+/// Since when a connection has been in CLOSE_WAIT or FIN_WAIT2, by endpoints (user-visible).
+#[map]
+pub static STATE_SINCE: LruHashMap<FlowKey, u64> =
+    LruHashMap::with_max_entries(STATE_SINCE_ENTRIES, 0);
+
+/// Since when a socket has been in SYN_SENT or ESTABLISHED, by socket (kernel-internal: the
+/// local port is not assigned yet when a connect() enters SYN_SENT).
+#[map]
+pub static SOCKET_SINCE: LruHashMap<u64, u64> =
+    LruHashMap::with_max_entries(STATE_SINCE_ENTRIES, 0);
+
+#[map]
+pub static RESET_SEEN: LruHashMap<u64, u8> = LruHashMap::with_max_entries(RESET_SEEN_ENTRIES, 0);
+
+#[map]
+pub static CONNECT_FAILURES: RingBuf = RingBuf::with_byte_size(CONNECT_FAILURES_RING_BYTES, 0);
+
+#[map]
+pub static LIFETIMES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LIFETIME_SLOTS, 0);
+
 /// Adds one to a slot of a per-CPU array (no atomics needed: each CPU has its own slot).
 #[inline(always)]
 fn bump(array: &PerCpuArray<u64>, slot: u32) {
@@ -75,4 +101,12 @@ pub fn count_transition(old: u8, new: u8) {
 #[inline(always)]
 pub fn count_retransmit(kind: RetransmitKind) {
     bump(&RETRANSMITS, kind as u32);
+}
+
+/// Counts a connection lifetime in its power-of-two millisecond bucket.
+#[inline(always)]
+pub fn count_lifetime(lifetime_ns: u64) {
+    let ms = lifetime_ns / 1_000_000;
+    let slot = if ms == 0 { 0 } else { 63 - ms.leading_zeros() };
+    bump(&LIFETIMES, slot.min(LIFETIME_SLOTS - 1));
 }

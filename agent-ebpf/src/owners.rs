@@ -9,19 +9,25 @@
 //! CLOSE_WAIT → LAST_ACK). An accepted socket, born in softirq, inherits its listener's owner.
 
 use aya_ebpf::{
-    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid},
+    helpers::{bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_ktime_get_ns},
     macros::tracepoint,
     programs::TracePointContext,
 };
 use tcpwhy_common::{
+    flow::ConnectFailure,
+    maps::Counter,
     owner::{ListenerKey, OWNER_FROM_LISTENER, OWNER_FROM_SYSCALL, Owner},
     tcp_state as st,
 };
 
 use crate::{
     context::tracepoint_field,
+    flow::{EndpointFields, from_tracepoint},
     kernel::{read, socket_netns},
-    maps::{LISTENER_OWNERS, SOCKET_OWNERS, count_transition},
+    maps::{
+        CONNECT_FAILURES, LISTENER_OWNERS, RESET_SEEN, SOCKET_OWNERS, SOCKET_SINCE, STATE_SINCE,
+        count, count_lifetime, count_transition,
+    },
 };
 
 const IPPROTO_TCP: u16 = 6;
@@ -69,6 +75,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     };
     let (old, new) = (old as u8, new as u8);
     count_transition(old, new);
+    track_state_times(&ctx, sk, old, new);
 
     if made_by_syscall(old, new) {
         let owner = Owner {
@@ -93,4 +100,73 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         let _ = LISTENER_OWNERS.remove(listener_key(sk));
     }
     0
+}
+
+const SET_STATE_FIELDS: EndpointFields = EndpointFields {
+    sport: |l| &l.tp_set_state_sport,
+    dport: |l| &l.tp_set_state_dport,
+    family: |l| &l.tp_set_state_family,
+    saddr: |l| &l.tp_set_state_saddr,
+    daddr: |l| &l.tp_set_state_daddr,
+    saddr_v6: |l| &l.tp_set_state_saddr_v6,
+    daddr_v6: |l| &l.tp_set_state_daddr_v6,
+};
+
+/// Remembers when connections enter the states whose duration matters (SYN_SENT, ESTABLISHED
+/// by socket; CLOSE_WAIT, FIN_WAIT2 by endpoints for user space), counts lifetimes, and reports
+/// failed connects.
+#[inline(always)]
+fn track_state_times(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
+    // SAFETY: helper call without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    match new {
+        st::SYN_SENT | st::ESTABLISHED => {
+            let _ = SOCKET_SINCE.insert(sk, now, 0);
+        }
+        st::CLOSE_WAIT | st::FIN_WAIT2 => {
+            let key = from_tracepoint(ctx, sk, &SET_STATE_FIELDS, u16::from(new));
+            let _ = STATE_SINCE.insert(key, now, 0);
+        }
+        _ => {}
+    }
+    match old {
+        st::SYN_SENT if new == st::CLOSE => report_connect_failure(ctx, sk, now),
+        st::ESTABLISHED => {
+            // SAFETY: copied out at once.
+            if let Some(since) = unsafe { SOCKET_SINCE.get(sk).copied() } {
+                count_lifetime(now.saturating_sub(since));
+            }
+        }
+        st::CLOSE_WAIT | st::FIN_WAIT2 => {
+            let _ = STATE_SINCE.remove(from_tracepoint(ctx, sk, &SET_STATE_FIELDS, u16::from(old)));
+        }
+        _ => {}
+    }
+    if matches!(old, st::SYN_SENT | st::ESTABLISHED) {
+        let _ = SOCKET_SINCE.remove(sk);
+    }
+}
+
+/// A connect() failed: refused when an RST answered it, timed out or abandoned otherwise.
+#[inline(always)]
+fn report_connect_failure(ctx: &TracePointContext, sk: u64, now: u64) {
+    // SAFETY: copied out at once.
+    let since = unsafe { SOCKET_SINCE.get(sk).copied() };
+    // SAFETY: as above.
+    let refused = unsafe { RESET_SEEN.get(sk).is_some() };
+    let _ = RESET_SEEN.remove(sk);
+    let Some(mut entry) = CONNECT_FAILURES.reserve::<ConnectFailure>(0) else {
+        count(Counter::EventsLost);
+        return;
+    };
+    let owner = recorded_owner(sk);
+    entry.write(ConnectFailure {
+        timestamp_ns: now,
+        waited_ns: since.map(|s| now.saturating_sub(s)).unwrap_or(0),
+        key: from_tracepoint(ctx, sk, &SET_STATE_FIELDS, u16::from(st::SYN_SENT)),
+        owner_pid: owner.map(|o| o.pid).unwrap_or(0),
+        refused: u32::from(refused),
+        owner_comm: owner.map(|o| o.comm).unwrap_or([0; 16]),
+    });
+    entry.submit(0);
 }

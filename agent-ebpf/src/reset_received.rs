@@ -9,14 +9,23 @@ use tcpwhy_common::reset::{NO_REASON, ResetOrigin};
 
 use crate::{
     context::tracepoint_field,
+    maps::RESET_SEEN,
     reset_event::{Sighting, report},
 };
 
+/// Marks the socket, so that a connect() failing next is known to have been refused.
+#[inline(always)]
+fn mark(sk: u64) {
+    let _ = RESET_SEEN.insert(sk, 1, 0);
+}
+
 #[tracepoint(category = "tcp", name = "tcp_receive_reset")]
 pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
+    let sk = tracepoint_field::<u64>(&ctx, |l| &l.tp_receive_reset_skaddr).unwrap_or(0);
+    mark(sk);
     report(&Sighting {
         origin: ResetOrigin::ReceiveReset,
-        sk: tracepoint_field::<u64>(&ctx, |l| &l.tp_receive_reset_skaddr).unwrap_or(0),
+        sk,
         skb: 0,
         reason: NO_REASON,
     });
@@ -25,9 +34,11 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
 
 #[btf_tracepoint(function = "tcp_receive_reset")]
 pub fn tcp_receive_reset_btf(ctx: BtfTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    mark(sk);
     report(&Sighting {
         origin: ResetOrigin::ReceiveReset,
-        sk: ctx.arg(0),
+        sk,
         skb: 0,
         reason: NO_REASON,
     });

@@ -1,18 +1,95 @@
-//! Counts retransmitted segments by kind. Retransmits can be frequent on a lossy host, so they
-//! are only counted here (per-CPU, no events); SYN-ACKs are counted in `synack`.
+//! Retransmits: counted by kind, and per flow (count, first and last time, owner) in a per-CPU
+//! LRU map, so that user space can summarise them per remote endpoint and read their timing
+//! without an event per retransmit.
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
-use tcpwhy_common::{maps::RetransmitKind, tcp_state};
+use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
+    macros::{fentry, kprobe, tracepoint},
+    programs::{FEntryContext, ProbeContext, TracePointContext},
+};
+use tcpwhy_common::{
+    flow::{FlowKey, FlowRetransmits},
+    maps::RetransmitKind,
+    tcp_state,
+};
 
-use crate::{context::tracepoint_field, maps::count_retransmit};
+use crate::{
+    context::tracepoint_field,
+    flow::{EndpointFields, from_socket, from_tracepoint},
+    maps::{RETRANSMIT_FLOWS, count_retransmit},
+    owners::recorded_owner,
+};
+
+const RETRANSMIT_FIELDS: EndpointFields = EndpointFields {
+    sport: |l| &l.tp_retransmit_sport,
+    dport: |l| &l.tp_retransmit_dport,
+    family: |l| &l.tp_retransmit_family,
+    saddr: |l| &l.tp_retransmit_saddr,
+    daddr: |l| &l.tp_retransmit_daddr,
+    saddr_v6: |l| &l.tp_retransmit_saddr_v6,
+    daddr_v6: |l| &l.tp_retransmit_daddr_v6,
+};
 
 #[tracepoint(category = "tcp", name = "tcp_retransmit_skb")]
 pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
     let state = tracepoint_field::<i32>(&ctx, |l| &l.tp_retransmit_state).unwrap_or(0);
-    count_retransmit(if state == i32::from(tcp_state::SYN_SENT) {
+    let kind = if state == i32::from(tcp_state::SYN_SENT) {
         RetransmitKind::Syn
     } else {
         RetransmitKind::Data
-    });
+    };
+    let sk = tracepoint_field::<u64>(&ctx, |l| &l.tp_retransmit_skaddr).unwrap_or(0);
+    count_retransmit(kind);
+    count_flow(
+        sk,
+        from_tracepoint(&ctx, sk, &RETRANSMIT_FIELDS, kind as u16),
+    );
     0
+}
+
+/// A tail loss probe re-sends the last segment before any timeout: visible only to a
+/// function probe on `tcp_send_loss_probe(sk)`.
+#[inline(always)]
+fn tail_loss_probe(sk: u64) {
+    count_retransmit(RetransmitKind::TailLossProbe);
+    count_flow(sk, from_socket(sk, RetransmitKind::TailLossProbe as u16));
+}
+
+#[fentry(function = "tcp_send_loss_probe")]
+pub fn tcp_send_loss_probe_fentry(ctx: FEntryContext) -> i32 {
+    tail_loss_probe(ctx.arg(0));
+    0
+}
+
+#[kprobe]
+pub fn tcp_send_loss_probe_kprobe(ctx: ProbeContext) -> u32 {
+    tail_loss_probe(ctx.arg(0).unwrap_or(0));
+    0
+}
+
+#[inline(always)]
+fn count_flow(sk: u64, key: FlowKey) {
+    // SAFETY: helper call without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    let owner = recorded_owner(sk);
+    let stamp = |stats: &mut FlowRetransmits| {
+        stats.count += 1;
+        stats.last_ns = now;
+        if stats.first_ns == 0 {
+            stats.first_ns = now;
+        }
+        if let Some(owner) = owner {
+            stats.owner_pid = owner.pid;
+            stats.owner_comm = owner.comm;
+        }
+    };
+    match RETRANSMIT_FLOWS.get_ptr_mut(key) {
+        // SAFETY: this CPU's own copy of the value, from the map.
+        Some(stats) => stamp(unsafe { &mut *stats }),
+        None => {
+            let mut stats = FlowRetransmits::default();
+            stamp(&mut stats);
+            let _ = RETRANSMIT_FLOWS.insert(key, stats, 0);
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! tcpwhy: explains why TCP connections are reset, from eBPF probes.
 
 mod cli;
+mod connections;
 mod daemon;
 mod diagnose;
 mod events;

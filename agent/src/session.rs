@@ -4,16 +4,22 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use std::{collections::HashMap as StdHashMap, net::SocketAddr};
+use std::{
+    cell::RefCell,
+    collections::{HashMap, HashMap as StdHashMap},
+    net::SocketAddr,
+};
 
 use aya::{
     Ebpf,
-    maps::{HashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
+    flow::{FlowKey, FlowRetransmits},
     listen_overflow::ListenOverflows,
     maps::{
-        COUNTERS, Counter, EVENTS, LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RETRANSMITS, RetransmitKind,
+        CONNECT_FAILURES, COUNTERS, Counter, EVENTS, LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS,
+        LISTEN_OVERFLOWS, RETRANSMIT_FLOWS, RETRANSMITS, RetransmitKind, STATE_SINCE,
         STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_STATES,
     },
     owner::ListenCall,
@@ -22,7 +28,12 @@ use tcpwhy_common::{
 };
 
 use crate::{
-    events::{endpoint, reset::Reset, ring::EventRing},
+    events::{
+        endpoint,
+        flow::{ConnectFailed, Flow},
+        reset::{Process, Reset, comm_to_string},
+        ring::EventRing,
+    },
     explain::classifier::Classifier,
     kernel::{
         btf::KernelBtf,
@@ -58,6 +69,7 @@ pub struct Session {
     // Dropping `ebpf` detaches every link and closes every program and map: nothing is pinned.
     ebpf: Ebpf,
     ring: EventRing,
+    failures: EventRing,
     pub probes: Vec<ProbeReport>,
     pub kernel: KernelInfo,
     pub classifier: Classifier,
@@ -130,9 +142,15 @@ impl Session {
 
         let ring = RingBuf::try_from(ebpf.take_map(EVENTS).context("map EVENTS missing")?)
             .context("map EVENTS is not a ring buffer")?;
+        let failures = RingBuf::try_from(
+            ebpf.take_map(CONNECT_FAILURES)
+                .context("map CONNECT_FAILURES missing")?,
+        )
+        .context("map CONNECT_FAILURES is not a ring buffer")?;
         Ok(Self {
             ebpf,
             ring: EventRing::new(ring)?,
+            failures: EventRing::new(failures)?,
             probes,
             kernel: KernelInfo {
                 release: release::release(),
@@ -144,19 +162,88 @@ impl Session {
         })
     }
 
-    /// Waits for events and hands each decoded reset, with the classifier, to `handle`.
-    pub async fn next_events(&mut self, mut handle: impl FnMut(&Classifier, Reset)) -> Result<()> {
-        let classifier = &self.classifier;
-        self.ring
-            .drain(|bytes| decode_into(bytes, |reset| handle(classifier, reset)))
-            .await
+    /// Waits for events and hands each one, with the classifier, to `handle`.
+    pub async fn next_events(
+        &mut self,
+        mut handle: impl FnMut(&Classifier, Observed),
+    ) -> Result<()> {
+        let seen = RefCell::new(Vec::new());
+        tokio::select! {
+            result = self.ring.drain(|bytes| decode_reset(bytes, &seen)) => result?,
+            result = self.failures.drain(|bytes| decode_failure(bytes, &seen)) => result?,
+        }
+        for observed in seen.into_inner() {
+            handle(&self.classifier, observed);
+        }
+        Ok(())
     }
 
     /// Hands over the events already buffered, without waiting.
-    pub fn remaining_events(&mut self, mut handle: impl FnMut(&Classifier, Reset)) {
-        let classifier = &self.classifier;
-        self.ring
-            .drain_now(|bytes| decode_into(bytes, |reset| handle(classifier, reset)));
+    pub fn remaining_events(&mut self, mut handle: impl FnMut(&Classifier, Observed)) {
+        let seen = RefCell::new(Vec::new());
+        self.ring.drain_now(|bytes| decode_reset(bytes, &seen));
+        self.failures
+            .drain_now(|bytes| decode_failure(bytes, &seen));
+        for observed in seen.into_inner() {
+            handle(&self.classifier, observed);
+        }
+    }
+
+    /// Retransmits per flow and kind since attach (per-CPU values merged).
+    pub fn retransmit_flows(&self) -> Vec<RetransmitFlow> {
+        let Some(map) = self.ebpf.map(RETRANSMIT_FLOWS) else {
+            return Vec::new();
+        };
+        let Ok(per_cpu) = PerCpuHashMap::<_, FlowKey, FlowRetransmits>::try_from(map) else {
+            return Vec::new();
+        };
+        per_cpu
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(key, values)| {
+                let kind = RetransmitKind::from_u16(key.tag)?;
+                let counted: Vec<&FlowRetransmits> =
+                    values.iter().filter(|v| v.count > 0).collect();
+                let owner = counted.iter().find(|v| v.owner_pid != 0).map(|v| Process {
+                    pid: v.owner_pid,
+                    comm: comm_to_string(&v.owner_comm),
+                    learned_from: "syscall",
+                });
+                Some(RetransmitFlow {
+                    flow: Flow::from_key(&key),
+                    kind,
+                    count: counted.iter().map(|v| v.count).sum(),
+                    first_ns: counted.iter().map(|v| v.first_ns).min().unwrap_or(0),
+                    last_ns: counted.iter().map(|v| v.last_ns).max().unwrap_or(0),
+                    owner,
+                })
+            })
+            .collect()
+    }
+
+    /// Since when (CLOCK_MONOTONIC ns) connections have been in CLOSE_WAIT or FIN_WAIT2, for
+    /// those that entered the state while tcpwhy ran.
+    pub fn state_since(&self) -> HashMap<(u8, Flow), u64> {
+        let Some(map) = self.ebpf.map(STATE_SINCE) else {
+            return HashMap::new();
+        };
+        let Ok(since) = AyaHashMap::<_, FlowKey, u64>::try_from(map) else {
+            return HashMap::new();
+        };
+        since
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, ns)| ((key.tag as u8, Flow::from_key(&key)), ns))
+            .collect()
+    }
+
+    /// Connection lifetimes since attach: slot i counts lifetimes in [2^i, 2^(i+1)) ms.
+    pub fn lifetimes(&self) -> Result<Vec<u64>> {
+        let map = self.ebpf.map(LIFETIMES).context("map LIFETIMES missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        (0..LIFETIME_SLOTS)
+            .map(|slot| Ok(array.get(&slot, 0)?.iter().sum()))
+            .collect()
     }
 
     /// State transitions counted since attach: (from, to, count), non-zero only.
@@ -221,7 +308,7 @@ impl Session {
 impl ListenerProbes for Session {
     fn requested_backlog(&self, pid: u32, fd: u32) -> Option<i32> {
         let map = self.ebpf.map(LISTEN_BACKLOGS)?;
-        let backlogs: HashMap<_, ListenCall, u32> = HashMap::try_from(map).ok()?;
+        let backlogs: AyaHashMap<_, ListenCall, u32> = AyaHashMap::try_from(map).ok()?;
         backlogs
             .get(&ListenCall { pid, fd }, 0)
             .ok()
@@ -304,9 +391,44 @@ impl Session {
     }
 }
 
-fn decode_into(bytes: &[u8], mut handle: impl FnMut(Reset)) {
+fn decode_reset(bytes: &[u8], into: &RefCell<Vec<Observed>>) {
     match Reset::decode(bytes) {
-        Ok(reset) => handle(reset),
+        Ok(reset) => into.borrow_mut().push(Observed::Reset(reset)),
         Err(err) => tracing::warn!("skipping an undecodable event: {err:#}"),
     }
+}
+
+fn decode_failure(bytes: &[u8], into: &RefCell<Vec<Observed>>) {
+    match ConnectFailed::decode(bytes) {
+        Ok(failed) => into.borrow_mut().push(Observed::ConnectFailed(failed)),
+        Err(err) => tracing::warn!("skipping an undecodable event: {err:#}"),
+    }
+}
+
+/// An event from the programs.
+pub enum Observed {
+    Reset(Reset),
+    ConnectFailed(ConnectFailed),
+}
+
+/// Retransmits of one flow, one kind.
+#[derive(Debug, Clone)]
+pub struct RetransmitFlow {
+    pub flow: Flow,
+    pub kind: RetransmitKind,
+    pub count: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub owner: Option<Process>,
+}
+
+/// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_ns()`.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
 }

@@ -6,6 +6,7 @@
 //! programs cannot resolve offsets themselves).
 #![no_std]
 
+pub mod flow;
 pub mod layout;
 pub mod listen_overflow;
 pub mod maps;

@@ -18,6 +18,16 @@ pub const LISTEN_OVERFLOWS: &str = "LISTEN_OVERFLOWS";
 pub const STATE_TRANSITIONS: &str = "STATE_TRANSITIONS";
 /// Per-CPU array of retransmits by [`RetransmitKind`].
 pub const RETRANSMITS: &str = "RETRANSMITS";
+/// LRU per-CPU hash: [`crate::flow::FlowKey`] (tag = kind) → [`crate::flow::FlowRetransmits`].
+pub const RETRANSMIT_FLOWS: &str = "RETRANSMIT_FLOWS";
+/// LRU hash: [`crate::flow::FlowKey`] (tag = state) → when the connection entered that state.
+pub const STATE_SINCE: &str = "STATE_SINCE";
+/// LRU hash: socket address → 1 once it received an RST (tells refused from timed-out connects).
+pub const RESET_SEEN: &str = "RESET_SEEN";
+/// Ring buffer of [`crate::flow::ConnectFailure`]s.
+pub const CONNECT_FAILURES: &str = "CONNECT_FAILURES";
+/// Per-CPU array: connection lifetimes, slot = floor(log2(lifetime in ms)), capped.
+pub const LIFETIMES: &str = "LIFETIMES";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 
@@ -31,6 +41,16 @@ pub const LISTENER_OWNERS_ENTRIES: u32 = 8192;
 pub const SYNACK_RETRANSMITS_ENTRIES: u32 = 4096;
 /// Entries in [`LISTEN_OVERFLOWS`]: one per listener that overflowed.
 pub const LISTEN_OVERFLOWS_ENTRIES: u32 = 4096;
+/// Entries in [`RETRANSMIT_FLOWS`].
+pub const RETRANSMIT_FLOWS_ENTRIES: u32 = 16384;
+/// Entries in [`STATE_SINCE`].
+pub const STATE_SINCE_ENTRIES: u32 = 65536;
+/// Entries in [`RESET_SEEN`].
+pub const RESET_SEEN_ENTRIES: u32 = 8192;
+/// Size of [`CONNECT_FAILURES`].
+pub const CONNECT_FAILURES_RING_BYTES: u32 = 1 << 16;
+/// Slots of [`LIFETIMES`]: 2^0 ms .. 2^31 ms and more.
+pub const LIFETIME_SLOTS: u32 = 32;
 /// Entries in [`LISTEN_BACKLOGS`].
 pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
 
@@ -62,18 +82,31 @@ pub enum RetransmitKind {
     SynAck = 1,
     /// Data or FIN on an established connection.
     Data = 2,
+    /// A tail loss probe (seen by a function probe on `tcp_send_loss_probe`).
+    TailLossProbe = 3,
 }
 
 impl RetransmitKind {
+    pub fn from_u16(value: u16) -> Option<Self> {
+        Some(match value {
+            0 => RetransmitKind::Syn,
+            1 => RetransmitKind::SynAck,
+            2 => RetransmitKind::Data,
+            3 => RetransmitKind::TailLossProbe,
+            _ => return None,
+        })
+    }
+
     /// The `kind` label value.
     pub fn label(self) -> &'static str {
         match self {
             RetransmitKind::Syn => "syn",
             RetransmitKind::SynAck => "synack",
             RetransmitKind::Data => "data",
+            RetransmitKind::TailLossProbe => "tail_loss_probe",
         }
     }
 }
 
 /// Slots in [`RETRANSMITS`].
-pub const RETRANSMIT_KINDS: u32 = 3;
+pub const RETRANSMIT_KINDS: u32 = 4;

@@ -53,3 +53,9 @@ pub const QUEUE_FUNCTIONS: [(&str, &str, &str); 3] = [
 ];
 /// `tcp:tcp_retransmit_skb`, counted by kind.
 pub const RETRANSMIT_TRACEPOINT: &str = "tcp_retransmit_skb";
+/// Function probe on `tcp_send_loss_probe` (tail loss probes): (function, fentry, kprobe).
+pub const TLP_FUNCTION: [(&str, &str, &str); 1] = [(
+    "tcp_send_loss_probe",
+    "tcp_send_loss_probe_fentry",
+    "tcp_send_loss_probe_kprobe",
+)];

@@ -23,7 +23,7 @@ use crate::{
     metrics::Metrics,
     probes::{attach::attached_count, coverage::coverage},
     queues::{kernel_view::ListenerProbes, watch::QueueWatch},
-    session::{Session, StartError},
+    session::{Observed, Session, StartError},
 };
 
 /// Listen queues and namespace counters: as in `diagnose`.
@@ -84,7 +84,10 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut fresh: Vec<ResetGroup> = Vec::new();
     loop {
         tokio::select! {
-            result = session.next_events(|c, reset| fresh.push(ResetGroup::single(&c.classify(&reset)))) => {
+            result = session.next_events(|c, seen| match seen {
+                Observed::Reset(reset) => fresh.push(ResetGroup::single(&c.classify(&reset))),
+                Observed::ConnectFailed(failed) => lock(&metrics).count_connect_failure(failed.refused),
+            }) => {
                 result?;
                 for group in fresh.drain(..) {
                     report_reset(group, &mut queues, &session, &metrics, events.as_mut())?;

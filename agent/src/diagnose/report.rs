@@ -5,6 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::{
+    connections::summary::ConnectionSummary,
     findings::{finding::Finding, group::ResetGroup},
     kernel::release::KernelInfo,
     probes::report::ProbeReport,
@@ -19,6 +20,8 @@ pub struct Report {
     pub findings: Vec<Finding>,
     /// Listeners full, nearly full or capped by somaxconn when the window started and ended.
     pub listeners: ListenerSnapshots,
+    /// State transitions and connection lifetimes over the window.
+    pub connections: ConnectionSummary,
     pub window: Window,
     pub warnings: Vec<String>,
 }
@@ -33,6 +36,8 @@ pub struct ListenerSnapshots {
 pub struct Observations {
     /// Reset groups, most frequent first.
     pub resets: Vec<ResetGroup>,
+    pub connection_findings: Vec<Finding>,
+    pub summary: ConnectionSummary,
     pub queue_drops: Vec<ListenerDrops>,
     pub queue_problems: Vec<String>,
     pub listeners_at_start: Vec<ListenerCondition>,
@@ -74,7 +79,9 @@ impl Report {
                 .iter()
                 .map(Finding::from_queue_drops)
                 .chain(seen.resets.iter().map(Finding::from_group))
+                .chain(seen.connection_findings)
                 .collect(),
+            connections: seen.summary,
             listeners: ListenerSnapshots {
                 start: seen.listeners_at_start,
                 end: seen.listeners_at_end,

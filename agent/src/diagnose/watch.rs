@@ -7,12 +7,23 @@ use anyhow::Result;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::report::{Observations, Report};
+use std::collections::HashMap;
+
 use crate::{
+    connections::{
+        connects::FailedConnects,
+        retransmits,
+        states::{self, Ages},
+        summary::ConnectionSummary,
+    },
     events::reset::Process,
+    explain::classifier::Classifier,
+    findings::finding::Finding,
     findings::group::{Groups, ResetGroup},
+    listeners::snapshot::ConnectionSysctls,
     probes::attach::attached_count,
     queues::{kernel_view::ListenerProbes, watch::QueueWatch},
-    session::Session,
+    session::{Observed, Session, monotonic_ns},
 };
 
 /// How often listen queues and namespace counters are sampled. A queue that fills and drains
@@ -45,6 +56,7 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
     let started = Instant::now();
     let deadline = options.duration.map(|d| tokio::time::Instant::now() + d);
     let mut groups = Groups::default();
+    let mut failed = FailedConnects::default();
     let mut sample = tokio::time::interval(QUEUE_SAMPLE_EVERY);
     let mut interrupted = false;
     loop {
@@ -55,23 +67,27 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
             }
         };
         tokio::select! {
-            result = session.next_events(|c, reset| groups.add(c.classify(&reset))) => result?,
+            result = session.next_events(|c, seen| take(c, seen, &mut groups, &mut failed)) => result?,
             _ = sample.tick() => queues.tick(Instant::now(), &session),
             _ = sleep => break,
             _ = interrupt.recv() => { interrupted = true; break }
             _ = terminate.recv() => { interrupted = true; break }
         }
     }
-    session.remaining_events(|c, reset| groups.add(c.classify(&reset)));
+    session.remaining_events(|c, seen| take(c, seen, &mut groups, &mut failed));
     queues.tick(Instant::now(), &session);
     let listeners_at_end = queues.snapshot(&session);
     let mut resets = groups.into_sorted();
     name_owners_from_listeners(&mut resets, &mut queues, &session);
     let counters = session.counters()?;
+    let connection_findings = connection_findings(&session, &queues, &failed, started.elapsed());
+    let summary = ConnectionSummary::new(&session.state_transitions()?, &session.lifetimes()?);
     Ok(Report::new(
         &session,
         Observations {
             resets,
+            connection_findings,
+            summary,
             queue_problems: queues.problems.clone(),
             queue_drops: queues.into_drops(),
             listeners_at_start,
@@ -81,6 +97,37 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
         started.elapsed(),
         interrupted,
     ))
+}
+
+fn take(classifier: &Classifier, seen: Observed, resets: &mut Groups, failed: &mut FailedConnects) {
+    match seen {
+        Observed::Reset(reset) => resets.add(classifier.classify(&reset)),
+        Observed::ConnectFailed(connect) => failed.add(connect),
+    }
+}
+
+/// Retransmit and state findings at the end of the window.
+fn connection_findings(
+    session: &Session,
+    queues: &QueueWatch,
+    failed: &FailedConnects,
+    watched: Duration,
+) -> Vec<Finding> {
+    let sysctls: HashMap<u64, ConnectionSysctls> = queues
+        .namespaces()
+        .map(|p| (p.namespace.inode, p.connection_sysctls.clone()))
+        .collect();
+    let flows = session.retransmit_flows();
+    let mut found = retransmits::findings(&flows, &session.synack_retransmits(), &sysctls);
+    found.extend(failed.findings(&flows, &sysctls));
+    let since = session.state_since();
+    let ages = Ages {
+        since: &since,
+        now_ns: monotonic_ns(),
+        watched,
+    };
+    found.extend(states::findings(queues.namespaces(), &ages));
+    found
 }
 
 /// Sockets that changed state before tcpwhy started have no recorded owner; the listener their

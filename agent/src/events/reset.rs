@@ -134,7 +134,7 @@ impl Reset {
     }
 }
 
-fn comm_to_string(comm: &[u8; 16]) -> String {
+pub fn comm_to_string(comm: &[u8; 16]) -> String {
     let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
     String::from_utf8_lossy(&comm[..end]).into_owned()
 }

@@ -26,6 +26,16 @@ pub enum Cause {
     AcceptQueueOverflow,
     SynQueueOverflow,
     SynFloodCookies,
+    // Retransmits.
+    SynRetransmits,
+    HandshakeIncomplete,
+    DataRetransmits,
+    TailLossProbes,
+    // Connection states.
+    ConnectTimeout,
+    CloseWaitLeak,
+    TimeWaitPressure,
+    FinWait2Stuck,
     /// The evidence matched no rule; the finding still shows what was seen.
     Unclassified,
 }
@@ -50,6 +60,14 @@ impl Cause {
             Cause::AcceptQueueOverflow => "accept_queue_overflow",
             Cause::SynQueueOverflow => "syn_queue_overflow",
             Cause::SynFloodCookies => "syn_flood_cookies",
+            Cause::SynRetransmits => "syn_retransmits",
+            Cause::HandshakeIncomplete => "handshake_incomplete",
+            Cause::DataRetransmits => "data_retransmits",
+            Cause::TailLossProbes => "tail_loss_probes",
+            Cause::ConnectTimeout => "connect_timeout",
+            Cause::CloseWaitLeak => "close_wait_leak",
+            Cause::TimeWaitPressure => "time_wait_pressure",
+            Cause::FinWait2Stuck => "fin_wait2_stuck",
             Cause::Unclassified => "unclassified",
         }
     }
@@ -133,6 +151,39 @@ impl Cause {
                 "if this is not an attack, the backlog is too small for the connection rate: raise the listen() backlog and net.core.somaxconn",
                 "SyncookiesFailed rising means ACKs with invalid cookies: a flood or very late ACKs",
             ],
+            Cause::SynRetransmits => &[
+                "the destination does not answer SYNs: it is down or unreachable, a firewall drops them, or its listener's queue is full",
+                "check the path (`ip route get`, firewalls on both ends) and the remote listener (`ss -ltn` there, or tcpwhy's queue_drop findings)",
+            ],
+            Cause::HandshakeIncomplete => &[
+                "clients do not complete the handshake: the final ACK is lost, or dropped because the accept queue is full (see queue_drop findings)",
+                "if the clients are spoofed or gone, this is a SYN flood: enable syncookies, lower net.ipv4.tcp_synack_retries",
+            ],
+            Cause::DataRetransmits => &[
+                "segments to this peer are lost: look for loss on the path (interface errors, congestion, a middlebox dropping packets)",
+                "growing gaps between retransmits are RTO backoff: the peer may be gone; net.ipv4.tcp_retries2 bounds how long the kernel insists",
+            ],
+            Cause::TailLossProbes => {
+                &["the last segments of a burst went unacknowledged: tail loss on the path"]
+            }
+            Cause::ConnectTimeout => &[
+                "nothing answered the SYNs (no RST either): the host is down, unreachable, or a firewall drops silently",
+                "a refused connect would have been answered by an RST: silence points at the network, not the service",
+                "lower net.ipv4.tcp_syn_retries (or set TCP_SYNCNT / an application connect timeout) to fail faster",
+            ],
+            Cause::CloseWaitLeak => &[
+                "the peer closed, but the application never called close(): a descriptor leak in the code path that handles EOF",
+                "check that every read()==0 / EOF leads to close(), including error paths; `ls -l /proc/PID/fd | grep socket` shows the growth",
+            ],
+            Cause::TimeWaitPressure => &[
+                "this side closes many short connections to one destination: reuse connections (keep-alive, pooling)",
+                "net.ipv4.tcp_tw_reuse (2 by default: loopback only; 1: all) lets connect() reuse TIME_WAIT ports safely with timestamps",
+                "widen net.ipv4.ip_local_port_range if the ephemeral ports run out (connect() fails with EADDRNOTAVAIL)",
+            ],
+            Cause::FinWait2Stuck => &[
+                "this side shut down its writing half and waits for the peer's FIN, which never comes: the peer keeps the connection open",
+                "close() the socket when done (an orphaned FIN_WAIT2 expires after net.ipv4.tcp_fin_timeout), or fix the peer that never closes",
+            ],
             Cause::Unclassified => {
                 &["the evidence matched no known cause: report it with the evidence shown"]
             }
@@ -164,6 +215,14 @@ mod tests {
             Cause::AcceptQueueOverflow,
             Cause::SynQueueOverflow,
             Cause::SynFloodCookies,
+            Cause::SynRetransmits,
+            Cause::HandshakeIncomplete,
+            Cause::DataRetransmits,
+            Cause::TailLossProbes,
+            Cause::ConnectTimeout,
+            Cause::CloseWaitLeak,
+            Cause::TimeWaitPressure,
+            Cause::FinWait2Stuck,
             Cause::Unclassified,
         ];
         let mut ids: Vec<_> = all.iter().map(|c| c.id()).collect();

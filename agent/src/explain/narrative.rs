@@ -101,11 +101,19 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
             plural(n, "connection", "connections"),
             plural(n, "it was", "they were"),
         ),
-        // Queue drops are explained by `queue_narrative`; should one reach here, say what is known.
+        // Other kinds have narratives of their own; should one reach here, say what is known.
         Cause::Unclassified
         | Cause::AcceptQueueOverflow
         | Cause::SynQueueOverflow
-        | Cause::SynFloodCookies => format!(
+        | Cause::SynFloodCookies
+        | Cause::SynRetransmits
+        | Cause::HandshakeIncomplete
+        | Cause::DataRetransmits
+        | Cause::TailLossProbes
+        | Cause::ConnectTimeout
+        | Cause::CloseWaitLeak
+        | Cause::TimeWaitPressure
+        | Cause::FinWait2Stuck => format!(
             "{n} {} on {local} (remote {remote}, state {state}{}) matched no known cause.",
             plural(n, "reset", "resets"),
             group

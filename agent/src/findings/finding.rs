@@ -1,6 +1,8 @@
 //! A finding as `diagnose --format json` and the event stream publish it. The field names are a
 //! public contract.
 
+use std::net::SocketAddr;
+
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 use tcpwhy_common::reset::tcp_flags;
@@ -8,7 +10,7 @@ use tcpwhy_common::reset::tcp_flags;
 use super::group::ResetGroup;
 use crate::{
     events::{reset::Direction, tcp_state},
-    explain::{narrative, queue_narrative},
+    explain::{cause::Cause, narrative, queue_narrative},
     queues::drops::{Certainty, ListenerDrops},
 };
 
@@ -18,6 +20,8 @@ pub enum Kind {
     RstSent,
     RstReceived,
     QueueDrop,
+    Retransmit,
+    State,
 }
 
 impl Kind {
@@ -26,6 +30,8 @@ impl Kind {
             Kind::RstSent => "rst_sent",
             Kind::RstReceived => "rst_received",
             Kind::QueueDrop => "queue_drop",
+            Kind::Retransmit => "retransmit",
+            Kind::State => "state",
         }
     }
 }
@@ -76,6 +82,35 @@ impl Finding {
 }
 
 impl Finding {
+    /// A retransmit or state finding: no kernel reason, advice from the cause table.
+    #[allow(clippy::too_many_arguments)]
+    pub fn observed(
+        kind: Kind,
+        cause: Cause,
+        count: u64,
+        local: Option<SocketAddr>,
+        remote: Option<SocketAddr>,
+        process: Option<(u32, &str)>,
+        explanation: String,
+        evidence: Map<String, Value>,
+    ) -> Self {
+        Self {
+            kind,
+            cause: cause.id(),
+            count,
+            local: local.map(|l| l.to_string()),
+            remote: remote.map(|r| r.to_string()),
+            process: process.map(|(pid, comm)| ProcessRef {
+                pid,
+                comm: comm.to_string(),
+            }),
+            kernel_reason: None,
+            explanation,
+            advice: cause.advice().iter().map(|a| a.to_string()).collect(),
+            evidence,
+        }
+    }
+
     pub fn from_queue_drops(drops: &ListenerDrops) -> Self {
         Self {
             kind: Kind::QueueDrop,

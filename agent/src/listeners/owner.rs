@@ -4,7 +4,11 @@
 //! done only for listeners that have a story to tell, only over processes in the listener's
 //! namespace, and the answers are cached by the caller.
 
-use std::{fs, path::Path};
+use std::{
+    collections::{HashMap, HashSet},
+    fs,
+    path::Path,
+};
 
 use serde::Serialize;
 
@@ -28,6 +32,38 @@ pub fn find_socket_owner(
     let target = format!("socket:[{inode}]");
     pids.into_iter()
         .find_map(|pid| descriptor_of(pid, &target).map(|fd| (process_facts(pid), fd)))
+}
+
+/// The processes holding any of `inodes`, in one walk of the fd tables of `pids`.
+pub fn socket_owners(
+    inodes: &HashSet<u32>,
+    pids: impl IntoIterator<Item = u32>,
+) -> HashMap<u32, ProcessFacts> {
+    let mut found = HashMap::new();
+    for pid in pids {
+        let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+            continue;
+        };
+        let held: Vec<u32> = fds
+            .filter_map(Result::ok)
+            .filter_map(|fd| {
+                let link = fs::read_link(fd.path()).ok()?;
+                let inode = link.to_str()?.strip_prefix("socket:[")?.strip_suffix(']')?;
+                inode.parse().ok()
+            })
+            .filter(|inode| inodes.contains(inode) && !found.contains_key(inode))
+            .collect();
+        if !held.is_empty() {
+            let facts = process_facts(pid);
+            for inode in held {
+                found.insert(inode, facts.clone());
+            }
+        }
+        if found.len() == inodes.len() {
+            break;
+        }
+    }
+    found
 }
 
 fn descriptor_of(pid: u32, target: &str) -> Option<u32> {

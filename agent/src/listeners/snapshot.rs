@@ -38,6 +38,37 @@ impl QueueSysctls {
     }
 }
 
+/// The sysctls that explain retransmits and connection states, per namespace.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ConnectionSysctls {
+    pub tcp_syn_retries: Option<i64>,
+    pub tcp_synack_retries: Option<i64>,
+    pub tcp_retries2: Option<i64>,
+    pub tcp_fin_timeout: Option<i64>,
+    pub tcp_tw_reuse: Option<i64>,
+    /// `net.ipv4.ip_local_port_range`: the ephemeral ports connect() picks from.
+    pub ip_local_port_range: Option<(u32, u32)>,
+}
+
+impl ConnectionSysctls {
+    fn read_here() -> Self {
+        let range = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+            .ok()
+            .and_then(|text| {
+                let mut ports = text.split_whitespace().filter_map(|p| p.parse().ok());
+                Some((ports.next()?, ports.next()?))
+            });
+        Self {
+            tcp_syn_retries: sysctl::read_int("net.ipv4.tcp_syn_retries"),
+            tcp_synack_retries: sysctl::read_int("net.ipv4.tcp_synack_retries"),
+            tcp_retries2: sysctl::read_int("net.ipv4.tcp_retries2"),
+            tcp_fin_timeout: sysctl::read_int("net.ipv4.tcp_fin_timeout"),
+            tcp_tw_reuse: sysctl::read_int("net.ipv4.tcp_tw_reuse"),
+            ip_local_port_range: range,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListenerNow {
     pub local: SocketAddr,
@@ -64,15 +95,17 @@ impl ListenerNow {
 pub struct NamespaceProbe {
     pub namespace: Namespace,
     pub sysctls: QueueSysctls,
+    pub connection_sysctls: ConnectionSysctls,
     diag: netlink_sys::Socket,
     netstat: File,
 }
 
 impl NamespaceProbe {
     pub fn open(namespace: Namespace) -> Result<Self> {
-        let (sysctls, diag, netstat) = namespace.run_in(|| {
+        let (sysctls, connection_sysctls, diag, netstat) = namespace.run_in(|| {
             Ok((
                 QueueSysctls::read_here(),
+                ConnectionSysctls::read_here(),
                 sock_diag::open_here()?,
                 TcpExt::open_here()?,
             ))
@@ -80,6 +113,7 @@ impl NamespaceProbe {
         Ok(Self {
             namespace,
             sysctls,
+            connection_sysctls,
             diag,
             netstat,
         })
@@ -91,8 +125,15 @@ impl NamespaceProbe {
 
     /// Re-reads the sysctls (they can change while watching).
     pub fn refresh_sysctls(&mut self) -> Result<()> {
-        self.sysctls = self.namespace.run_in(|| Ok(QueueSysctls::read_here()))?;
+        (self.sysctls, self.connection_sysctls) = self
+            .namespace
+            .run_in(|| Ok((QueueSysctls::read_here(), ConnectionSysctls::read_here())))?;
         Ok(())
+    }
+
+    /// The namespace's TCP sockets in `states`.
+    pub fn sockets_in(&self, states: StateFlags) -> Result<Vec<sock_diag::DiagSocket>> {
+        sock_diag::dump(&self.diag, states)
     }
 
     pub fn listeners(&self) -> Result<Vec<ListenerNow>> {

@@ -24,6 +24,7 @@ pub struct Metrics {
     queue_length: IntGaugeVec,
     queue_limit: IntGaugeVec,
     retransmits: IntCounterVec,
+    connect_failures: IntCounterVec,
     transitions: IntCounterVec,
     connections: IntGaugeVec,
     probe_attached: IntGaugeVec,
@@ -103,6 +104,12 @@ impl Metrics {
                 "Retransmitted segments, by kind (syn, synack, data).",
                 &["kind"],
             )?,
+            connect_failures: counter(
+                &r,
+                "tcpwhy_connect_failures_total",
+                "connect() calls that failed in SYN_SENT: refused (an RST answered) or timeout (nothing did).",
+                &["result"],
+            )?,
             transitions: counter(
                 &r,
                 "tcpwhy_state_transitions_total",
@@ -173,6 +180,11 @@ impl Metrics {
         self.queue_drops
             .with_label_values(&[cause, listener.as_str(), namespace.as_str()])
             .inc_by(count);
+    }
+
+    pub fn count_connect_failure(&self, refused: bool) {
+        let result = if refused { "refused" } else { "timeout" };
+        self.connect_failures.with_label_values(&[result]).inc();
     }
 
     pub fn count_suppressed(&self, kind: &str) {

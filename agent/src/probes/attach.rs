@@ -13,7 +13,7 @@ use aya::{
 use tcpwhy_common::programs::{
     LISTEN_TRACEPOINT, QUEUE_FUNCTIONS, RECEIVE_RESET_BTF, RECEIVE_RESET_TRACEPOINT,
     RESET_FUNCTIONS, RETRANSMIT_TRACEPOINT, SEND_RESET_BTF, SEND_RESET_TRACEPOINT,
-    SET_STATE_TRACEPOINT, SYNACK_TRACEPOINT,
+    SET_STATE_TRACEPOINT, SYNACK_TRACEPOINT, TLP_FUNCTION,
 };
 
 use super::{
@@ -78,6 +78,7 @@ pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
     // Exact per-listener overflows; where they cannot attach, queue drops still come from the
     // namespace counters and sock_diag.
     reports.extend(attach_function_probes(ebpf, plan, &QUEUE_FUNCTIONS));
+    reports.extend(attach_function_probes(ebpf, plan, &TLP_FUNCTION));
     reports
 }
 

@@ -573,6 +573,11 @@ impl QueueWatch {
         fresh
     }
 
+    /// The namespaces being watched (shared with the connection-state findings).
+    pub fn namespaces(&self) -> impl Iterator<Item = &NamespaceProbe> {
+        self.namespaces.values().map(|w| &w.probe)
+    }
+
     /// Every listener seen at the last sample, with its namespace.
     pub fn listeners_now(&self) -> impl Iterator<Item = (u64, &ListenerNow)> {
         self.namespaces

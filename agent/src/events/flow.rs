@@ -1,0 +1,108 @@
+//! Connections as the kernel side keys them ([`FlowKey`]), and failed connects.
+
+use std::{net::SocketAddr, time::Duration};
+
+use anyhow::{Result, bail};
+use tcpwhy_common::flow::{ConnectFailure, FlowKey};
+
+use super::{endpoint, reset::Process};
+
+const AF_INET6: u16 = 10;
+
+/// A connection's namespace and endpoints (IPv4-mapped addresses read as IPv4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Flow {
+    pub netns: u64,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+}
+
+impl Flow {
+    pub fn from_key(key: &FlowKey) -> Self {
+        let ipv6 = key.family == AF_INET6;
+        Self {
+            netns: u64::from(key.netns),
+            local: endpoint::from_raw(&key.local_addr, key.local_port, ipv6),
+            remote: endpoint::from_raw(&key.remote_addr, key.remote_port, ipv6),
+        }
+    }
+}
+
+/// A connect() that ended in SYN_SENT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConnectFailed {
+    pub flow: Flow,
+    /// How long it waited in SYN_SENT, when the start was seen.
+    pub waited: Option<Duration>,
+    /// An RST answered (refused); otherwise nothing did (timed out, or abandoned by the app).
+    pub refused: bool,
+    pub owner: Option<Process>,
+}
+
+impl ConnectFailed {
+    pub fn decode(bytes: &[u8]) -> Result<Self> {
+        if bytes.len() < size_of::<ConnectFailure>() {
+            bail!(
+                "connect failure of {} bytes, expected {}",
+                bytes.len(),
+                size_of::<ConnectFailure>()
+            );
+        }
+        // SAFETY: length checked; plain old data; unaligned read for the ring's alignment.
+        let raw: ConnectFailure = unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast()) };
+        Ok(Self {
+            flow: Flow::from_key(&raw.key),
+            waited: (raw.waited_ns > 0).then(|| Duration::from_nanos(raw.waited_ns)),
+            refused: raw.refused != 0,
+            owner: (raw.owner_pid != 0).then(|| Process {
+                pid: raw.owner_pid,
+                comm: super::reset::comm_to_string(&raw.owner_comm),
+                learned_from: "syscall",
+            }),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_a_timed_out_connect() {
+        let mut key = FlowKey {
+            netns: 7,
+            family: 2,
+            local_port: 40000,
+            remote_port: 80,
+            tag: 2,
+            local_addr: [0; 16],
+            remote_addr: [0; 16],
+        };
+        key.local_addr[..4].copy_from_slice(&[10, 0, 0, 2]);
+        key.remote_addr[..4].copy_from_slice(&[10, 0, 0, 1]);
+        let mut comm = [0u8; 16];
+        comm[..4].copy_from_slice(b"curl");
+        let raw = ConnectFailure {
+            timestamp_ns: 1,
+            waited_ns: 3_000_000_000,
+            key,
+            owner_pid: 42,
+            refused: 0,
+            owner_comm: comm,
+        };
+        // SAFETY: plain old data.
+        let bytes = unsafe {
+            std::slice::from_raw_parts(
+                (&raw as *const ConnectFailure).cast::<u8>(),
+                size_of::<ConnectFailure>(),
+            )
+        };
+        let failed = ConnectFailed::decode(bytes).unwrap();
+        assert_eq!(failed.flow.remote.to_string(), "10.0.0.1:80");
+        assert_eq!(failed.flow.netns, 7);
+        assert_eq!(failed.waited, Some(Duration::from_secs(3)));
+        assert!(!failed.refused);
+        assert_eq!(failed.owner.unwrap().comm, "curl");
+        assert!(ConnectFailed::decode(&bytes[..10]).is_err());
+    }
+}
