@@ -327,3 +327,51 @@ fn a_burst_beyond_the_event_rate_is_counted_not_lost() {
             >= 30.0
     );
 }
+
+#[test]
+fn a_timed_out_connect_is_counted_and_reported_as_a_state_event() {
+    if !require_bpf() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.nft("add table inet blackhole");
+    ns.nft("add chain inet blackhole in { type filter hook input priority 0 ; }");
+    ns.nft("add rule inet blackhole in tcp dport 9999 drop");
+    let daemon = Daemon::start(&[]);
+    let silent: SocketAddr = "127.0.0.1:9999".parse().unwrap();
+    let err = ns.enter(|| {
+        let socket = std::net::TcpStream::connect_timeout(&silent, Duration::from_millis(2500));
+        socket.expect_err("nothing answers")
+    });
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "{err}");
+    sleep(SETTLE);
+    let metrics = daemon.scrape();
+    assert!(
+        metric(
+            &metrics,
+            "tcpwhy_connect_failures_total",
+            &[("result", "timeout")]
+        )
+        .unwrap()
+            >= 1.0
+    );
+    assert!(metric(&metrics, "tcpwhy_retransmits_total", &[("kind", "syn")]).unwrap() >= 1.0);
+    // Retransmit and state findings go to the stream every 10 s, as they change.
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    let inode = ns.inode();
+    let reported = loop {
+        let events = daemon.events();
+        let found: Vec<Value> = events
+            .into_iter()
+            .filter(|e| e["cause"] == "connect_timeout" && e["evidence"]["namespace"] == inode)
+            .collect();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            break found;
+        }
+        sleep(Duration::from_millis(250));
+    };
+    assert_eq!(reported.len(), 1, "{reported:#?}");
+    assert_eq!(reported[0]["kind"], "state");
+    assert_eq!(reported[0]["remote"], silent.to_string());
+    assert_eq!(reported[0]["count"], 1);
+}

@@ -176,6 +176,15 @@ fn final_ack_into_full_queue_is_dropped_and_the_synack_resent() {
         inode,
     );
     assert!(resets.is_empty(), "abort_on_overflow=0 drops silently");
+    // The same SYN-ACKs, seen as retransmits of a handshake that does not complete.
+    let incomplete = report.one_in(
+        "retransmit",
+        "handshake_incomplete",
+        &server.to_string(),
+        inode,
+    );
+    assert_eq!(incomplete["remote"], held_client.to_string());
+    assert_eq!(incomplete["count"], retransmits);
 }
 
 #[test]

@@ -10,12 +10,12 @@ use std::{
 use serde_json::{Map, json};
 use tcpwhy_common::maps::RetransmitKind;
 
-use super::{give_up_after, human};
+use super::{give_up_after, human, owner_by_endpoints};
 use crate::{
     events::{flow::Flow, reset::Process},
     explain::cause::Cause,
     findings::finding::{Finding, Kind},
-    listeners::snapshot::ConnectionSysctls,
+    listeners::snapshot::{ConnectionSysctls, NamespaceProbe},
     queues::kernel_view::SynAckSeen,
     session::RetransmitFlow,
 };
@@ -42,7 +42,7 @@ struct ToRemote {
 pub fn findings(
     flows: &[RetransmitFlow],
     synacks: &HashMap<(u64, SocketAddr), SynAckSeen>,
-    sysctls: &HashMap<u64, ConnectionSysctls>,
+    namespaces: &HashMap<u64, &NamespaceProbe>,
 ) -> Vec<Finding> {
     let mut by_remote: BTreeMap<(u32, u64, SocketAddr), ToRemote> = BTreeMap::new();
     for flow in flows.iter().filter(|f| f.kind != RetransmitKind::SynAck) {
@@ -62,15 +62,28 @@ pub fn findings(
             group.owner = flow.owner.clone();
         }
     }
+    let sysctls = |netns: &u64| namespaces.get(netns).map(|p| &p.connection_sysctls);
     let mut found: Vec<Finding> = by_remote
         .into_iter()
-        .filter_map(|((kind, netns, remote), g)| {
+        .filter_map(|((kind, netns, remote), mut g)| {
             let kind = RetransmitKind::from_u16(kind as u16)?;
-            Some(to_remote(kind, netns, remote, &g, sysctls.get(&netns)))
+            if g.owner.is_none() {
+                // The connection predates tcpwhy: find its socket, and the socket's process.
+                g.owner = g
+                    .sample_local
+                    .zip(namespaces.get(&netns))
+                    .and_then(|(local, probe)| owner_by_endpoints(probe, local, remote))
+                    .map(|p| Process {
+                        pid: p.pid,
+                        comm: p.comm,
+                        learned_from: "socket",
+                    });
+            }
+            Some(to_remote(kind, netns, remote, &g, sysctls(&netns)))
         })
         .collect();
     found.extend(synacks.iter().map(|((netns, listener), seen)| {
-        handshake_incomplete(*netns, *listener, seen, sysctls.get(netns))
+        handshake_incomplete(*netns, *listener, seen, sysctls(netns))
     }));
     found.sort_by_key(|f| std::cmp::Reverse(f.count));
     found

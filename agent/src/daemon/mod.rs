@@ -6,6 +6,7 @@ pub mod events;
 pub mod http;
 
 use std::{
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -18,8 +19,12 @@ use self::{
     events::{Emitted, EventStream},
 };
 use crate::{
+    connections::{self, connects::FailedConnects},
     events::reset::Process,
-    findings::{finding::Finding, group::ResetGroup},
+    findings::{
+        finding::{Finding, Kind},
+        group::ResetGroup,
+    },
     metrics::Metrics,
     probes::{attach::attached_count, coverage::coverage},
     queues::{kernel_view::ListenerProbes, watch::QueueWatch},
@@ -82,11 +87,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let mut fold = tokio::time::interval(FOLD_EVERY);
     let mut connections = tokio::time::interval(COUNT_CONNECTIONS_EVERY);
     let mut fresh: Vec<ResetGroup> = Vec::new();
+    let mut timeouts = FailedConnects::default();
+    let mut reported = Reported::default();
+    let started = Instant::now();
     loop {
         tokio::select! {
             result = session.next_events(|c, seen| match seen {
                 Observed::Reset(reset) => fresh.push(ResetGroup::single(&c.classify(&reset))),
-                Observed::ConnectFailed(failed) => lock(&metrics).count_connect_failure(failed.refused),
+                Observed::ConnectFailed(failed) => {
+                    lock(&metrics).count_connect_failure(failed.refused);
+                    if !failed.refused {
+                        timeouts.add(failed);
+                    }
+                }
             }) => {
                 result?;
                 for group in fresh.drain(..) {
@@ -103,7 +116,13 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     events.report_suppressed()?;
                 }
             }
-            _ = connections.tick() => lock(&metrics).set_connections(&queues.connections_by_state()),
+            _ = connections.tick() => {
+                lock(&metrics).set_connections(&queues.connections_by_state());
+                let found = connections::findings(&session, &queues, &std::mem::take(&mut timeouts), started.elapsed());
+                for finding in reported.changed(found) {
+                    emit(events.as_mut(), &finding, &metrics)?;
+                }
+            }
             _ = interrupt.recv() => break,
             _ = terminate.recv() => break,
         }
@@ -222,4 +241,30 @@ fn fold_kernel_totals(session: &Session, metrics: &Mutex<Metrics>) -> Result<()>
     metrics.fold_events_lost(lost);
     metrics.fold_program_stats(&programs);
     Ok(())
+}
+
+/// What the event stream already said about retransmits and states, so that each report says
+/// only what changed: retransmits as the growth since the last report, states as they are now.
+#[derive(Default)]
+struct Reported {
+    counts: HashMap<(&'static str, Option<String>, Option<String>), u64>,
+}
+
+impl Reported {
+    fn changed(&mut self, found: Vec<Finding>) -> Vec<Finding> {
+        found
+            .into_iter()
+            .filter_map(|mut finding| {
+                let key = (finding.cause, finding.local.clone(), finding.remote.clone());
+                let before = self.counts.insert(key, finding.count).unwrap_or(0);
+                if finding.count == before {
+                    return None;
+                }
+                if finding.kind == Kind::Retransmit {
+                    finding.count = finding.count.saturating_sub(before);
+                }
+                Some(finding)
+            })
+            .collect()
+    }
 }

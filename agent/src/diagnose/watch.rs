@@ -7,23 +7,14 @@ use anyhow::Result;
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::report::{Observations, Report};
-use std::collections::HashMap;
-
 use crate::{
-    connections::{
-        connects::FailedConnects,
-        retransmits,
-        states::{self, Ages},
-        summary::ConnectionSummary,
-    },
+    connections::{self, connects::FailedConnects, summary::ConnectionSummary},
     events::reset::Process,
     explain::classifier::Classifier,
-    findings::finding::Finding,
     findings::group::{Groups, ResetGroup},
-    listeners::snapshot::ConnectionSysctls,
     probes::attach::attached_count,
     queues::{kernel_view::ListenerProbes, watch::QueueWatch},
-    session::{Observed, Session, monotonic_ns},
+    session::{Observed, Session},
 };
 
 /// How often listen queues and namespace counters are sampled. A queue that fills and drains
@@ -80,7 +71,7 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
     let mut resets = groups.into_sorted();
     name_owners_from_listeners(&mut resets, &mut queues, &session);
     let counters = session.counters()?;
-    let connection_findings = connection_findings(&session, &queues, &failed, started.elapsed());
+    let connection_findings = connections::findings(&session, &queues, &failed, started.elapsed());
     let summary = ConnectionSummary::new(&session.state_transitions()?, &session.lifetimes()?);
     Ok(Report::new(
         &session,
@@ -104,30 +95,6 @@ fn take(classifier: &Classifier, seen: Observed, resets: &mut Groups, failed: &m
         Observed::Reset(reset) => resets.add(classifier.classify(&reset)),
         Observed::ConnectFailed(connect) => failed.add(connect),
     }
-}
-
-/// Retransmit and state findings at the end of the window.
-fn connection_findings(
-    session: &Session,
-    queues: &QueueWatch,
-    failed: &FailedConnects,
-    watched: Duration,
-) -> Vec<Finding> {
-    let sysctls: HashMap<u64, ConnectionSysctls> = queues
-        .namespaces()
-        .map(|p| (p.namespace.inode, p.connection_sysctls.clone()))
-        .collect();
-    let flows = session.retransmit_flows();
-    let mut found = retransmits::findings(&flows, &session.synack_retransmits(), &sysctls);
-    found.extend(failed.findings(&flows, &sysctls));
-    let since = session.state_since();
-    let ages = Ages {
-        since: &since,
-        now_ns: monotonic_ns(),
-        watched,
-    };
-    found.extend(states::findings(queues.namespaces(), &ages));
-    found
 }
 
 /// Sockets that changed state before tcpwhy started have no recorded owner; the listener their
