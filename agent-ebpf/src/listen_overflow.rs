@@ -1,7 +1,7 @@
 //! Exact per-listener queue overflows from function probes (fentry, else kprobe), for kernels
 //! that allow them (see `tcpwhy_common::listen_overflow`). The conditions are the kernel's own:
-//! `sk_acceptq_is_full()` is `sk_ack_backlog > sk_max_ack_backlog`, and the SYN queue is full
-//! when its length exceeds the same limit.
+//! `sk_acceptq_is_full()` is `sk_ack_backlog > sk_max_ack_backlog`; the SYN queue is bounded by
+//! the same limit.
 
 use aya_ebpf::{
     macros::{fentry, kprobe},
@@ -74,9 +74,12 @@ fn count(listener: u64, queues: &Queues, bump: fn(&mut ListenOverflows)) {
 #[inline(always)]
 fn on_syn(listener: u64) {
     let Some(q) = queues(listener) else { return };
-    if q.half_open > q.limit {
+    // Kernels disagree on whether a SYN queue of `limit` requests is full (>= before 6.x, >
+    // since): count "at or over", which names the listener; the counters give the exact count.
+    if q.half_open >= q.limit {
         count(listener, &q, |s| s.syn_queue_full += 1);
-    } else if q.accept_len > q.limit {
+    }
+    if q.accept_len > q.limit {
         count(listener, &q, |s| s.syn_accept_queue_full += 1);
     }
 }

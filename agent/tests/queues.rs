@@ -84,7 +84,11 @@ fn full_accept_queue_drops_silently_with_abort_on_overflow_0() {
     assert_counts_match_counters(finding, "ListenOverflows");
     assert_eq!(finding["process"]["pid"], our_pid(), "{finding:#}");
     let evidence = &finding["evidence"];
-    assert_eq!(evidence["certainty"], "high");
+    // "exact" where function probes run (they count each drop), "high" from the samples.
+    assert!(
+        evidence["certainty"] == "high" || evidence["certainty"] == "exact",
+        "{evidence:#}"
+    );
     assert_eq!(evidence["queue_limit"], 1);
     assert_eq!(evidence["queue_len_max"], 2);
     assert_eq!(evidence["requested_backlog"], 1);

@@ -12,7 +12,8 @@ pub struct ListenOverflows {
     pub syn_accept_queue_full: u64,
     /// Final ACKs that arrived while the accept queue was full.
     pub ack_accept_queue_full: u64,
-    /// SYNs that arrived while the SYN queue was full (dropped, or answered with a cookie).
+    /// SYNs that arrived while the SYN queue was at or over its limit (dropped or answered with
+    /// a cookie when the kernel deems it full; which, and how many, the namespace counters say).
     pub syn_queue_full: u64,
     /// The queue lengths and limit at the most recent overflow.
     pub queue_len: u32,

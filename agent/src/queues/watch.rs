@@ -195,32 +195,39 @@ impl QueueWatch {
         let growth = counters.growth_since(&watched.counters);
         watched.counters = counters;
         watched.listeners = listeners;
-        match &kernel.exact {
-            // Function probes counted each drop at its listener: no inference needed.
-            Some(exact) => {
-                let grown: Vec<(SocketAddr, ListenOverflows)> = exact
-                    .iter()
-                    .filter(|((ns, _), _)| *ns == inode)
-                    .filter_map(|((_, local), totals)| {
-                        let earlier = watched
-                            .exact_seen
-                            .insert(*local, *totals)
-                            .unwrap_or_default();
-                        let grown = overflow_growth(totals, &earlier);
-                        (grown != ListenOverflows::default()).then_some((*local, grown))
-                    })
-                    .collect();
-                if !grown.is_empty() {
-                    self.attribute_exact(inode, &grown, &growth, probes);
-                }
-            }
-            None if growth.any() => self.attribute(inode, &growth, now, probes)?,
-            None => {}
+        // Function probes, where they run, count each drop at its listener: no inference needed.
+        let grown: Vec<(SocketAddr, ListenOverflows)> = kernel
+            .exact
+            .iter()
+            .flatten()
+            .filter(|((ns, _), _)| *ns == inode)
+            .filter_map(|((_, local), totals)| {
+                let earlier = watched
+                    .exact_seen
+                    .insert(*local, *totals)
+                    .unwrap_or_default();
+                let grown = overflow_growth(totals, &earlier);
+                let counted = grown.syn_accept_queue_full
+                    + grown.ack_accept_queue_full
+                    + grown.syn_queue_full;
+                (counted > 0).then_some((*local, grown))
+            })
+            .collect();
+        if kernel.exact.is_some() {
+            tracing::debug!(inode, ?grown, ?growth, "exact queue overflows this sample");
+        }
+        if !grown.is_empty() {
+            self.attribute_exact(inode, &grown, &growth, probes);
+        } else if growth.any() {
+            // No probe saw these drops (or none runs here): infer from the samples.
+            self.attribute(inode, &growth, now, probes)?;
         }
         Ok(())
     }
 
-    /// Records drops counted per listener by the function probes.
+    /// Records drops seen per listener by the function probes: accept-queue overflows as they
+    /// counted them; SYN-queue overflows at the listeners they saw at their limit, with the
+    /// counts the namespace's counters give (drop or cookie).
     fn attribute_exact(
         &mut self,
         inode: u64,
@@ -228,24 +235,32 @@ impl QueueWatch {
         counters: &CounterGrowth,
         probes: &dyn ListenerProbes,
     ) {
-        let syncookies = self.namespaces[&inode].probe.sysctls.tcp_syncookies;
-        for (local, g) in grown {
-            let sampled = self.namespaces[&inode]
-                .listeners
-                .iter()
-                .find(|l| l.local == *local)
-                .cloned();
-            let listener = ListenerNow {
-                local: *local,
-                queue_len: g.queue_len.max(sampled.as_ref().map_or(0, |l| l.queue_len)),
-                queue_limit: g.queue_limit,
-                // The socket inode finds the owner; a listener already closed has none.
-                inode: sampled.map_or(0, |l| l.inode),
-            };
-            let half_open = HashMap::from([(*local, g.half_open)]);
-            let candidates = std::slice::from_ref(&listener);
+        let listeners: Vec<(ListenerNow, ListenOverflows)> = grown
+            .iter()
+            .map(|(local, g)| {
+                let sampled = self.namespaces[&inode]
+                    .listeners
+                    .iter()
+                    .find(|l| l.local == *local)
+                    .cloned();
+                let listener = ListenerNow {
+                    local: *local,
+                    queue_len: g.queue_len.max(sampled.as_ref().map_or(0, |l| l.queue_len)),
+                    queue_limit: g.queue_limit,
+                    // The socket inode finds the owner; a listener already closed has none.
+                    inode: sampled.map_or(0, |l| l.inode),
+                };
+                (listener, *g)
+            })
+            .collect();
+        let half_open: HashMap<SocketAddr, u32> = listeners
+            .iter()
+            .map(|(l, g)| (l.local, g.half_open))
+            .collect();
+        for (listener, g) in &listeners {
             let accept = g.syn_accept_queue_full + g.ack_accept_queue_full;
             if accept > 0 {
+                let candidates = std::slice::from_ref(listener);
                 self.record(
                     inode,
                     Cause::AcceptQueueOverflow,
@@ -256,22 +271,42 @@ impl QueueWatch {
                     probes,
                 );
             }
-            if g.syn_queue_full > 0 {
-                let cause = if syncookies == Some(0) {
-                    Cause::SynQueueOverflow
-                } else {
-                    Cause::SynFloodCookies
-                };
-                self.record(
-                    inode,
-                    cause,
-                    g.syn_queue_full,
-                    (candidates, Some(Certainty::Exact)),
-                    &half_open,
-                    counters,
-                    probes,
-                );
-            }
+        }
+        let at_limit: Vec<ListenerNow> = listeners
+            .iter()
+            .filter(|(_, g)| g.syn_queue_full > 0)
+            .map(|(l, _)| l.clone())
+            .collect();
+        if at_limit.is_empty() {
+            return;
+        }
+        let certainty = if at_limit.len() == 1 {
+            Certainty::Exact
+        } else {
+            Certainty::Shared
+        };
+        let cookies = counters.req_q_full_do_cookies.max(counters.syncookies_sent);
+        if counters.req_q_full_drop > 0 {
+            self.record(
+                inode,
+                Cause::SynQueueOverflow,
+                counters.req_q_full_drop,
+                (&at_limit, Some(certainty)),
+                &half_open,
+                counters,
+                probes,
+            );
+        }
+        if cookies > 0 {
+            self.record(
+                inode,
+                Cause::SynFloodCookies,
+                cookies,
+                (&at_limit, Some(certainty)),
+                &half_open,
+                counters,
+                probes,
+            );
         }
     }
 

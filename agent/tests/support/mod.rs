@@ -97,12 +97,17 @@ impl Agent {
         );
         let json: Value = serde_json::from_str(&stdout)
             .unwrap_or_else(|e| panic!("report is not JSON ({e}):\n{stdout}"));
-        Report { json }
+        Report {
+            json,
+            agent_log: self.stderr_seen,
+        }
     }
 }
 
 pub struct Report {
     pub json: Value,
+    /// The agent's stderr (set TCPWHY_LOG=debug to make it talk), shown when a lookup fails.
+    pub agent_log: String,
 }
 
 impl Report {
@@ -156,8 +161,9 @@ impl Report {
         assert_eq!(
             found.len(),
             1,
-            "expected one {kind}/{cause} finding at {local} in namespace {inode}; all findings:\n{}",
-            serde_json::to_string_pretty(self.findings()).unwrap()
+            "expected one {kind}/{cause} finding at {local} in namespace {inode}; all findings:\n{}\nagent log:\n{}",
+            serde_json::to_string_pretty(self.findings()).unwrap(),
+            self.agent_log
         );
         found[0]
     }
