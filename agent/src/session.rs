@@ -349,16 +349,19 @@ impl ListenerProbes for Session {
             .any(|p| p.attached && p.name == QUEUE_FUNCTIONS[0].0);
         attached.then(|| {
             self.per_listener(LISTEN_OVERFLOWS, |values: &[ListenOverflows]| {
-                let latest = values
-                    .iter()
-                    .max_by_key(|v| v.queue_len)
-                    .copied()
-                    .unwrap_or_default();
+                // CPUs that never saw an overflow hold zeros: the largest value of each field
+                // over the CPUs is the listener's.
+                let max = |field: fn(&ListenOverflows) -> u32| {
+                    values.iter().map(field).max().unwrap_or(0)
+                };
                 ListenOverflows {
                     syn_accept_queue_full: values.iter().map(|v| v.syn_accept_queue_full).sum(),
                     ack_accept_queue_full: values.iter().map(|v| v.ack_accept_queue_full).sum(),
                     syn_queue_full: values.iter().map(|v| v.syn_queue_full).sum(),
-                    ..latest
+                    queue_len: max(|v| v.queue_len),
+                    queue_limit: max(|v| v.queue_limit),
+                    half_open: max(|v| v.half_open),
+                    _pad: 0,
                 }
             })
         })

@@ -208,9 +208,11 @@ fn many_short_connections_build_up_time_wait() {
         let listener = TcpListener::bind(server).unwrap();
         for _ in 0..30 {
             let client = TcpStream::connect(server).unwrap();
-            let (accepted, _) = listener.accept().unwrap();
+            let (mut accepted, _) = listener.accept().unwrap();
             drop(client); // the client closes first and keeps the TIME_WAIT
-            sleep(Duration::from_millis(5));
+            // Close the server side only once the client's FIN has arrived.
+            let mut rest = Vec::new();
+            std::io::Read::read_to_end(&mut accepted, &mut rest).unwrap();
             drop(accepted);
         }
     });

@@ -7,6 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use anyhow::Context;
 use tcpwhy_common::listen_overflow::ListenOverflows;
 
 use super::{
@@ -76,6 +77,8 @@ struct Watched {
     probe: NamespaceProbe,
     /// Function-probe totals per listener at the previous sample.
     exact_seen: HashMap<SocketAddr, ListenOverflows>,
+    /// When the function probes last saw each listener's SYN queue at its limit.
+    syn_limit_seen: HashMap<SocketAddr, Instant>,
     counters: TcpExt,
     listeners: Vec<ListenerNow>,
     spells: HashMap<SocketAddr, FullSpell>,
@@ -147,9 +150,15 @@ impl QueueWatch {
                     let _ = watched.probe.refresh_sysctls();
                 }
                 None => {
-                    if let Some(watched) = start_watching(namespace, now) {
-                        self.namespaces
-                            .insert(watched.probe.namespace.inode, watched);
+                    let inode = namespace.inode;
+                    match start_watching(namespace, now) {
+                        Ok(watched) => {
+                            self.namespaces.insert(inode, watched);
+                        }
+                        // Said once; the namespace is retried at each rescan.
+                        Err(err) => self.problem(format!(
+                            "cannot watch the listen queues of network namespace {inode}: {err:#}"
+                        )),
                     }
                 }
             }
@@ -216,10 +225,13 @@ impl QueueWatch {
         if kernel.exact.is_some() {
             tracing::debug!(inode, ?grown, ?growth, "exact queue overflows this sample");
         }
-        if !grown.is_empty() {
-            self.attribute_exact(inode, &grown, &growth, probes);
+        if kernel.exact.is_some() {
+            for (local, _) in grown.iter().filter(|(_, g)| g.syn_queue_full > 0) {
+                watched.syn_limit_seen.insert(*local, now);
+            }
+            self.attribute_exact(inode, &grown, &growth, now, probes)?;
         } else if growth.any() {
-            // No probe saw these drops (or none runs here): infer from the samples.
+            // No function probe runs here: infer from the samples.
             self.attribute(inode, &growth, now, probes)?;
         }
         Ok(())
@@ -233,8 +245,9 @@ impl QueueWatch {
         inode: u64,
         grown: &[(SocketAddr, ListenOverflows)],
         counters: &CounterGrowth,
+        now: Instant,
         probes: &dyn ListenerProbes,
-    ) {
+    ) -> anyhow::Result<()> {
         let listeners: Vec<(ListenerNow, ListenOverflows)> = grown
             .iter()
             .map(|(local, g)| {
@@ -272,42 +285,21 @@ impl QueueWatch {
                 );
             }
         }
-        let at_limit: Vec<ListenerNow> = listeners
+        // SYN-queue drops and cookies are counted by the namespace; the probes name the
+        // listeners that were at their limit, possibly a sample earlier than the counters moved.
+        let watched = &self.namespaces[&inode];
+        let named: Vec<ListenerNow> = watched
+            .listeners
             .iter()
-            .filter(|(_, g)| g.syn_queue_full > 0)
-            .map(|(l, _)| l.clone())
+            .filter(|l| {
+                watched
+                    .syn_limit_seen
+                    .get(&l.local)
+                    .is_some_and(|at| now.duration_since(*at) <= RECENTLY_FULL)
+            })
+            .cloned()
             .collect();
-        if at_limit.is_empty() {
-            return;
-        }
-        let certainty = if at_limit.len() == 1 {
-            Certainty::Exact
-        } else {
-            Certainty::Shared
-        };
-        let cookies = counters.req_q_full_do_cookies.max(counters.syncookies_sent);
-        if counters.req_q_full_drop > 0 {
-            self.record(
-                inode,
-                Cause::SynQueueOverflow,
-                counters.req_q_full_drop,
-                (&at_limit, Some(certainty)),
-                &half_open,
-                counters,
-                probes,
-            );
-        }
-        if cookies > 0 {
-            self.record(
-                inode,
-                Cause::SynFloodCookies,
-                cookies,
-                (&at_limit, Some(certainty)),
-                &half_open,
-                counters,
-                probes,
-            );
-        }
+        self.attribute_syn_queue(inode, counters, probes, &named)
     }
 
     /// Credits the namespace's counter growth to the listeners whose queues explain it.
@@ -366,12 +358,28 @@ impl QueueWatch {
                 probes,
             );
         }
+        self.attribute_syn_queue(inode, growth, probes, &[])
+    }
+
+    /// Credits SYN-queue counter growth (drops or cookies) to `named` listeners (those the
+    /// function probes saw at their limit), else to those whose half-open count is at the limit
+    /// now.
+    fn attribute_syn_queue(
+        &mut self,
+        inode: u64,
+        growth: &CounterGrowth,
+        probes: &dyn ListenerProbes,
+        named: &[ListenerNow],
+    ) -> anyhow::Result<()> {
         let syn_queue_drops = growth.req_q_full_drop;
         let cookies = growth.req_q_full_do_cookies.max(growth.syncookies_sent);
-        if syn_queue_drops > 0 || cookies > 0 {
-            let watched = &self.namespaces[&inode];
-            let half_open = watched.probe.half_open_by_listener()?;
-            // reqsk_queue_is_full(): half-open count >= the listener's backlog limit.
+        if syn_queue_drops == 0 && cookies == 0 {
+            return Ok(());
+        }
+        let watched = &self.namespaces[&inode];
+        let half_open = watched.probe.half_open_by_listener()?;
+        let (full, certainty) = if named.is_empty() {
+            // reqsk_queue_is_full(): half-open count at (or over) the listener's backlog limit.
             let mut full: Vec<ListenerNow> = watched
                 .listeners
                 .iter()
@@ -389,28 +397,36 @@ impl QueueWatch {
                         .cloned(),
                 );
             }
-            if syn_queue_drops > 0 {
-                self.record(
-                    inode,
-                    Cause::SynQueueOverflow,
-                    syn_queue_drops,
-                    (&full, None),
-                    &half_open,
-                    growth,
-                    probes,
-                );
-            }
-            if cookies > 0 {
-                self.record(
-                    inode,
-                    Cause::SynFloodCookies,
-                    cookies,
-                    (&full, None),
-                    &half_open,
-                    growth,
-                    probes,
-                );
-            }
+            (full, None)
+        } else {
+            let certainty = if named.len() == 1 {
+                Certainty::Exact
+            } else {
+                Certainty::Shared
+            };
+            (named.to_vec(), Some(certainty))
+        };
+        if syn_queue_drops > 0 {
+            self.record(
+                inode,
+                Cause::SynQueueOverflow,
+                syn_queue_drops,
+                (&full, certainty),
+                &half_open,
+                growth,
+                probes,
+            );
+        }
+        if cookies > 0 {
+            self.record(
+                inode,
+                Cause::SynFloodCookies,
+                cookies,
+                (&full, certainty),
+                &half_open,
+                growth,
+                probes,
+            );
         }
         Ok(())
     }
@@ -643,13 +659,16 @@ impl QueueWatch {
     }
 }
 
-fn start_watching(namespace: Namespace, now: Instant) -> Option<Watched> {
-    let mut probe = NamespaceProbe::open(namespace).ok()?;
-    let counters = probe.counters().ok()?;
-    let listeners = probe.listeners().ok()?;
-    Some(Watched {
+fn start_watching(namespace: Namespace, now: Instant) -> anyhow::Result<Watched> {
+    let mut probe = NamespaceProbe::open(namespace)?;
+    let counters = probe.counters()?;
+    let listeners = probe
+        .listeners()
+        .context("listing listeners with sock_diag (is the tcp_diag module available?)")?;
+    Ok(Watched {
         probe,
         exact_seen: HashMap::new(),
+        syn_limit_seen: HashMap::new(),
         counters,
         listeners,
         spells: HashMap::new(),
