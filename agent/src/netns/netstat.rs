@@ -81,15 +81,6 @@ impl CounterGrowth {
     pub fn any(&self) -> bool {
         *self != CounterGrowth::default()
     }
-
-    pub fn add(&mut self, other: &CounterGrowth) {
-        self.listen_overflows += other.listen_overflows;
-        self.listen_drops += other.listen_drops;
-        self.req_q_full_drop += other.req_q_full_drop;
-        self.req_q_full_do_cookies += other.req_q_full_do_cookies;
-        self.syncookies_sent += other.syncookies_sent;
-        self.syncookies_failed += other.syncookies_failed;
-    }
 }
 
 #[cfg(test)]

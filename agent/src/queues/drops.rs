@@ -50,7 +50,7 @@ pub struct ListenerDrops {
     /// The backlog passed to listen(), when tcpwhy saw the call.
     pub requested_backlog: Option<i32>,
     pub sysctls: QueueSysctls,
-    /// The namespace's counter growth that these drops were read from.
+    /// The namespace's counter growth over the window (all its listeners together).
     pub counters: CounterGrowth,
     pub shared_with: Vec<SocketAddr>,
 }

@@ -75,6 +75,8 @@ fn overflow_growth(now: &ListenOverflows, earlier: &ListenOverflows) -> ListenOv
 
 struct Watched {
     probe: NamespaceProbe,
+    /// The namespace's counters when watching began.
+    baseline: TcpExt,
     /// Function-probe totals per listener at the previous sample.
     exact_seen: HashMap<SocketAddr, ListenOverflows>,
     /// When the function probes last saw each listener's SYN queue at its limit.
@@ -280,7 +282,6 @@ impl QueueWatch {
                     accept,
                     (candidates, Some(Certainty::Exact)),
                     &half_open,
-                    counters,
                     probes,
                 );
             }
@@ -354,7 +355,6 @@ impl QueueWatch {
                 growth.listen_overflows,
                 (&full, certainty),
                 &HashMap::new(),
-                growth,
                 probes,
             );
         }
@@ -413,7 +413,6 @@ impl QueueWatch {
                 syn_queue_drops,
                 (&full, certainty),
                 &half_open,
-                growth,
                 probes,
             );
         }
@@ -424,7 +423,6 @@ impl QueueWatch {
                 cookies,
                 (&full, certainty),
                 &half_open,
-                growth,
                 probes,
             );
         }
@@ -439,7 +437,6 @@ impl QueueWatch {
         count: u64,
         (candidates, known_certainty): (&[ListenerNow], Option<Certainty>),
         half_open: &HashMap<SocketAddr, u32>,
-        growth: &CounterGrowth,
         probes: &dyn ListenerProbes,
     ) {
         let certainty = known_certainty.unwrap_or(match candidates.len() {
@@ -479,7 +476,6 @@ impl QueueWatch {
                 });
             entry.count += count;
             entry.sysctls = sysctls.clone();
-            entry.counters.add(growth);
             if certainty == Certainty::Shared {
                 entry.certainty = Certainty::Shared;
                 for other in candidates.iter().filter(|c| Some(c.local) != local) {
@@ -591,13 +587,17 @@ impl QueueWatch {
         found
     }
 
-    /// Copies what the samples saw of each listener (time full, SYN-ACK retransmits) into its
-    /// drop records, before the namespace's samples are let go.
+    /// Copies what the samples saw of each listener (time full, SYN-ACK retransmits) and the
+    /// namespace's counter growth into its drop records, before the namespace's samples are let
+    /// go.
     fn settle_listener_totals(&mut self, inode: u64) {
         let Some(watched) = self.namespaces.get(&inode) else {
             return;
         };
         for drops in self.drops.values_mut().filter(|d| d.namespace == inode) {
+            // The namespace's counters over the whole window: samples and probes may see the same
+            // drops in neighbouring ticks, so per-tick sums would not line up.
+            drops.counters = watched.counters.growth_since(&watched.baseline);
             if let Some(spell) = drops.listener.and_then(|l| watched.spells.get(&l)) {
                 drops.full_for = spell.total;
                 drops.synack_retransmits = spell.synack_retransmits;
@@ -667,6 +667,7 @@ fn start_watching(namespace: Namespace, now: Instant) -> anyhow::Result<Watched>
         .context("listing listeners with sock_diag (is the tcp_diag module available?)")?;
     Ok(Watched {
         probe,
+        baseline: counters.clone(),
         exact_seen: HashMap::new(),
         syn_limit_seen: HashMap::new(),
         counters,
