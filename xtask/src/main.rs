@@ -5,6 +5,7 @@
 
 mod run;
 mod setup;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -30,8 +31,16 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, then check formatting and lints and run every test (unit and end-to-end).
+    /// Set up, then check formatting and lints, run every test (unit and end-to-end) and the
+    /// kernel matrix.
     Test,
+    /// Run the reset, queue and connection scenarios on real Debian kernels under qemu, check
+    /// which attach method each probe used, and write the README's kernel support table.
+    VmTest {
+        /// Which kernel line: 6.1, 6.12 or all.
+        #[arg(long, default_value = "all")]
+        kernel: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -61,6 +70,12 @@ fn run_task(task: Task) -> Result<ExitCode> {
         Task::Test => {
             setup::ensure()?;
             test()?;
+            vm_test("all")?;
+        }
+        Task::VmTest { kernel } => {
+            setup::ensure()?;
+            build()?;
+            vm_test(&kernel)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -98,4 +113,23 @@ fn test() -> Result<()> {
             .env_remove("RUSTC_WORKSPACE_WRAPPER"),
     )?;
     run::step("running every test", |c| c.args(["test", "--release"]))
+}
+
+/// The kernel matrix, then the README table from what it showed.
+fn vm_test(selection: &str) -> Result<()> {
+    let started = std::time::Instant::now();
+    let results = vm::run(selection)?;
+    let host = std::process::Command::new(run::workspace_root().join("target/release/tcpwhy"))
+        .args(["diagnose", "--duration", "1", "--format", "json"])
+        .output()?;
+    let host: serde_json::Value = serde_json::from_slice(&host.stdout)?;
+    if selection == "all" {
+        vm::write_support_table(&vm::support_table(&results, &host))?;
+    }
+    eprintln!(
+        "xtask: vm-test: {} runs passed in {:.0} s",
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
 }

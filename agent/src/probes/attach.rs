@@ -335,6 +335,9 @@ fn describe(err: ProgramError) -> String {
         }
         other => {
             let mut text = other.to_string();
+            if text.contains("os error 524") {
+                return "this kernel cannot attach fentry to this function (ENOTSUPP)".to_string();
+            }
             if text.contains("devices/kprobe/type") {
                 return "this kernel has no kprobe support (built without CONFIG_KPROBES)"
                     .to_string();
