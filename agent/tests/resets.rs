@@ -16,7 +16,9 @@ fn assert_reason(report: &Report, finding: &Value, reason: &str) {
     // The cause still comes out right from the evidence; the reason is then only unspecified.
     let from_active_reset_probe = finding["evidence"]["hook"] == "tcp_send_active_reset"
         && finding["kernel_reason"] == "NOT_SPECIFIED";
-    if report.json["kernel"]["reset_reasons"] == true && !from_active_reset_probe {
+    if from_active_reset_probe {
+        assert_eq!(report.json["kernel"]["reset_reasons"], true, "{finding:#}");
+    } else if report.json["kernel"]["reset_reasons"] == true {
         assert_eq!(finding["kernel_reason"], reason, "{finding:#}");
     } else {
         assert!(finding["kernel_reason"].is_null(), "{finding:#}");
