@@ -44,9 +44,7 @@ fn a_silent_destination_times_out_and_a_closed_port_is_refused() {
         return;
     }
     let ns = TestNetns::new();
-    ns.nft("add table inet blackhole");
-    ns.nft("add chain inet blackhole in { type filter hook input priority 0 ; }");
-    ns.nft("add rule inet blackhole in tcp dport 9999 drop");
+    ns.drop_tcp_to(9999);
     let agent = Agent::start(&[]);
     let silent: SocketAddr = "127.0.0.1:9999".parse().unwrap();
     let closed: SocketAddr = "127.0.0.1:9998".parse().unwrap();

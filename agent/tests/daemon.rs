@@ -12,7 +12,6 @@ use std::{
 };
 
 use serde_json::Value;
-use socket2::{Domain, Protocol, Socket, Type};
 use support::{
     daemon::{Daemon, metric},
     netns::TestNetns,
@@ -55,20 +54,7 @@ fn metrics_and_events_follow_a_scenario() {
 
     // An overflowing listener in a namespace of our own: its series are ours alone.
     let listen_at: SocketAddr = "127.0.0.1:7800".parse().unwrap();
-    let (_listener, _pending) = ns.enter(|| {
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-        listener.bind(&listen_at.into()).unwrap();
-        listener.listen(1).unwrap();
-        let pending: Vec<Socket> = (0..5)
-            .map(|_| {
-                let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-                s.set_nonblocking(true).unwrap();
-                let _ = s.connect(&listen_at.into());
-                s
-            })
-            .collect();
-        (listener, pending)
-    });
+    let (_listener, _pending) = ns.enter(|| scenarios::overflowing_listener(listen_at, 1, 5));
     sleep(SETTLE);
     let after = daemon.scrape();
     let events = daemon.events();
@@ -334,9 +320,7 @@ fn a_timed_out_connect_is_counted_and_reported_as_a_state_event() {
         return;
     }
     let ns = TestNetns::new();
-    ns.nft("add table inet blackhole");
-    ns.nft("add chain inet blackhole in { type filter hook input priority 0 ; }");
-    ns.nft("add rule inet blackhole in tcp dport 9999 drop");
+    ns.drop_tcp_to(9999);
     let daemon = Daemon::start(&[]);
     let silent: SocketAddr = "127.0.0.1:9999".parse().unwrap();
     let err = ns.enter(|| {

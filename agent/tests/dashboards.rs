@@ -14,7 +14,6 @@ use std::{
 };
 
 use serde_json::Value;
-use socket2::{Domain, Protocol, Socket, Type};
 use support::{daemon::Daemon, netns::TestNetns, require_bpf, scenarios, unique_ipv4};
 
 fn repo_file(path: &str) -> PathBuf {
@@ -244,20 +243,7 @@ fn every_query_returns_the_series_its_scenario_produces() {
 
     // A full accept queue in the namespace: SYNs dropped now and on each retransmit (1 s, 3 s).
     let listen_at: SocketAddr = "127.0.0.1:7900".parse().unwrap();
-    let (_listener, _pending) = ns.enter(|| {
-        let listener = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-        listener.bind(&listen_at.into()).unwrap();
-        listener.listen(1).unwrap();
-        let pending: Vec<Socket> = (0..6)
-            .map(|_| {
-                let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
-                s.set_nonblocking(true).unwrap();
-                let _ = s.connect(&listen_at.into());
-                s
-            })
-            .collect();
-        (listener, pending)
-    });
+    let (_listener, _pending) = ns.enter(|| scenarios::overflowing_listener(listen_at, 1, 6));
     // A surge of refused connects, from several threads at once: more than the alert's 100, and
     // faster than a 4 KiB ring buffer can be drained.
     std::thread::scope(|scope| {

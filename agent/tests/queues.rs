@@ -17,36 +17,11 @@ use support::{
     Agent,
     netns::{CLIENT_IP, SERVER_IP, TestLink, TestNetns},
     our_pid, require_bpf,
+    scenarios::{connect_many, listen, overflowing_listener},
 };
 
 /// Long enough for several 100 ms samples and one SYN retransmit (1 s).
 const HOLD: Duration = Duration::from_millis(1500);
-
-fn listen(addr: SocketAddr, backlog: i32) -> Socket {
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).unwrap();
-    socket.set_reuse_address(true).unwrap();
-    socket.bind(&addr.into()).unwrap();
-    socket.listen(backlog).unwrap();
-    socket
-}
-
-/// Starts `count` connects that do not wait for the handshake to finish.
-fn connect_many(to: SocketAddr, count: usize, from_ip: Option<&str>) -> Vec<Socket> {
-    (0..count)
-        .map(|_| {
-            let socket =
-                Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP)).unwrap();
-            if let Some(ip) = from_ip {
-                socket
-                    .bind(&SocketAddr::new(ip.parse().unwrap(), 0).into())
-                    .unwrap();
-            }
-            socket.set_nonblocking(true).unwrap();
-            let _ = socket.connect(&to.into()); // EINPROGRESS
-            socket
-        })
-        .collect()
-}
 
 fn assert_counts_match_counters(finding: &Value, counter: &str) {
     let count = finding["count"].as_u64().unwrap();
@@ -65,10 +40,7 @@ fn full_accept_queue_drops_silently_with_abort_on_overflow_0() {
     ns.sysctl("net.ipv4.tcp_abort_on_overflow", "0");
     let agent = Agent::start(&[]);
     let addr: SocketAddr = "127.0.0.1:7100".parse().unwrap();
-    let (_listener, _clients) = ns.enter(|| {
-        let listener = listen(addr, 1);
-        (listener, connect_many(addr, 6, None))
-    });
+    let (_listener, _clients) = ns.enter(|| overflowing_listener(addr, 1, 6));
     sleep(HOLD);
     let report = agent.finish();
 
@@ -334,10 +306,7 @@ fn ipv6_listener_overflow_is_attributed() {
     let ns = TestNetns::new();
     let agent = Agent::start(&[]);
     let addr: SocketAddr = "[::1]:7500".parse().unwrap();
-    let (_listener, _clients) = ns.enter(|| {
-        let listener = listen(addr, 1);
-        (listener, connect_many(addr, 6, None))
-    });
+    let (_listener, _clients) = ns.enter(|| overflowing_listener(addr, 1, 6));
     sleep(HOLD);
     let report = agent.finish();
 
@@ -360,10 +329,7 @@ fn backlog_above_somaxconn_is_reported_as_capped() {
     ns.sysctl("net.core.somaxconn", "8");
     let agent = Agent::start(&[]);
     let addr: SocketAddr = "127.0.0.1:7600".parse().unwrap();
-    let (_listener, _clients) = ns.enter(|| {
-        let listener = listen(addr, 64);
-        (listener, connect_many(addr, 12, None))
-    });
+    let (_listener, _clients) = ns.enter(|| overflowing_listener(addr, 64, 12));
     sleep(HOLD);
     let report = agent.finish();
 

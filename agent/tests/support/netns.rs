@@ -62,6 +62,16 @@ impl TestNetns {
         run(&args);
     }
 
+    /// Silently drops every TCP segment arriving for `port` in the namespace: a black hole.
+    pub fn drop_tcp_to(&self, port: u16) {
+        let table = format!("drop{port}");
+        self.nft(&format!("add table inet {table}"));
+        self.nft(&format!(
+            "add chain inet {table} in {{ type filter hook input priority 0 ; }}"
+        ));
+        self.nft(&format!("add rule inet {table} in tcp dport {port} drop"));
+    }
+
     /// Runs `work` on a thread inside the namespace: sockets it creates live there.
     pub fn enter<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
         let handle = File::open(format!("/run/netns/{}", self.name)).unwrap();

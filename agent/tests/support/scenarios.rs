@@ -154,3 +154,40 @@ fn tcp_checksum(src: Ipv4Addr, dst: Ipv4Addr, segment: &[u8]) -> u16 {
     }
     !(sum as u16)
 }
+
+/// A listener on `addr` with `backlog`, and `clients` non-blocking connects to it: with more
+/// clients than the backlog holds (backlog + 1), its accept queue overflows.
+pub fn overflowing_listener(
+    addr: SocketAddr,
+    backlog: i32,
+    clients: usize,
+) -> (Socket, Vec<Socket>) {
+    (listen(addr, backlog), connect_many(addr, clients, None))
+}
+
+/// A listening socket with an exact backlog (std's TcpListener always asks for 128).
+pub fn listen(addr: SocketAddr, backlog: i32) -> Socket {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP)).unwrap();
+    socket.set_reuse_address(true).unwrap();
+    socket.bind(&addr.into()).unwrap();
+    socket.listen(backlog).unwrap();
+    socket
+}
+
+/// Starts `count` connects that do not wait for the handshake to finish.
+pub fn connect_many(to: SocketAddr, count: usize, from_ip: Option<&str>) -> Vec<Socket> {
+    (0..count)
+        .map(|_| {
+            let socket =
+                Socket::new(Domain::for_address(to), Type::STREAM, Some(Protocol::TCP)).unwrap();
+            if let Some(ip) = from_ip {
+                socket
+                    .bind(&SocketAddr::new(ip.parse().unwrap(), 0).into())
+                    .unwrap();
+            }
+            socket.set_nonblocking(true).unwrap();
+            let _ = socket.connect(&to.into()); // EINPROGRESS
+            socket
+        })
+        .collect()
+}
