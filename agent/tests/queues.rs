@@ -208,16 +208,24 @@ fn full_accept_queue_resets_handshakes_with_abort_on_overflow_1() {
     );
 }
 
-/// Clients in their own namespace whose SYN-ACKs are dropped: the server's SYN queue fills with
-/// half-open connections.
-fn flood_syn_queue(link: &TestLink, server: SocketAddr) -> Vec<Socket> {
+/// A backlog-4 listener whose SYN queue fills: clients in their own namespace drop the
+/// SYN-ACKs, so their handshakes stay half-open. Returns the report and the listener.
+fn flood_syn_queue(syncookies: &str, port: u16) -> (support::Report, SocketAddr, u64) {
+    let link = TestLink::new();
+    link.server.sysctl("net.ipv4.tcp_syncookies", syncookies);
+    let server: SocketAddr = format!("{SERVER_IP}:{port}").parse().unwrap();
+    let _listener = link.server.enter(|| listen(server, 4));
+    let agent = Agent::start(&[]);
     link.client.nft("add table inet deaf");
     link.client
         .nft("add chain inet deaf in { type filter hook input priority 0 ; }");
     link.client
         .nft("add rule inet deaf in tcp flags & (syn|ack) == syn|ack drop");
-    link.client
-        .enter(|| connect_many(server, 10, Some(CLIENT_IP)))
+    let _clients = link
+        .client
+        .enter(|| connect_many(server, 10, Some(CLIENT_IP)));
+    sleep(HOLD);
+    (agent.finish(), server, link.server.inode())
 }
 
 #[test]
@@ -225,20 +233,12 @@ fn full_syn_queue_without_cookies_drops_syns() {
     if !require_bpf() {
         return;
     }
-    let link = TestLink::new();
-    link.server.sysctl("net.ipv4.tcp_syncookies", "0");
-    let server: SocketAddr = format!("{SERVER_IP}:7300").parse().unwrap();
-    let _listener = link.server.enter(|| listen(server, 4));
-    let agent = Agent::start(&[]);
-    let _clients = flood_syn_queue(&link, server);
-    sleep(HOLD);
-    let report = agent.finish();
-
+    let (report, server, inode) = flood_syn_queue("0", 7300);
     let finding = report.one_in(
         "queue_drop",
         "syn_queue_overflow",
         &server.to_string(),
-        link.server.inode(),
+        inode,
     );
     // Like the accept queue, the SYN queue of a backlog-4 listener holds 5 on 6.x kernels (4 on
     // kernels whose reqsk_queue_is_full() used >=); the other SYNs are dropped, again on retransmit.
@@ -263,20 +263,12 @@ fn full_syn_queue_with_cookies_answers_with_syn_cookies() {
     if !require_bpf() {
         return;
     }
-    let link = TestLink::new();
-    link.server.sysctl("net.ipv4.tcp_syncookies", "1");
-    let server: SocketAddr = format!("{SERVER_IP}:7400").parse().unwrap();
-    let _listener = link.server.enter(|| listen(server, 4));
-    let agent = Agent::start(&[]);
-    let _clients = flood_syn_queue(&link, server);
-    sleep(HOLD);
-    let report = agent.finish();
-
+    let (report, server, inode) = flood_syn_queue("1", 7400);
     let finding = report.one_in(
         "queue_drop",
         "syn_flood_cookies",
         &server.to_string(),
-        link.server.inode(),
+        inode,
     );
     assert!(finding["count"].as_u64().unwrap() >= 6, "{finding:#}");
     assert!(
@@ -292,7 +284,7 @@ fn full_syn_queue_with_cookies_answers_with_syn_cookies() {
                 "queue_drop",
                 "syn_queue_overflow",
                 &server.to_string(),
-                link.server.inode()
+                inode
             )
             .is_empty()
     );
