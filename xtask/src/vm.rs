@@ -264,7 +264,8 @@ fn init_script(modules: &[String], agent: &Path, tests: &[(String, PathBuf)]) ->
          # The real ip and nft come first: busybox's applets lack netns and nftables.\n\
          export PATH=/usr/sbin:/usr/bin:/sbin:/bin\n\
          mount -t proc proc /proc; mount -t sysfs sys /sys; mount -t devtmpfs dev /dev\n\
-         mount -t tmpfs tmp /tmp; mount -t tmpfs run /run; mount -t tracefs nodev /sys/kernel/tracing\n\
+         # /tmp stays the initramfs's own (writable) directory: binaries may live under it.\n\
+         mount -t tmpfs run /run; mount -t tracefs nodev /sys/kernel/tracing\n\
          ip link set lo up\n",
     );
     for module in modules {
