@@ -35,13 +35,17 @@ pub fn render(report: &Report) -> String {
         let names: Vec<&str> = standby.iter().map(|p| p.name.as_str()).collect();
         let _ = writeln!(out, "  fallbacks on standby: {}", names.join(", "));
     }
+    // Probes that failed for the same reason share a line.
+    let mut by_reason: Vec<(&str, Vec<&str>)> = Vec::new();
     for probe in failed {
-        let _ = writeln!(
-            out,
-            "  not attached: {}: {}",
-            probe.name,
-            probe.error.as_deref().unwrap_or("unknown")
-        );
+        let reason = probe.error.as_deref().unwrap_or("unknown");
+        match by_reason.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, names)) => names.push(&probe.name),
+            None => by_reason.push((reason, vec![&probe.name])),
+        }
+    }
+    for (reason, names) in by_reason {
+        let _ = writeln!(out, "  not attached: {}: {reason}", names.join(", "));
     }
     for warning in &report.warnings {
         let _ = writeln!(out, "warning: {warning}");
