@@ -3,6 +3,7 @@
 //! Everything the build and the tests need is installed by `setup`, which every other task runs
 //! first: CI and fresh machines start with nothing installed by hand.
 
+mod bench;
 mod run;
 mod setup;
 mod vm;
@@ -34,6 +35,9 @@ enum Task {
     /// Set up, then check formatting and lints, run every test (unit and end-to-end) and the
     /// kernel matrix.
     Test,
+    /// Measure what tcpwhy costs: workloads timed without and with the agent in the same run,
+    /// kernel time per program run, agent CPU per 1000 events (as root).
+    Bench,
     /// Run the reset, queue and connection scenarios on real Debian kernels under qemu, check
     /// which attach method each probe used, and write the README's kernel support table.
     VmTest {
@@ -71,6 +75,11 @@ fn run_task(task: Task) -> Result<ExitCode> {
             setup::ensure()?;
             test()?;
             vm_test("all")?;
+        }
+        Task::Bench => {
+            setup::ensure()?;
+            build()?;
+            bench::run()?;
         }
         Task::VmTest { kernel } => {
             setup::ensure()?;
