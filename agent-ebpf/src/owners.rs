@@ -26,7 +26,7 @@ use crate::{
     kernel::{read, socket_netns},
     maps::{
         CONNECT_FAILURES, LISTENER_OWNERS, RESET_SEEN, SOCKET_OWNERS, SOCKET_SINCE, STATE_SINCE,
-        count, count_lifetime, count_transition,
+        count, count_lifetime, count_transition, submit_flags,
     },
 };
 
@@ -168,5 +168,5 @@ fn report_connect_failure(ctx: &TracePointContext, sk: u64, now: u64) {
         refused: u32::from(refused),
         owner_comm: owner.map(|o| o.comm).unwrap_or([0; 16]),
     });
-    entry.submit(0);
+    entry.submit(submit_flags(&CONNECT_FAILURES));
 }

@@ -9,7 +9,7 @@ use tcpwhy_common::{
 
 use crate::{
     kernel::{read, read_at, read_bytes, read_bytes_at, socket_netns},
-    maps::{EVENTS, count},
+    maps::{EVENTS, count, submit_flags},
     owners::recorded_owner,
 };
 
@@ -64,7 +64,7 @@ pub fn report(sighting: &Sighting) {
     if has_socket {
         describe_owner(sighting.sk, event);
     }
-    entry.submit(0);
+    entry.submit(submit_flags(&EVENTS));
 }
 
 /// Fills addresses, state and the socket's own evidence. Returns false when there is no socket.

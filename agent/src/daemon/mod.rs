@@ -21,6 +21,7 @@ use self::{
 use crate::{
     connections::{self, connects::FailedConnects},
     events::reset::Process,
+    explain::classifier::Classifier,
     findings::{
         finding::{Finding, Kind},
         group::ResetGroup,
@@ -92,21 +93,18 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let started = Instant::now();
     loop {
         tokio::select! {
-            result = session.next_events(|c, seen| match seen {
-                Observed::Reset(reset) => fresh.push(ResetGroup::single(&c.classify(&reset))),
-                Observed::ConnectFailed(failed) => {
-                    lock(&metrics).count_connect_failure(failed.refused);
-                    if !failed.refused {
-                        timeouts.add(failed);
-                    }
-                }
-            }) => {
+            result = session.next_events(|c, seen| take(c, seen, &mut fresh, &mut timeouts, &metrics)) => {
                 result?;
                 for group in fresh.drain(..) {
                     report_reset(group, &mut queues, &session, &metrics, events.as_mut())?;
                 }
             }
             _ = sample.tick() => {
+                // The programs wake the reader only when a ring fills: drain on every tick.
+                session.remaining_events(|c, seen| take(c, seen, &mut fresh, &mut timeouts, &metrics));
+                for group in fresh.drain(..) {
+                    report_reset(group, &mut queues, &session, &metrics, events.as_mut())?;
+                }
                 queues.tick(Instant::now(), &session);
                 report_queues(&mut queues, &metrics, events.as_mut())?;
             }
@@ -133,6 +131,26 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     // Dropping the session closes every link, program and map: nothing is pinned.
     drop(session);
     Ok(())
+}
+
+/// Takes one event in: resets become single-reset groups, failed connects are counted and the
+/// timed-out ones kept for the next report.
+fn take(
+    classifier: &Classifier,
+    seen: Observed,
+    fresh: &mut Vec<ResetGroup>,
+    timeouts: &mut FailedConnects,
+    metrics: &Mutex<Metrics>,
+) {
+    match seen {
+        Observed::Reset(reset) => fresh.push(ResetGroup::single(&classifier.classify(&reset))),
+        Observed::ConnectFailed(failed) => {
+            lock(metrics).count_connect_failure(failed.refused);
+            if !failed.refused {
+                timeouts.add(failed);
+            }
+        }
+    }
 }
 
 fn lock(metrics: &Mutex<Metrics>) -> std::sync::MutexGuard<'_, Metrics> {

@@ -59,7 +59,11 @@ pub async fn watch(mut session: Session, options: &WatchOptions) -> Result<Repor
         };
         tokio::select! {
             result = session.next_events(|c, seen| take(c, seen, &mut groups, &mut failed)) => result?,
-            _ = sample.tick() => queues.tick(Instant::now(), &session),
+            _ = sample.tick() => {
+                // The programs wake the reader only when a ring fills: drain on every tick.
+                session.remaining_events(|c, seen| take(c, seen, &mut groups, &mut failed));
+                queues.tick(Instant::now(), &session);
+            }
             _ = sleep => break,
             _ = interrupt.recv() => { interrupted = true; break }
             _ = terminate.recv() => { interrupted = true; break }
