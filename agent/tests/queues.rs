@@ -25,10 +25,15 @@ const HOLD: Duration = Duration::from_millis(1500);
 
 fn assert_counts_match_counters(finding: &Value, counter: &str) {
     let count = finding["count"].as_u64().unwrap();
-    assert_eq!(
-        finding["evidence"]["counters"][counter], count,
-        "{finding:#}"
-    );
+    let counted = finding["evidence"]["counters"][counter].as_u64().unwrap();
+    if finding["evidence"]["certainty"] == "exact" {
+        // The probes' map is read at the start of a sample and the namespace's counters after
+        // it, so drops landing in between are in the counters only: 0 < exact <= counters.
+        assert!(count > 0 && count <= counted, "{finding:#}");
+    } else {
+        // Counted from the counters themselves.
+        assert_eq!(count, counted, "{finding:#}");
+    }
 }
 
 #[test]
