@@ -36,24 +36,41 @@ fn assert_counts_match_counters(finding: &Value, counter: &str) {
     }
 }
 
+/// A listener in a namespace of its own (with `sysctl` set there) overflowing while the agent
+/// watches: `clients` connects against a `backlog`. Returns the report and the namespace's inode.
+fn overflow_in_namespace(
+    sysctl: Option<(&str, &str)>,
+    addr: &str,
+    backlog: i32,
+    clients: usize,
+) -> (support::Report, u64) {
+    let ns = TestNetns::new();
+    if let Some((key, value)) = sysctl {
+        ns.sysctl(key, value);
+    }
+    let agent = Agent::start(&[]);
+    let addr: SocketAddr = addr.parse().unwrap();
+    let (_listener, _clients) = ns.enter(|| overflowing_listener(addr, backlog, clients));
+    sleep(HOLD);
+    (agent.finish(), ns.inode())
+}
+
 #[test]
 fn full_accept_queue_drops_silently_with_abort_on_overflow_0() {
     if !require_bpf() {
         return;
     }
-    let ns = TestNetns::new();
-    ns.sysctl("net.ipv4.tcp_abort_on_overflow", "0");
-    let agent = Agent::start(&[]);
-    let addr: SocketAddr = "127.0.0.1:7100".parse().unwrap();
-    let (_listener, _clients) = ns.enter(|| overflowing_listener(addr, 1, 6));
-    sleep(HOLD);
-    let report = agent.finish();
-
+    let (report, inode) = overflow_in_namespace(
+        Some(("net.ipv4.tcp_abort_on_overflow", "0")),
+        "127.0.0.1:7100",
+        1,
+        6,
+    );
     let finding = report.one_in(
         "queue_drop",
         "accept_queue_overflow",
         "127.0.0.1:7100",
-        ns.inode(),
+        inode,
     );
     // backlog 1 holds 2 connections: the other 4 SYNs are dropped, then again on each retransmit.
     let count = finding["count"].as_u64().unwrap();
@@ -86,7 +103,7 @@ fn full_accept_queue_drops_silently_with_abort_on_overflow_0() {
                 "rst_sent",
                 "accept_queue_overflow_abort",
                 "127.0.0.1:7100",
-                ns.inode()
+                inode
             )
             .is_empty()
     );
@@ -300,19 +317,8 @@ fn ipv6_listener_overflow_is_attributed() {
     if !require_bpf() {
         return;
     }
-    let ns = TestNetns::new();
-    let agent = Agent::start(&[]);
-    let addr: SocketAddr = "[::1]:7500".parse().unwrap();
-    let (_listener, _clients) = ns.enter(|| overflowing_listener(addr, 1, 6));
-    sleep(HOLD);
-    let report = agent.finish();
-
-    let finding = report.one_in(
-        "queue_drop",
-        "accept_queue_overflow",
-        "[::1]:7500",
-        ns.inode(),
-    );
+    let (report, inode) = overflow_in_namespace(None, "[::1]:7500", 1, 6);
+    let finding = report.one_in("queue_drop", "accept_queue_overflow", "[::1]:7500", inode);
     assert!(finding["count"].as_u64().unwrap() >= 4, "{finding:#}");
     assert_eq!(finding["process"]["pid"], our_pid());
 }
@@ -322,19 +328,13 @@ fn backlog_above_somaxconn_is_reported_as_capped() {
     if !require_bpf() {
         return;
     }
-    let ns = TestNetns::new();
-    ns.sysctl("net.core.somaxconn", "8");
-    let agent = Agent::start(&[]);
-    let addr: SocketAddr = "127.0.0.1:7600".parse().unwrap();
-    let (_listener, _clients) = ns.enter(|| overflowing_listener(addr, 64, 12));
-    sleep(HOLD);
-    let report = agent.finish();
-
+    let (report, inode) =
+        overflow_in_namespace(Some(("net.core.somaxconn", "8")), "127.0.0.1:7600", 64, 12);
     let finding = report.one_in(
         "queue_drop",
         "accept_queue_overflow",
         "127.0.0.1:7600",
-        ns.inode(),
+        inode,
     );
     assert_eq!(finding["evidence"]["requested_backlog"], 64);
     assert_eq!(finding["evidence"]["queue_limit"], 8);
@@ -347,7 +347,7 @@ fn backlog_above_somaxconn_is_reported_as_capped() {
         .as_array()
         .unwrap()
         .iter()
-        .filter(|l| l["listener"] == "127.0.0.1:7600" && l["namespace"] == ns.inode())
+        .filter(|l| l["listener"] == "127.0.0.1:7600" && l["namespace"] == inode)
         .collect();
     assert_eq!(capped.len(), 1, "{}", report.json["listeners"]);
     assert_eq!(capped[0]["requested_backlog"], 64);

@@ -406,25 +406,13 @@ impl QueueWatch {
             };
             (named.to_vec(), Some(certainty))
         };
-        if syn_queue_drops > 0 {
-            self.record(
-                inode,
-                Cause::SynQueueOverflow,
-                syn_queue_drops,
-                (&full, certainty),
-                &half_open,
-                probes,
-            );
-        }
-        if cookies > 0 {
-            self.record(
-                inode,
-                Cause::SynFloodCookies,
-                cookies,
-                (&full, certainty),
-                &half_open,
-                probes,
-            );
+        for (cause, count) in [
+            (Cause::SynQueueOverflow, syn_queue_drops),
+            (Cause::SynFloodCookies, cookies),
+        ] {
+            if count > 0 {
+                self.record(inode, cause, count, (&full, certainty), &half_open, probes);
+            }
         }
         Ok(())
     }
