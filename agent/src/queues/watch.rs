@@ -54,6 +54,27 @@ struct FullSpell {
     last_synack: Option<Instant>,
 }
 
+impl Watched {
+    /// Listeners whose samples saw something (`when`) no longer than `window` ago.
+    fn seen_within(
+        &self,
+        now: Instant,
+        window: Duration,
+        when: fn(&FullSpell) -> Option<Instant>,
+    ) -> Vec<ListenerNow> {
+        self.listeners
+            .iter()
+            .filter(|l| {
+                self.spells
+                    .get(&l.local)
+                    .and_then(when)
+                    .is_some_and(|at| now.duration_since(at) <= window)
+            })
+            .cloned()
+            .collect()
+    }
+}
+
 /// What the probes in the kernel counted, read once per tick for every namespace.
 struct KernelSamples {
     synacks: HashMap<(u64, SocketAddr), SynAckSeen>,
@@ -313,33 +334,11 @@ impl QueueWatch {
     ) -> anyhow::Result<()> {
         let watched = &self.namespaces[&inode];
         if growth.listen_overflows > 0 {
-            let full: Vec<ListenerNow> = watched
-                .listeners
-                .iter()
-                .filter(|l| {
-                    watched
-                        .spells
-                        .get(&l.local)
-                        .and_then(|s| s.last_full)
-                        .is_some_and(|at| now.duration_since(at) <= RECENTLY_FULL)
-                })
-                .cloned()
-                .collect();
+            let full = watched.seen_within(now, RECENTLY_FULL, |s| s.last_full);
             let (full, certainty) = if full.is_empty() {
                 // No sample saw a full queue; listeners re-sending SYN-ACKs just now are the ones
                 // whose handshakes' final ACKs were dropped.
-                let retransmitting: Vec<ListenerNow> = watched
-                    .listeners
-                    .iter()
-                    .filter(|l| {
-                        watched
-                            .spells
-                            .get(&l.local)
-                            .and_then(|s| s.last_synack)
-                            .is_some_and(|at| now.duration_since(at) <= RECENT_SYNACK)
-                    })
-                    .cloned()
-                    .collect();
+                let retransmitting = watched.seen_within(now, RECENT_SYNACK, |s| s.last_synack);
                 let certainty = if retransmitting.is_empty() {
                     None
                 } else {
