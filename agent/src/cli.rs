@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::probes::method::Method;
+use crate::{probes::method::Method, settings::Settings};
 
 /// Explains why TCP connections on this host are reset.
 ///
@@ -66,39 +66,14 @@ pub enum Command {
     ///   tcpwhy daemon --config /etc/tcpwhy/tcpwhy.toml
     ///   tcpwhy daemon --listen 0.0.0.0:9977 --events /var/log/tcpwhy/events.jsonl
     Daemon {
-        /// TOML configuration file (keys: listen, events, events_per_second,
-        /// listener_label_limit, probe_methods, ring_buffer_bytes, bpf_stats).
+        /// TOML configuration file; its keys are the long flags below with `_` for `-`
+        /// (listen, events, events_per_second, listener_label_limit, probe_methods,
+        /// ring_buffer_bytes, bpf_stats).
         #[arg(long, short, env = "TCPWHY_CONFIG", value_name = "FILE")]
         config: Option<std::path::PathBuf>,
 
-        /// Address for /metrics and /healthz [default: 127.0.0.1:9977].
-        #[arg(long, env = "TCPWHY_LISTEN", value_name = "ADDR:PORT")]
-        listen: Option<std::net::SocketAddr>,
-
-        /// Where the JSON event stream goes: `stdout`, a file path (appended), or `off`
-        /// [default: stdout].
-        #[arg(long, env = "TCPWHY_EVENTS", value_name = "SINK")]
-        events: Option<String>,
-
-        /// Event stream rate limit; a burst beyond it is counted and reported, not written
-        /// [default: 100].
-        #[arg(long, env = "TCPWHY_EVENTS_PER_SECOND", value_name = "N")]
-        events_per_second: Option<u32>,
-
-        /// Listeners that get their own `listener` label; the rest share `other` [default: 20].
-        #[arg(long, env = "TCPWHY_LISTENER_LABEL_LIMIT", value_name = "N")]
-        listener_label_limit: Option<usize>,
-
-        /// Size of the kernel→agent event ring buffer in bytes (a power of two, at least 4096);
-        /// events that do not fit are counted in tcpwhy_events_lost_total [default: 1048576].
-        #[arg(long, env = "TCPWHY_RING_BUFFER_BYTES", value_name = "BYTES")]
-        ring_buffer_bytes: Option<u32>,
-
-        /// Measure each tcpwhy program's run time and run count while running, for
-        /// tcpwhy_bpf_program_run_seconds_total (system-wide, a few ns per program run; the same
-        /// as kernel.bpf_stats_enabled=1 but only while tcpwhy runs).
-        #[arg(long, env = "TCPWHY_BPF_STATS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
-        bpf_stats: Option<bool>,
+        #[command(flatten)]
+        settings: Settings,
     },
 }
 

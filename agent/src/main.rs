@@ -1,19 +1,17 @@
 //! tcpwhy: explains why TCP connections are reset, from eBPF probes.
 
+mod analysis;
 mod cli;
-mod connections;
 mod daemon;
 mod diagnose;
+mod engine;
 mod events;
-mod explain;
-mod findings;
+mod host;
 mod kernel;
-mod listeners;
 mod metrics;
-mod netns;
+mod model;
 mod probes;
-mod queues;
-mod session;
+mod settings;
 
 use std::process::ExitCode;
 
@@ -23,16 +21,11 @@ use tracing_subscriber::EnvFilter;
 
 use crate::{
     cli::{Cli, Command, Format},
-    daemon::{
-        DaemonError,
-        config::{Config, Overrides},
-    },
-    diagnose::{
-        text,
-        watch::{WatchOptions, watch},
-    },
+    daemon::DaemonError,
+    diagnose::{diagnose, text},
+    engine::{Engine, session::StartError},
     probes::method::Method,
-    session::{Session, StartError},
+    settings::Settings,
 };
 
 /// Exit codes scripts can rely on.
@@ -120,14 +113,8 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let methods = cli
                 .probe_methods
                 .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
-            let session = Session::start(&methods, EVENTS_RING_BYTES)?;
-            let report = watch(
-                session,
-                &WatchOptions {
-                    duration: Command::duration(duration),
-                },
-            )
-            .await?;
+            let engine = Engine::start(&methods, EVENTS_RING_BYTES)?;
+            let report = diagnose(engine, Command::duration(duration)).await?;
             match format {
                 Format::Text => print!("{}", text::render(&report)),
                 Format::Json => println!(
@@ -137,27 +124,14 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             }
             Ok(())
         }
-        Command::Daemon {
-            config,
-            listen,
-            events,
-            events_per_second,
-            listener_label_limit,
-            ring_buffer_bytes,
-            bpf_stats,
-        } => {
-            let overrides = Overrides {
-                listen,
-                events,
-                events_per_second,
-                listener_label_limit,
+        Command::Daemon { config, settings } => {
+            let given = Settings {
                 probe_methods: cli.probe_methods,
-                ring_buffer_bytes,
-                bpf_stats,
+                ..settings
             };
-            let config = Config::load(config.as_deref(), overrides)
+            let settings = Settings::load(given, config.as_deref())
                 .map_err(|e| RunError::Usage(e.to_string()))?;
-            Ok(daemon::run(config).await?)
+            Ok(daemon::run(settings).await?)
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod flow;
 pub mod layout;
 pub mod listen_overflow;
 pub mod maps;
+pub mod net;
 pub mod owner;
 pub mod programs;
 pub mod reset;

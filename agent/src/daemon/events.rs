@@ -13,8 +13,7 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
 
-use super::config::EventSink;
-use crate::findings::finding::Finding;
+use crate::{model::Finding, settings::EventSink};
 
 #[derive(Serialize)]
 struct EventLine<'a> {
@@ -92,7 +91,7 @@ impl EventStream {
 
     pub fn emit(&mut self, now: Instant, finding: &Finding) -> Result<Emitted> {
         if !self.bucket.take(now) {
-            let key = format!("{}/{}", finding.kind.as_str(), finding.cause);
+            let key = format!("{}/{}", finding.kind.as_str(), finding.cause.id());
             *self.suppressed.entry(key).or_insert(0) += 1;
             return Ok(Emitted::Suppressed);
         }
@@ -143,7 +142,7 @@ mod tests {
     use serde_json::{Map, Value};
 
     use super::*;
-    use crate::findings::finding::Kind;
+    use crate::model::{Cause, Kind};
 
     #[derive(Clone, Default)]
     struct Shared(Arc<Mutex<Vec<u8>>>);
@@ -160,7 +159,7 @@ mod tests {
     fn finding() -> Finding {
         Finding {
             kind: Kind::RstSent,
-            cause: "no_listener",
+            cause: Cause::NoListener,
             count: 1,
             local: Some("127.0.0.1:80".into()),
             remote: Some("127.0.0.1:5000".into()),

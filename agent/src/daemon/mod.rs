@@ -1,7 +1,6 @@
-//! `tcpwhy daemon`: the probes of `diagnose`, running until stopped, with Prometheus metrics,
-//! a JSON event stream and systemd integration.
+//! `tcpwhy daemon`: the engine running until stopped, as Prometheus metrics, a JSON event
+//! stream and systemd notifications.
 
-pub mod config;
 pub mod events;
 pub mod http;
 
@@ -12,32 +11,30 @@ use std::{
 };
 
 use anyhow::Result;
-use tokio::signal::unix::{SignalKind, signal};
 
-use self::{
-    config::Config,
-    events::{Emitted, EventStream},
-};
+use self::events::{Emitted, EventStream};
 use crate::{
-    connections::{self, connects::FailedConnects},
-    events::reset::Process,
-    explain::classifier::Classifier,
-    findings::{
-        finding::{Finding, Kind},
-        group::ResetGroup,
+    analysis::{
+        classify::Classified, connections::connects::FailedConnects, findings, grouping::ResetGroup,
     },
+    engine::{Engine, Output, SAMPLE_EVERY, session::StartError},
+    events::flow::ConnectFailed,
     metrics::Metrics,
+    model::{Cause, Finding, Kind},
     probes::{attach::attached_count, coverage::coverage},
-    queues::{kernel_view::ListenerProbes, watch::QueueWatch},
-    session::{Observed, Session, StartError},
+    settings::Settings,
 };
 
-/// Listen queues and namespace counters: as in `diagnose`.
-const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 /// Kernel totals (transitions, retransmits, BPF run time) folded into the metrics.
 const FOLD_EVERY: Duration = Duration::from_secs(1);
-/// Sockets by state: a dump of every socket of every namespace, so not often.
+/// Sockets by state and the connection findings: a dump of every socket of every namespace, so
+/// not often.
 const COUNT_CONNECTIONS_EVERY: Duration = Duration::from_secs(10);
+
+/// How many engine samples make `period`.
+fn samples_in(period: Duration) -> u32 {
+    (period.as_millis() / SAMPLE_EVERY.as_millis()).max(1) as u32
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
@@ -50,106 +47,138 @@ pub enum DaemonError {
     Runtime(#[from] anyhow::Error),
 }
 
-pub async fn run(config: Config) -> Result<(), DaemonError> {
-    let listener = http::bind(config.listen)
-        .await
-        .map_err(DaemonError::Config)?;
-    let mut events = EventStream::open(&config.events, config.events_per_second)
+pub async fn run(settings: Settings) -> Result<(), DaemonError> {
+    let listen = settings.listen();
+    let listener = http::bind(listen).await.map_err(DaemonError::Config)?;
+    let events = EventStream::open(&settings.events(), settings.events_per_second())
         .map_err(|e| DaemonError::Config(format!("{e:#}")))?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(anyhow::Error::from)?;
-    let mut terminate = signal(SignalKind::terminate()).map_err(anyhow::Error::from)?;
 
-    let mut session = Session::start(&config.probe_methods, config.ring_buffer_bytes)?;
+    let mut engine = Engine::start(&settings.probe_methods(), settings.ring_buffer_bytes())?;
     // Held for the daemon's lifetime: the kernel measures BPF run time while it is open.
-    let _stats = config
-        .bpf_stats
+    let _stats = settings
+        .bpf_stats()
         .then(|| aya::sys::enable_stats(aya::sys::Stats::RunTime))
         .transpose()
         .map_err(|e| DaemonError::Runtime(anyhow::anyhow!("enabling BPF statistics: {e}")))?;
+    let session = &engine.session;
     for warning in &session.warnings {
         tracing::warn!("{warning}");
     }
     for probe in session.probes.iter().filter(|p| !p.attached) {
         tracing::info!(probe = %probe.name, reason = probe.error.as_deref().unwrap_or(""), "probe not attached");
     }
-    let metrics = Arc::new(Mutex::new(Metrics::new(config.listener_label_limit)?));
+    let metrics = Arc::new(Mutex::new(Metrics::new(settings.listener_label_limit())?));
     lock(&metrics).set_probes(&session.probes);
     lock(&metrics).set_coverage(&coverage(&session.probes));
     let server = http::serve(listener, metrics.clone());
     let attached = attached_count(&session.probes);
-    tracing::info!(probes = attached, listen = %config.listen, "attached, serving /metrics and /healthz");
+    tracing::info!(probes = attached, listen = %listen, "attached, serving /metrics and /healthz");
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!("{attached} probes attached")),
     ]);
 
-    let mut queues = QueueWatch::default();
-    let mut sample = tokio::time::interval(SAMPLE_EVERY);
-    let mut fold = tokio::time::interval(FOLD_EVERY);
-    let mut connections = tokio::time::interval(COUNT_CONNECTIONS_EVERY);
-    let mut fresh: Vec<ResetGroup> = Vec::new();
-    let mut timeouts = FailedConnects::default();
-    let mut reported = Reported::default();
-    let started = Instant::now();
-    loop {
-        tokio::select! {
-            result = session.next_events(|c, seen| take(c, seen, &mut fresh, &mut timeouts, &metrics)) => {
-                result?;
-                for group in fresh.drain(..) {
-                    report_reset(group, &mut queues, &session, &metrics, events.as_mut())?;
-                }
-            }
-            _ = sample.tick() => {
-                // The programs wake the reader only when a ring fills: drain on every tick.
-                session.remaining_events(|c, seen| take(c, seen, &mut fresh, &mut timeouts, &metrics));
-                for group in fresh.drain(..) {
-                    report_reset(group, &mut queues, &session, &metrics, events.as_mut())?;
-                }
-                queues.tick(Instant::now(), &session);
-                report_queues(&mut queues, &metrics, events.as_mut())?;
-            }
-            _ = fold.tick() => {
-                fold_kernel_totals(&session, &metrics)?;
-                if let Some(events) = events.as_mut() {
-                    events.report_suppressed()?;
-                }
-            }
-            _ = connections.tick() => {
-                lock(&metrics).set_connections(&queues.connections_by_state());
-                let found = connections::findings(&session, &queues, &std::mem::take(&mut timeouts), started.elapsed());
-                for finding in reported.changed(found) {
-                    emit(events.as_mut(), &finding, &metrics)?;
-                }
-            }
-            _ = interrupt.recv() => break,
-            _ = terminate.recv() => break,
-        }
-    }
+    let mut published = Published {
+        metrics,
+        events,
+        timeouts: FailedConnects::default(),
+        reported: Reported::default(),
+        samples: 0,
+    };
+    engine.run(&mut published, None).await?;
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: detaching every probe");
     server.abort();
-    // Dropping the session closes every link, program and map: nothing is pinned.
-    drop(session);
+    // Dropping the engine closes every link, program and map: nothing is pinned.
+    drop(engine);
     Ok(())
 }
 
-/// Takes one event in: resets become single-reset groups, failed connects are counted and the
-/// timed-out ones kept for the next report.
-fn take(
-    classifier: &Classifier,
-    seen: Observed,
-    fresh: &mut Vec<ResetGroup>,
-    timeouts: &mut FailedConnects,
-    metrics: &Mutex<Metrics>,
-) {
-    match seen {
-        Observed::Reset(reset) => fresh.push(ResetGroup::single(&classifier.classify(&reset))),
-        Observed::ConnectFailed(failed) => {
-            lock(metrics).count_connect_failure(failed.refused);
-            if !failed.refused {
-                timeouts.add(failed);
+/// The daemon's output: every reset and queue drop counted and streamed as it comes; kernel
+/// totals, retransmits and states folded in periodically.
+struct Published {
+    metrics: Arc<Mutex<Metrics>>,
+    events: Option<EventStream>,
+    /// Timed-out connects since the last connection findings.
+    timeouts: FailedConnects,
+    reported: Reported,
+    samples: u32,
+}
+
+impl Output for Published {
+    fn reset(&mut self, reset: &Classified) -> Result<()> {
+        let finding = findings::of_resets(&ResetGroup::single(reset));
+        lock(&self.metrics).count_reset(reset.reset.direction.as_str(), finding.cause.id());
+        self.emit(&finding)
+    }
+
+    fn connect_failed(&mut self, failed: ConnectFailed) -> Result<()> {
+        lock(&self.metrics).count_connect_failure(failed.refused);
+        if !failed.refused {
+            self.timeouts.add(failed);
+        }
+        Ok(())
+    }
+
+    fn sampled(&mut self, engine: &mut Engine) -> Result<()> {
+        self.samples = self.samples.wrapping_add(1);
+        self.publish_queues(engine)?;
+        if self.samples.is_multiple_of(samples_in(FOLD_EVERY)) {
+            fold_kernel_totals(engine, &self.metrics)?;
+            if let Some(events) = self.events.as_mut() {
+                events.report_suppressed()?;
             }
         }
+        if self
+            .samples
+            .is_multiple_of(samples_in(COUNT_CONNECTIONS_EVERY))
+        {
+            lock(&self.metrics).set_connections(&engine.namespaces.connections_by_state());
+            let found = engine.connection_findings(&std::mem::take(&mut self.timeouts));
+            for finding in self.reported.changed(found) {
+                self.emit(&finding)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Published {
+    fn publish_queues(&mut self, engine: &mut Engine) -> Result<()> {
+        for (drops, new) in engine.namespaces.take_new_drops() {
+            let listener = drops
+                .listener
+                .map(|l| l.to_string())
+                .unwrap_or_else(|| "unidentified".to_string());
+            lock(&self.metrics).count_queue_drops(
+                drops.cause.id(),
+                &listener,
+                &drops.namespace.to_string(),
+                new,
+            );
+            let mut finding = findings::of_queue_drops(&drops);
+            finding.count = new;
+            self.emit(&finding)?;
+        }
+        let mut metrics = lock(&self.metrics);
+        for (namespace, listener) in engine.namespaces.listeners_now() {
+            metrics.set_listener_queue(
+                &listener.local.to_string(),
+                &namespace.to_string(),
+                listener.queue_len,
+                listener.queue_limit,
+            );
+        }
+        Ok(())
+    }
+
+    fn emit(&mut self, finding: &Finding) -> Result<()> {
+        if let Some(events) = self.events.as_mut() {
+            if events.emit(Instant::now(), finding)? == Emitted::Suppressed {
+                lock(&self.metrics).count_suppressed(finding.kind.as_str());
+            }
+        }
+        Ok(())
     }
 }
 
@@ -166,85 +195,8 @@ fn notify(states: &[sd_notify::NotifyState]) {
     }
 }
 
-fn report_reset(
-    mut group: ResetGroup,
-    queues: &mut QueueWatch,
-    probes: &dyn ListenerProbes,
-    metrics: &Mutex<Metrics>,
-    events: Option<&mut EventStream>,
-) -> Result<()> {
-    if group.process.is_none() && group.state.is_some() {
-        // A socket older than the agent: its listener names the owner.
-        if let Some(owner) = group
-            .netns
-            .and_then(|ns| queues.listener_owner(u64::from(ns), group.local, probes))
-        {
-            group.process = Some(Process {
-                pid: owner.pid,
-                comm: owner.comm,
-                learned_from: "listener_socket",
-            });
-            group.owner_learned_from = Some("listener_socket");
-        }
-    }
-    let finding = Finding::from_group(&group);
-    lock(metrics).count_reset(direction(&finding), finding.cause);
-    emit(events, &finding, metrics)
-}
-
-fn direction(finding: &Finding) -> &'static str {
-    match finding.kind.as_str() {
-        "rst_received" => "received",
-        _ => "sent",
-    }
-}
-
-fn report_queues(
-    queues: &mut QueueWatch,
-    metrics: &Mutex<Metrics>,
-    mut events: Option<&mut EventStream>,
-) -> Result<()> {
-    for (drops, new) in queues.take_new_drops() {
-        let listener = drops
-            .listener
-            .map(|l| l.to_string())
-            .unwrap_or_else(|| "unidentified".to_string());
-        lock(metrics).count_queue_drops(
-            drops.cause.id(),
-            &listener,
-            &drops.namespace.to_string(),
-            new,
-        );
-        let mut finding = Finding::from_queue_drops(&drops);
-        finding.count = new;
-        emit(events.as_deref_mut(), &finding, metrics)?;
-    }
-    let mut metrics = lock(metrics);
-    for (namespace, listener) in queues.listeners_now() {
-        metrics.set_listener_queue(
-            &listener.local.to_string(),
-            &namespace.to_string(),
-            listener.queue_len,
-            listener.queue_limit,
-        );
-    }
-    Ok(())
-}
-
-fn emit(
-    events: Option<&mut EventStream>,
-    finding: &Finding,
-    metrics: &Mutex<Metrics>,
-) -> Result<()> {
-    if let Some(events) = events {
-        if events.emit(Instant::now(), finding)? == Emitted::Suppressed {
-            lock(metrics).count_suppressed(finding.kind.as_str());
-        }
-    }
-    Ok(())
-}
-
-fn fold_kernel_totals(session: &Session, metrics: &Mutex<Metrics>) -> Result<()> {
+fn fold_kernel_totals(engine: &Engine, metrics: &Mutex<Metrics>) -> Result<()> {
+    let session = &engine.session;
     let transitions = session.state_transitions()?;
     let retransmits: Vec<(&str, u64)> = session
         .retransmits()?
@@ -265,7 +217,7 @@ fn fold_kernel_totals(session: &Session, metrics: &Mutex<Metrics>) -> Result<()>
 /// only what changed: retransmits as the growth since the last report, states as they are now.
 #[derive(Default)]
 struct Reported {
-    counts: HashMap<(&'static str, Option<String>, Option<String>), u64>,
+    counts: HashMap<(Cause, Option<String>, Option<String>), u64>,
 }
 
 impl Reported {

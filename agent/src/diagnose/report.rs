@@ -5,12 +5,16 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::{
-    connections::summary::ConnectionSummary,
-    findings::{finding::Finding, group::ResetGroup},
+    analysis::{
+        connections::summary::ConnectionSummary,
+        findings,
+        grouping::ResetGroup,
+        queues::{conditions::ListenerCondition, drops::ListenerDrops},
+    },
+    engine::session::Counters,
     kernel::release::KernelInfo,
+    model::Finding,
     probes::report::ProbeReport,
-    queues::{drops::ListenerDrops, watch::ListenerCondition},
-    session::{Counters, Session},
 };
 
 #[derive(Debug, Serialize)]
@@ -56,14 +60,16 @@ pub struct Window {
 }
 
 impl Report {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
-        session: &Session,
+        kernel: KernelInfo,
+        probes: Vec<ProbeReport>,
+        mut warnings: Vec<String>,
         seen: Observations,
         counters: Counters,
         elapsed: Duration,
         interrupted: bool,
     ) -> Self {
-        let mut warnings = session.warnings.clone();
         warnings.extend(seen.queue_problems);
         if counters.events_lost > 0 {
             warnings.push(format!(
@@ -72,13 +78,13 @@ impl Report {
             ));
         }
         Self {
-            kernel: session.kernel.clone(),
-            probes: session.probes.clone(),
+            kernel,
+            probes,
             findings: seen
                 .queue_drops
                 .iter()
-                .map(Finding::from_queue_drops)
-                .chain(seen.resets.iter().map(Finding::from_group))
+                .map(findings::of_queue_drops)
+                .chain(seen.resets.iter().map(findings::of_resets))
                 .chain(seen.connection_findings)
                 .collect(),
             connections: seen.summary,

@@ -72,7 +72,7 @@ pub fn render(report: &Report) -> String {
             out,
             "[{}] {} ×{}{}{}{}",
             finding.kind.as_str(),
-            finding.cause,
+            finding.cause.id(),
             finding.count,
             endpoint("local", &finding.local),
             endpoint("remote", &finding.remote),

@@ -1,32 +1,11 @@
-//! Connections as the kernel side keys them ([`FlowKey`]), and failed connects.
+//! What the kernel side reports about connections: failed connects, retransmits per flow.
 
-use std::{net::SocketAddr, time::Duration};
+use std::time::Duration;
 
 use anyhow::{Result, bail};
-use tcpwhy_common::flow::{ConnectFailure, FlowKey};
+use tcpwhy_common::{flow::ConnectFailure, maps::RetransmitKind};
 
-use super::{endpoint, reset::Process};
-
-const AF_INET6: u16 = 10;
-
-/// A connection's namespace and endpoints (IPv4-mapped addresses read as IPv4).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Flow {
-    pub netns: u64,
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-}
-
-impl Flow {
-    pub fn from_key(key: &FlowKey) -> Self {
-        let ipv6 = key.family == AF_INET6;
-        Self {
-            netns: u64::from(key.netns),
-            local: endpoint::from_raw(&key.local_addr, key.local_port, ipv6),
-            remote: endpoint::from_raw(&key.remote_addr, key.remote_port, ipv6),
-        }
-    }
-}
+use crate::model::{Flow, OwnerSource, Process};
 
 /// A connect() that ended in SYN_SENT.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,17 +33,27 @@ impl ConnectFailed {
             flow: Flow::from_key(&raw.key),
             waited: (raw.waited_ns > 0).then(|| Duration::from_nanos(raw.waited_ns)),
             refused: raw.refused != 0,
-            owner: (raw.owner_pid != 0).then(|| Process {
-                pid: raw.owner_pid,
-                comm: super::reset::comm_to_string(&raw.owner_comm),
-                learned_from: "syscall",
-            }),
+            owner: (raw.owner_pid != 0)
+                .then(|| Process::from_raw(raw.owner_pid, &raw.owner_comm, OwnerSource::Syscall)),
         })
     }
 }
 
+/// Retransmits of one flow, one kind.
+#[derive(Debug, Clone)]
+pub struct RetransmitFlow {
+    pub flow: Flow,
+    pub kind: RetransmitKind,
+    pub count: u64,
+    pub first_ns: u64,
+    pub last_ns: u64,
+    pub owner: Option<Process>,
+}
+
 #[cfg(test)]
 mod tests {
+    use tcpwhy_common::flow::FlowKey;
+
     use super::*;
 
     #[test]

@@ -3,30 +3,13 @@
 use std::net::SocketAddr;
 
 use anyhow::{Result, bail};
-use serde::Serialize;
 use tcpwhy_common::{
     owner::{OWNER_FROM_LISTENER, OWNER_FROM_SYSCALL},
     reset::{NO_REASON, ResetEvent, ResetOrigin, evidence, tcp_flags},
     tcp_state,
 };
 
-use super::endpoint;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Direction {
-    Sent,
-    Received,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-pub struct Process {
-    pub pid: u32,
-    pub comm: String,
-    /// How the owner was learned: `syscall` (connect, listen, close) or `listener` (accepted).
-    #[serde(skip)]
-    pub learned_from: &'static str,
-}
+use crate::model::{Direction, OwnerSource, Process, endpoint};
 
 /// The socket-side evidence, present when a full socket was involved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,14 +68,13 @@ impl Reset {
             orphan: has(evidence::ORPHAN),
             unread_bytes: has(evidence::UNREAD_KNOWN).then_some(raw.unread_bytes),
         });
-        let owner = has(evidence::OWNER).then(|| Process {
-            pid: raw.owner_pid,
-            comm: comm_to_string(&raw.owner_comm),
-            learned_from: match raw.owner_source {
-                OWNER_FROM_SYSCALL => "syscall",
-                OWNER_FROM_LISTENER => "listener",
-                _ => "unknown",
-            },
+        let owner = has(evidence::OWNER).then(|| {
+            let source = match raw.owner_source {
+                OWNER_FROM_SYSCALL => OwnerSource::Syscall,
+                OWNER_FROM_LISTENER => OwnerSource::Listener,
+                _ => OwnerSource::Unknown,
+            };
+            Process::from_raw(raw.owner_pid, &raw.owner_comm, source)
         });
         Ok(Self {
             direction: if origin.is_received() {
@@ -132,11 +114,6 @@ impl Reset {
             ResetOrigin::SendResetActive | ResetOrigin::SendActiveReset
         )
     }
-}
-
-pub fn comm_to_string(comm: &[u8; 16]) -> String {
-    let end = comm.iter().position(|&b| b == 0).unwrap_or(comm.len());
-    String::from_utf8_lossy(&comm[..end]).into_owned()
 }
 
 #[cfg(test)]

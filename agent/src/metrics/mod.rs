@@ -13,7 +13,11 @@ use prometheus::{
 };
 
 use self::listener_labels::ListenerLabels;
-use crate::{events::tcp_state, probes::report::ProbeReport};
+use crate::{
+    engine::session::Session,
+    model::{Cause, Direction, tcp_state},
+    probes::report::ProbeReport,
+};
 
 type CounterVec = GenericCounterVec<AtomicF64>;
 
@@ -50,6 +54,26 @@ fn gauge(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result
     Ok(family)
 }
 
+/// The `result` label of `tcpwhy_connect_failures_total`.
+#[derive(Debug, Clone, Copy)]
+enum ConnectResult {
+    /// An RST answered the SYN.
+    Refused,
+    /// Nothing answered.
+    Timeout,
+}
+
+impl ConnectResult {
+    const ALL: [ConnectResult; 2] = [ConnectResult::Refused, ConnectResult::Timeout];
+
+    fn label(self) -> &'static str {
+        match self {
+            ConnectResult::Refused => "refused",
+            ConnectResult::Timeout => "timeout",
+        }
+    }
+}
+
 impl Metrics {
     pub fn new(listener_label_limit: usize) -> Result<Self> {
         let r = Registry::new();
@@ -73,7 +97,7 @@ impl Metrics {
             "Events the kernel could not hand over because the ring buffer was full.",
         )?;
         r.register(Box::new(events_lost.clone()))?;
-        Ok(Self {
+        let metrics = Self {
             resets: counter(
                 &r,
                 "tcpwhy_resets_total",
@@ -151,7 +175,26 @@ impl Metrics {
             registry: r,
             listeners: ListenerLabels::new(listener_label_limit),
             folded: HashMap::new(),
-        })
+        };
+        metrics.export_fixed_series_at_zero();
+        Ok(metrics)
+    }
+
+    /// Every series with a fixed label set at 0, so that `rate()` and absence alerts work from
+    /// the first scrape (Prometheus' advice on missing metrics). Listener series appear on use.
+    fn export_fixed_series_at_zero(&self) {
+        for direction in [Direction::Sent, Direction::Received] {
+            for cause in Cause::of_resets(direction) {
+                self.resets
+                    .with_label_values(&[direction.as_str(), cause.id()]);
+            }
+        }
+        for kind in Session::RETRANSMIT_KINDS {
+            self.retransmits.with_label_values(&[kind.label()]);
+        }
+        for result in ConnectResult::ALL {
+            self.connect_failures.with_label_values(&[result.label()]);
+        }
     }
 
     pub fn set_probes(&self, probes: &[ProbeReport]) {
@@ -183,8 +226,14 @@ impl Metrics {
     }
 
     pub fn count_connect_failure(&self, refused: bool) {
-        let result = if refused { "refused" } else { "timeout" };
-        self.connect_failures.with_label_values(&[result]).inc();
+        let result = if refused {
+            ConnectResult::Refused
+        } else {
+            ConnectResult::Timeout
+        };
+        self.connect_failures
+            .with_label_values(&[result.label()])
+            .inc();
     }
 
     pub fn count_suppressed(&self, kind: &str) {
@@ -262,5 +311,26 @@ impl Metrics {
         let mut buffer = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut buffer)?;
         Ok(String::from_utf8(buffer)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fixed_series_are_exported_at_zero_from_the_start() {
+        let text = Metrics::new(20).unwrap().encode().unwrap();
+        for line in [
+            r#"tcpwhy_resets_total{cause="no_listener",direction="sent"} 0"#,
+            r#"tcpwhy_resets_total{cause="unclassified",direction="received"} 0"#,
+            r#"tcpwhy_resets_total{cause="peer_reset",direction="received"} 0"#,
+            r#"tcpwhy_retransmits_total{kind="synack"} 0"#,
+            r#"tcpwhy_connect_failures_total{result="timeout"} 0"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        // A received cause is never paired with the sent direction.
+        assert!(!text.contains(r#"tcpwhy_resets_total{cause="peer_reset",direction="sent"}"#));
     }
 }

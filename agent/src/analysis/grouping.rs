@@ -1,0 +1,151 @@
+//! Groups resets that share a kind, a cause and a local endpoint.
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    net::SocketAddr,
+};
+
+use super::classify::Classified;
+use crate::model::{Cause, Direction, OwnerSource, Process};
+
+/// Everything the explanation and the evidence of one finding need.
+#[derive(Debug, Clone)]
+pub struct ResetGroup {
+    pub direction: Direction,
+    pub cause: Cause,
+    pub rule: &'static str,
+    pub count: u64,
+    pub local: SocketAddr,
+    /// The first remote endpoint seen.
+    pub sample_remote: SocketAddr,
+    /// Distinct remote endpoints, up to [`MAX_REMOTES_TRACKED`].
+    pub remotes: HashSet<SocketAddr>,
+    /// The most recently seen owner.
+    pub process: Option<Process>,
+    pub state: Option<u8>,
+    pub tw_substate: Option<u8>,
+    pub reason: Option<String>,
+    pub segment_flags: Option<u8>,
+    pub unread_bytes_max: u32,
+    pub linger_zero: bool,
+    pub orphan: bool,
+    pub netns: Option<u32>,
+    pub origin: &'static str,
+    pub owner_learned_from: Option<OwnerSource>,
+    pub first_ns: u64,
+    pub last_ns: u64,
+}
+
+impl ResetGroup {
+    pub fn distinct_remotes(&self) -> usize {
+        self.remotes.len()
+    }
+
+    /// An empty group for resets like `seen`.
+    pub fn start(seen: &Classified) -> Self {
+        let reset = seen.reset;
+        ResetGroup {
+            direction: reset.direction,
+            cause: seen.cause,
+            rule: seen.rule,
+            local: reset.local,
+            sample_remote: reset.remote,
+            first_ns: reset.timestamp_ns,
+            origin: seen.origin,
+            ..ResetGroup::default()
+        }
+    }
+
+    /// A group of one: how the event stream reports a single reset.
+    pub fn single(seen: &Classified) -> Self {
+        let mut group = Self::start(seen);
+        group.absorb(seen);
+        group
+    }
+
+    /// Counts one more reset and takes in its evidence.
+    pub fn absorb(&mut self, seen: &Classified) {
+        let reset = seen.reset;
+        self.count += 1;
+        self.last_ns = reset.timestamp_ns;
+        if self.remotes.len() < MAX_REMOTES_TRACKED {
+            self.remotes.insert(reset.remote);
+        }
+        if let Some(owner) = &reset.owner {
+            self.owner_learned_from = Some(owner.source);
+            self.process = Some(owner.clone());
+        }
+        self.state = self.state.or(reset.state);
+        self.tw_substate = self.tw_substate.or(reset.tw_substate);
+        if self.reason.is_none() {
+            self.reason = seen.reason.map(str::to_string);
+        }
+        self.segment_flags = self.segment_flags.or(reset.segment_flags);
+        if let Some(socket) = reset.socket {
+            self.unread_bytes_max = self.unread_bytes_max.max(socket.unread_bytes.unwrap_or(0));
+            self.linger_zero |= socket.linger_on && socket.linger_zero;
+            self.orphan |= socket.orphan;
+        }
+        self.netns = self.netns.or(reset.netns);
+    }
+}
+
+impl Default for ResetGroup {
+    fn default() -> Self {
+        let unspecified = SocketAddr::from(([0, 0, 0, 0], 0));
+        Self {
+            direction: Direction::Sent,
+            cause: Cause::Unclassified,
+            rule: "",
+            count: 0,
+            local: unspecified,
+            sample_remote: unspecified,
+            remotes: HashSet::new(),
+            process: None,
+            state: None,
+            tw_substate: None,
+            reason: None,
+            segment_flags: None,
+            unread_bytes_max: 0,
+            linger_zero: false,
+            orphan: false,
+            netns: None,
+            origin: "",
+            owner_learned_from: None,
+            first_ns: 0,
+            last_ns: 0,
+        }
+    }
+}
+
+/// Caps the remotes remembered per group: the count stays exact, memory stays bounded.
+const MAX_REMOTES_TRACKED: usize = 1024;
+
+#[derive(Default)]
+pub struct Groups {
+    groups: BTreeMap<(Direction, Cause, SocketAddr), ResetGroup>,
+}
+
+impl Groups {
+    pub fn add(&mut self, seen: &Classified) {
+        let reset = seen.reset;
+        let key = (reset.direction, seen.cause, reset.local);
+        self.groups
+            .entry(key)
+            .or_insert_with(|| ResetGroup::start(seen))
+            .absorb(seen);
+    }
+    /// Groups by kind, most frequent first.
+    pub fn into_sorted(self) -> Vec<ResetGroup> {
+        let mut groups: Vec<_> = self.groups.into_values().collect();
+        groups.sort_by(|a, b| {
+            (a.direction, std::cmp::Reverse(a.count), a.cause, a.local).cmp(&(
+                b.direction,
+                std::cmp::Reverse(b.count),
+                b.cause,
+                b.local,
+            ))
+        });
+        groups
+    }
+}

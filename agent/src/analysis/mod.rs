@@ -1,0 +1,11 @@
+//! Deciding why, from plain values: the reset rules, grouping, queue attribution, connection
+//! states, and the words that explain each finding. Nothing here reads the host; the engine
+//! hands it what it read.
+
+pub mod classify;
+pub mod connections;
+pub mod findings;
+pub mod grouping;
+pub mod narrative;
+pub mod queues;
+pub mod reset_rules;

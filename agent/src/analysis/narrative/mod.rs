@@ -1,0 +1,4 @@
+//! The words: explanations a person reads, with the numbers they rely on.
+
+pub mod queues;
+pub mod resets;

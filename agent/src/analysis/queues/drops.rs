@@ -1,0 +1,167 @@
+//! A listener's drops, accumulated over the watch window.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    net::SocketAddr,
+    time::Duration,
+};
+
+use serde::Serialize;
+
+use super::attribution::{Credit, History};
+use crate::{
+    host::{namespace::QueueSysctls, netstat::CounterGrowth, owners::ProcessFacts},
+    model::Cause,
+};
+
+/// How sure the attribution to a listener is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Certainty {
+    /// Counted at the listener by kernel function probes as each drop happened.
+    Exact,
+    /// The only listener of the namespace seen full (or with a full SYN queue) when the counter moved.
+    High,
+    /// Several listeners were full at once; each is credited with the namespace's drops.
+    Shared,
+    /// No sample saw a full queue, but this listener was re-sending SYN-ACKs when the counter
+    /// moved: its handshakes' final ACKs were being dropped.
+    Retransmits,
+    /// No listener was seen full: the queue filled and drained between two samples.
+    Unattributed,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListenerDrops {
+    pub cause: Cause,
+    pub namespace: u64,
+    /// None when no listener could be identified.
+    pub listener: Option<SocketAddr>,
+    pub count: u64,
+    pub certainty: Certainty,
+    /// Largest accept-queue length and the limit seen while it overflowed.
+    pub queue_len_max: u32,
+    pub queue_limit: u32,
+    /// Largest number of half-open (SYN_RECV) connections seen.
+    pub half_open_max: u32,
+    /// How long the accept queue was seen full, summed over the window.
+    pub full_for: Duration,
+    /// SYN-ACK retransmits of this listener over the window (kernel-counted).
+    pub synack_retransmits: u64,
+    /// A client of those retransmits.
+    pub sample_remote: Option<SocketAddr>,
+    pub owner: Option<ProcessFacts>,
+    /// The backlog passed to listen(), when tcpwhy saw the call.
+    pub requested_backlog: Option<i32>,
+    pub sysctls: QueueSysctls,
+    /// The namespace's counter growth over the window (all its listeners together).
+    pub counters: CounterGrowth,
+    pub shared_with: Vec<SocketAddr>,
+}
+
+/// Drops are kept per namespace, listener (None: unidentified) and cause.
+type DropKey = (u64, Option<SocketAddr>, Cause);
+
+/// Every listener's drops over the window.
+#[derive(Default)]
+pub struct Ledger {
+    drops: BTreeMap<DropKey, ListenerDrops>,
+    /// For [`Ledger::take_new`]: how much of each record was already handed out.
+    reported: HashMap<DropKey, u64>,
+}
+
+/// Who holds a listener, with the backlog its listen() asked for when tcpwhy saw the call.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenerOwner {
+    pub process: ProcessFacts,
+    pub requested_backlog: Option<i32>,
+}
+
+impl Ledger {
+    /// Adds a credit of namespace `namespace`, whose sysctls are `sysctls` now.
+    pub fn record(
+        &mut self,
+        namespace: u64,
+        credit: &Credit,
+        owner: Option<ListenerOwner>,
+        sysctls: &QueueSysctls,
+    ) {
+        let local = credit.listener.as_ref().map(|l| l.local);
+        let entry = self
+            .drops
+            .entry((namespace, local, credit.cause))
+            .or_insert_with(|| ListenerDrops {
+                cause: credit.cause,
+                namespace,
+                listener: local,
+                count: 0,
+                certainty: credit.certainty,
+                queue_len_max: 0,
+                queue_limit: 0,
+                half_open_max: 0,
+                full_for: Duration::ZERO,
+                synack_retransmits: 0,
+                sample_remote: None,
+                owner: None,
+                requested_backlog: None,
+                sysctls: sysctls.clone(),
+                counters: CounterGrowth::default(),
+                shared_with: Vec::new(),
+            });
+        entry.count += credit.count;
+        entry.sysctls = sysctls.clone();
+        if credit.certainty == Certainty::Shared {
+            entry.certainty = Certainty::Shared;
+            for other in &credit.shared_with {
+                if !entry.shared_with.contains(other) {
+                    entry.shared_with.push(*other);
+                }
+            }
+        }
+        if let Some(listener) = &credit.listener {
+            entry.queue_len_max = entry.queue_len_max.max(listener.queue_len);
+            entry.queue_limit = listener.queue_limit;
+            entry.half_open_max = entry.half_open_max.max(credit.half_open);
+        }
+        if let Some(owner) = owner {
+            entry.requested_backlog = owner.requested_backlog;
+            entry.owner = Some(owner.process);
+        }
+    }
+
+    /// Copies what the samples saw of each listener of `namespace` (time full, SYN-ACK
+    /// retransmits) and the namespace's counter growth over the whole window into its records.
+    /// Window totals, not per-sample sums: samples and probes may see the same drops in
+    /// neighbouring samples.
+    pub fn settle(&mut self, namespace: u64, window: &CounterGrowth, history: &History) {
+        for drops in self.drops.values_mut().filter(|d| d.namespace == namespace) {
+            drops.counters = *window;
+            if let Some(spell) = drops.listener.and_then(|l| history.spell(l)) {
+                drops.full_for = spell.full_for;
+                drops.synack_retransmits = spell.synack_retransmits;
+                drops.sample_remote = spell.synack_remote;
+            }
+        }
+    }
+
+    /// Records that grew since the last call, each with how many drops are new (for counters
+    /// and the event stream of a long-running agent).
+    pub fn take_new(&mut self) -> Vec<(ListenerDrops, u64)> {
+        let mut fresh = Vec::new();
+        for (key, drops) in &self.drops {
+            let reported = self.reported.entry(*key).or_insert(0);
+            if drops.count > *reported {
+                fresh.push((drops.clone(), drops.count - *reported));
+                *reported = drops.count;
+            }
+        }
+        fresh
+    }
+
+    /// Every record, most drops first.
+    pub fn into_sorted(self) -> Vec<ListenerDrops> {
+        let mut drops: Vec<ListenerDrops> = self.drops.into_values().collect();
+        drops.sort_by_key(|d| std::cmp::Reverse(d.count));
+        drops
+    }
+}

@@ -1,0 +1,212 @@
+//! The one pipeline: attach the probes, drain their events, classify resets, sample every
+//! namespace's listeners and counters, and fill in socket owners. `diagnose` and `daemon` are
+//! [`Output`]s of it, with no loop of their own.
+
+pub mod kernel_view;
+pub mod namespaces;
+pub mod ring;
+pub mod session;
+
+use std::{
+    collections::{HashMap, HashSet},
+    time::{Duration, Instant},
+};
+
+use anyhow::Result;
+use netlink_packet_sock_diag::inet::StateFlags;
+use tcpwhy_common::tcp_state;
+use tokio::signal::unix::{SignalKind, signal};
+
+use self::{
+    namespaces::Namespaces,
+    session::{Observed, Session, StartError, monotonic_ns},
+};
+use crate::{
+    analysis::{
+        classify::{Classified, classify},
+        connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
+        queues::conditions::ListenerCondition,
+    },
+    events::{flow::ConnectFailed, reset::Reset},
+    host::{
+        namespace::ConnectionSysctls,
+        netns,
+        owners::{ProcessFacts, socket_owners},
+        sock_diag::DiagSocket,
+    },
+    model::{Finding, OwnerSource, Process},
+    probes::method::Method,
+};
+
+/// How often the rings are drained and namespaces sampled. The programs wake the reader only when
+/// a ring fills, so this is also the latency of an event. A queue that fills and drains faster
+/// than this is still counted (by the counters); only its listener may go unnamed.
+pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
+
+/// What the engine hands to an output.
+pub trait Output {
+    /// A reset, classified, with its owner filled in where one can be known.
+    fn reset(&mut self, reset: &Classified) -> Result<()>;
+    /// A connect() that ended in SYN_SENT.
+    fn connect_failed(&mut self, failed: ConnectFailed) -> Result<()>;
+    /// Called after each sample (every [`SAMPLE_EVERY`]), to read what the engine knows now.
+    fn sampled(&mut self, _engine: &mut Engine) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Why [`Engine::run`] returned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The requested duration passed.
+    Elapsed,
+    /// SIGINT (Ctrl-C) or SIGTERM.
+    Interrupted,
+}
+
+pub struct Engine {
+    pub session: Session,
+    pub namespaces: Namespaces,
+    started: Instant,
+}
+
+impl Engine {
+    /// Attaches the probes and takes a first sample of every namespace.
+    pub fn start(methods: &[Method], ring_buffer_bytes: u32) -> Result<Self, StartError> {
+        let session = Session::start(methods, ring_buffer_bytes)?;
+        let mut namespaces = Namespaces::default();
+        namespaces.tick(Instant::now(), &session);
+        Ok(Self {
+            session,
+            namespaces,
+            started: Instant::now(),
+        })
+    }
+
+    /// How long the probes have been watching.
+    pub fn watched_for(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Runs until `duration` passes (None: until a signal), handing everything to `output`.
+    pub async fn run(
+        &mut self,
+        output: &mut impl Output,
+        duration: Option<Duration>,
+    ) -> Result<Ended> {
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        let deadline = duration.map(|d| tokio::time::Instant::now() + d);
+        let mut sample = tokio::time::interval(SAMPLE_EVERY);
+        let ended = loop {
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                seen = self.session.next_events() => self.deliver(seen?, output)?,
+                _ = sample.tick() => {
+                    let seen = self.session.remaining_events();
+                    self.deliver(seen, output)?;
+                    self.namespaces.tick(Instant::now(), &self.session);
+                    output.sampled(self)?;
+                }
+                _ = sleep => break Ended::Elapsed,
+                _ = interrupt.recv() => break Ended::Interrupted,
+                _ = terminate.recv() => break Ended::Interrupted,
+            }
+        };
+        let seen = self.session.remaining_events();
+        self.deliver(seen, output)?;
+        self.namespaces.tick(Instant::now(), &self.session);
+        Ok(ended)
+    }
+
+    fn deliver(&mut self, seen: Vec<Observed>, output: &mut impl Output) -> Result<()> {
+        for observed in seen {
+            match observed {
+                Observed::Reset(mut reset) => {
+                    self.name_owner_from_listener(&mut reset);
+                    // Only a listener's reset can be an overflow abort.
+                    let abort_on_overflow = (reset.state == Some(tcp_state::LISTEN))
+                        .then(|| self.abort_on_overflow(reset.netns))
+                        .flatten();
+                    output.reset(&classify(&reset, &self.session.reasons, abort_on_overflow))?;
+                }
+                Observed::ConnectFailed(failed) => output.connect_failed(failed)?,
+            }
+        }
+        Ok(())
+    }
+
+    /// Sockets that changed state before tcpwhy started have no recorded owner; the listener
+    /// their port belongs to (found through sock_diag) does.
+    fn name_owner_from_listener(&mut self, reset: &mut Reset) {
+        if reset.owner.is_some() || reset.state.is_none() {
+            return;
+        }
+        let Some(netns) = reset.netns else { return };
+        if let Some(owner) =
+            self.namespaces
+                .listener_owner(u64::from(netns), reset.local, &self.session)
+        {
+            reset.owner = Some(Process {
+                source: OwnerSource::ListenerSocket,
+                ..owner.process
+            });
+        }
+    }
+
+    fn abort_on_overflow(&self, netns: Option<u32>) -> Option<bool> {
+        let sysctls = self.namespaces.sysctls(u64::from(netns?))?;
+        sysctls.tcp_abort_on_overflow.map(|v| v != 0)
+    }
+
+    /// Listeners full, nearly full or capped by somaxconn, as of the last sample.
+    pub fn listeners_in_trouble(&mut self) -> Vec<ListenerCondition> {
+        self.namespaces.listeners_in_trouble(&self.session)
+    }
+
+    /// Every retransmit and state finding as of now; `failed`: connects failed since the last
+    /// call.
+    pub fn connection_findings(&self, failed: &FailedConnects) -> Vec<Finding> {
+        use self::kernel_view::ListenerProbes;
+        let flows = self.session.retransmit_flows();
+        let synacks = self.session.synack_retransmits();
+        let state_since = self.session.state_since();
+        let kernel = KernelCounts {
+            flows: &flows,
+            synacks: &synacks,
+            state_since: &state_since,
+            now_ns: monotonic_ns(),
+        };
+        connections::findings(&kernel, &self.namespaces, failed, self.watched_for())
+    }
+}
+
+impl HostLookup for Namespaces {
+    fn namespaces(&self) -> Vec<u64> {
+        self.probes().map(|p| p.namespace.inode).collect()
+    }
+
+    fn connection_sysctls(&self, netns: u64) -> Option<&ConnectionSysctls> {
+        self.probes()
+            .find(|p| p.namespace.inode == netns)
+            .map(|p| &p.connection_sysctls)
+    }
+
+    fn sockets_in(&self, netns: u64, states: StateFlags) -> Option<Vec<DiagSocket>> {
+        let probe = self.probes().find(|p| p.namespace.inode == netns)?;
+        probe.sockets_in(states).ok()
+    }
+
+    fn socket_owners(&self, netns: u64, inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts> {
+        // The namespace's processes first: they almost always hold its sockets.
+        let (inside, outside): (Vec<u32>, Vec<u32>) = netns::pids()
+            .into_iter()
+            .partition(|&pid| netns::namespace_of(pid) == Some(netns));
+        socket_owners(inodes, inside.into_iter().chain(outside))
+    }
+}

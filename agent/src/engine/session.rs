@@ -1,0 +1,414 @@
+//! One running set of probes: resolve the kernel's layout, load, attach, read the programs'
+//! events and maps, detach (on drop).
+
+use std::{cell::RefCell, collections::HashMap, net::SocketAddr, path::PathBuf};
+
+use anyhow::{Context, Result};
+
+use aya::{
+    Ebpf,
+    maps::{HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+};
+use tcpwhy_common::{
+    flow::{FlowKey, FlowRetransmits},
+    listen_overflow::ListenOverflows,
+    maps::{
+        CONNECT_FAILURES, COUNTERS, Counter, EVENTS, LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS,
+        LISTEN_OVERFLOWS, RETRANSMIT_FLOWS, RETRANSMITS, RetransmitKind, STATE_SINCE,
+        STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_STATES,
+    },
+    net::AF_INET6,
+    owner::ListenCall,
+    programs::QUEUE_FUNCTIONS,
+    synack::{ListenerId, SynAckRetransmits},
+};
+
+use super::{kernel_view::ListenerProbes, ring::EventRing};
+use crate::{
+    analysis::queues::attribution::SynAckSeen,
+    events::{
+        flow::{ConnectFailed, RetransmitFlow},
+        reset::Reset,
+    },
+    kernel::{
+        btf::KernelBtf,
+        layout,
+        release::{self, KernelInfo},
+        reset_reasons::ResetReasons,
+        tracefs,
+    },
+    model::{Flow, OwnerSource, Process, endpoint},
+    probes::{
+        attach::{AttachPlan, attach_all, require_some},
+        load,
+        method::Method,
+        privileges::missing_capabilities,
+        report::ProbeReport,
+    },
+};
+
+/// Why a session could not start, sorted by what the caller should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "tcpwhy needs to load eBPF programs, which requires root or the capabilities {}; missing: {}",
+        "CAP_BPF and CAP_PERFMON (or CAP_SYS_ADMIN)",
+        .0.join(", ")
+    )]
+    MissingPrivileges(Vec<&'static str>),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+pub struct Session {
+    // Dropping `ebpf` detaches every link and closes every program and map: nothing is pinned.
+    ebpf: Ebpf,
+    ring: EventRing,
+    failures: EventRing,
+    pub probes: Vec<ProbeReport>,
+    pub kernel: KernelInfo,
+    /// The names of `enum sk_rst_reason` on this kernel.
+    pub reasons: ResetReasons,
+    /// Things that work less well than they could, for the user to read.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    pub events_lost: u64,
+    pub resets_sent: u64,
+    pub resets_received: u64,
+}
+
+impl Session {
+    /// `ring_buffer_bytes`: size of the event ring buffer (a power of two, at least a page).
+    pub fn start(methods: &[Method], ring_buffer_bytes: u32) -> Result<Self, StartError> {
+        let missing = missing_capabilities();
+        if !missing.is_empty() {
+            return Err(StartError::MissingPrivileges(missing));
+        }
+        let mut warnings = Vec::new();
+
+        let kernel_btf = match KernelBtf::from_sys_fs() {
+            Ok(btf) => Some(btf),
+            Err(err) => {
+                warnings.push(format!(
+                    "{err:#}: socket evidence (state, linger, unread bytes, owner) is unavailable, \
+                     and tp_btf and fentry cannot be used"
+                ));
+                None
+            }
+        };
+        let aya_btf = aya::Btf::from_sys_fs().ok();
+        let tracefs: Option<PathBuf> = match tracefs::locate_or_mount() {
+            Ok(path) => Some(path),
+            Err(err) => {
+                warnings.push(format!("{err:#}: classic tracepoints cannot be used"));
+                None
+            }
+        };
+
+        let (kernel_layout, reasons) = match &kernel_btf {
+            Some(btf) => {
+                let resolved = layout::resolve(btf, tracefs.as_deref());
+                for missing in &resolved.missing {
+                    tracing::debug!(%missing, "kernel layout field unresolved");
+                }
+                (resolved.layout, ResetReasons::from_btf(btf))
+            }
+            None => (
+                tcpwhy_common::layout::KernelLayout::UNKNOWN,
+                ResetReasons::default(),
+            ),
+        };
+        let tracepoint_has_reason = kernel_layout.tp_send_reset_reason
+            != tcpwhy_common::layout::ABSENT
+            || kernel_layout.tp_btf_send_reset_has_reason != 0;
+
+        let mut ebpf = load::load(&kernel_layout, aya_btf.as_ref(), ring_buffer_bytes)?;
+        let probes = attach_all(
+            &mut ebpf,
+            &AttachPlan {
+                methods,
+                btf: aya_btf.as_ref(),
+                tracepoint_has_reason,
+            },
+        );
+        require_some(&probes)?;
+
+        let ring = RingBuf::try_from(ebpf.take_map(EVENTS).context("map EVENTS missing")?)
+            .context("map EVENTS is not a ring buffer")?;
+        let failures = RingBuf::try_from(
+            ebpf.take_map(CONNECT_FAILURES)
+                .context("map CONNECT_FAILURES missing")?,
+        )
+        .context("map CONNECT_FAILURES is not a ring buffer")?;
+        Ok(Self {
+            ebpf,
+            ring: EventRing::new(ring)?,
+            failures: EventRing::new(failures)?,
+            probes,
+            kernel: KernelInfo {
+                release: release::release(),
+                btf: kernel_btf.is_some(),
+                reset_reasons: !reasons.is_empty(),
+            },
+            reasons,
+            warnings,
+        })
+    }
+
+    /// Waits for events, then returns them (and any others already buffered).
+    pub async fn next_events(&mut self) -> Result<Vec<Observed>> {
+        let seen = RefCell::new(Vec::new());
+        tokio::select! {
+            result = self.ring.drain(|bytes| decode_reset(bytes, &seen)) => result?,
+            result = self.failures.drain(|bytes| decode_failure(bytes, &seen)) => result?,
+        }
+        Ok(seen.into_inner())
+    }
+
+    /// The events already buffered, without waiting.
+    pub fn remaining_events(&mut self) -> Vec<Observed> {
+        let seen = RefCell::new(Vec::new());
+        self.ring.drain_now(|bytes| decode_reset(bytes, &seen));
+        self.failures
+            .drain_now(|bytes| decode_failure(bytes, &seen));
+        seen.into_inner()
+    }
+
+    /// Retransmits per flow and kind since attach (per-CPU values merged).
+    pub fn retransmit_flows(&self) -> Vec<RetransmitFlow> {
+        let Some(map) = self.ebpf.map(RETRANSMIT_FLOWS) else {
+            return Vec::new();
+        };
+        let Ok(per_cpu) = PerCpuHashMap::<_, FlowKey, FlowRetransmits>::try_from(map) else {
+            return Vec::new();
+        };
+        per_cpu
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(key, values)| {
+                let kind = RetransmitKind::from_u16(key.tag)?;
+                let counted: Vec<&FlowRetransmits> =
+                    values.iter().filter(|v| v.count > 0).collect();
+                let owner = counted
+                    .iter()
+                    .find(|v| v.owner_pid != 0)
+                    .map(|v| Process::from_raw(v.owner_pid, &v.owner_comm, OwnerSource::Syscall));
+                Some(RetransmitFlow {
+                    flow: Flow::from_key(&key),
+                    kind,
+                    count: counted.iter().map(|v| v.count).sum(),
+                    first_ns: counted.iter().map(|v| v.first_ns).min().unwrap_or(0),
+                    last_ns: counted.iter().map(|v| v.last_ns).max().unwrap_or(0),
+                    owner,
+                })
+            })
+            .collect()
+    }
+
+    /// Since when (CLOCK_MONOTONIC ns) connections have been in CLOSE_WAIT or FIN_WAIT2, for
+    /// those that entered the state while tcpwhy ran.
+    pub fn state_since(&self) -> HashMap<(u8, Flow), u64> {
+        let Some(map) = self.ebpf.map(STATE_SINCE) else {
+            return HashMap::new();
+        };
+        let Ok(since) = AyaHashMap::<_, FlowKey, u64>::try_from(map) else {
+            return HashMap::new();
+        };
+        since
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, ns)| ((key.tag as u8, Flow::from_key(&key)), ns))
+            .collect()
+    }
+
+    /// Connection lifetimes since attach: slot i counts lifetimes in [2^i, 2^(i+1)) ms.
+    pub fn lifetimes(&self) -> Result<Vec<u64>> {
+        let map = self.ebpf.map(LIFETIMES).context("map LIFETIMES missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        (0..LIFETIME_SLOTS)
+            .map(|slot| Ok(array.get(&slot, 0)?.iter().sum()))
+            .collect()
+    }
+
+    /// State transitions counted since attach: (from, to, count), non-zero only.
+    pub fn state_transitions(&self) -> Result<Vec<(u8, u8, u64)>> {
+        let map = self
+            .ebpf
+            .map(STATE_TRANSITIONS)
+            .context("map STATE_TRANSITIONS missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        let mut found = Vec::new();
+        for slot in 0..TCP_STATES * TCP_STATES {
+            let count: u64 = array.get(&slot, 0)?.iter().sum();
+            if count > 0 {
+                found.push(((slot / TCP_STATES) as u8, (slot % TCP_STATES) as u8, count));
+            }
+        }
+        Ok(found)
+    }
+
+    /// The retransmit kinds the tracepoints count (tail loss probes need a function probe).
+    pub const RETRANSMIT_KINDS: [RetransmitKind; 3] = [
+        RetransmitKind::Syn,
+        RetransmitKind::SynAck,
+        RetransmitKind::Data,
+    ];
+
+    /// Retransmits counted since attach, by kind.
+    pub fn retransmits(&self) -> Result<Vec<(RetransmitKind, u64)>> {
+        let map = self
+            .ebpf
+            .map(RETRANSMITS)
+            .context("map RETRANSMITS missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        Self::RETRANSMIT_KINDS
+            .into_iter()
+            .map(|kind| Ok((kind, array.get(&(kind as u32), 0)?.iter().sum())))
+            .collect()
+    }
+
+    /// Run time and run count per loaded program, from the kernel's BPF statistics (zero unless
+    /// `kernel.bpf_stats_enabled=1`).
+    pub fn program_stats(&self) -> Vec<(String, std::time::Duration, u64)> {
+        self.ebpf
+            .programs()
+            .filter_map(|(name, program)| {
+                let info = program.info().ok()?;
+                Some((name.to_string(), info.run_time(), info.run_count()))
+            })
+            .collect()
+    }
+
+    /// Sums the programs' per-CPU counters.
+    pub fn counters(&self) -> Result<Counters> {
+        let map = self.ebpf.map(COUNTERS).context("map COUNTERS missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        let sum = |slot: Counter| -> Result<u64> { Ok(array.get(&(slot as u32), 0)?.iter().sum()) };
+        Ok(Counters {
+            events_lost: sum(Counter::EventsLost)?,
+            resets_sent: sum(Counter::ResetsSent)?,
+            resets_received: sum(Counter::ResetsReceived)?,
+        })
+    }
+}
+
+impl ListenerProbes for Session {
+    fn requested_backlog(&self, pid: u32, fd: u32) -> Option<i32> {
+        let map = self.ebpf.map(LISTEN_BACKLOGS)?;
+        let backlogs: AyaHashMap<_, ListenCall, u32> = AyaHashMap::try_from(map).ok()?;
+        backlogs
+            .get(&ListenCall { pid, fd }, 0)
+            .ok()
+            .map(|b| b as i32)
+    }
+
+    fn synack_retransmits(&self) -> HashMap<(u64, SocketAddr), SynAckSeen> {
+        self.per_listener(SYNACK_RETRANSMITS, |values: &[SynAckRetransmits]| {
+            // The CPU that counted most holds a recent sample client.
+            let sample = values
+                .iter()
+                .max_by_key(|v| v.count)
+                .copied()
+                .unwrap_or(values[0]);
+            SynAckRetransmits {
+                count: values.iter().map(|v| v.count).sum(),
+                ..sample
+            }
+        })
+        .into_iter()
+        .map(|((ns, local), v)| {
+            let remote = endpoint::from_raw(&v.remote_addr, v.remote_port, !local.is_ipv4());
+            (
+                (ns, local),
+                SynAckSeen {
+                    count: v.count,
+                    remote,
+                },
+            )
+        })
+        .collect()
+    }
+
+    fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>> {
+        let attached = self
+            .probes
+            .iter()
+            .any(|p| p.attached && p.name == QUEUE_FUNCTIONS[0].0);
+        attached.then(|| {
+            self.per_listener(LISTEN_OVERFLOWS, |values: &[ListenOverflows]| {
+                // CPUs that never saw an overflow hold zeros: the largest value of each field
+                // over the CPUs is the listener's.
+                let max = |field: fn(&ListenOverflows) -> u32| {
+                    values.iter().map(field).max().unwrap_or(0)
+                };
+                ListenOverflows {
+                    syn_accept_queue_full: values.iter().map(|v| v.syn_accept_queue_full).sum(),
+                    ack_accept_queue_full: values.iter().map(|v| v.ack_accept_queue_full).sum(),
+                    syn_queue_full: values.iter().map(|v| v.syn_queue_full).sum(),
+                    queue_len: max(|v| v.queue_len),
+                    queue_limit: max(|v| v.queue_limit),
+                    half_open: max(|v| v.half_open),
+                    _pad: 0,
+                }
+            })
+        })
+    }
+}
+
+impl Session {
+    /// Sums a per-CPU map keyed by listener into (namespace, endpoint) → value.
+    fn per_listener<V: aya::Pod>(
+        &self,
+        map: &str,
+        merge: impl Fn(&[V]) -> V,
+    ) -> HashMap<(u64, SocketAddr), V> {
+        let Some(map) = self.ebpf.map(map) else {
+            return HashMap::new();
+        };
+        let Ok(per_cpu) = PerCpuHashMap::<_, ListenerId, V>::try_from(map) else {
+            return HashMap::new();
+        };
+        per_cpu
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(id, values)| {
+                let local = endpoint::from_raw(&id.addr, id.port, id.family == AF_INET6);
+                ((u64::from(id.netns), local), merge(&values))
+            })
+            .collect()
+    }
+}
+
+fn decode_reset(bytes: &[u8], into: &RefCell<Vec<Observed>>) {
+    match Reset::decode(bytes) {
+        Ok(reset) => into.borrow_mut().push(Observed::Reset(reset)),
+        Err(err) => tracing::warn!("skipping an undecodable event: {err:#}"),
+    }
+}
+
+fn decode_failure(bytes: &[u8], into: &RefCell<Vec<Observed>>) {
+    match ConnectFailed::decode(bytes) {
+        Ok(failed) => into.borrow_mut().push(Observed::ConnectFailed(failed)),
+        Err(err) => tracing::warn!("skipping an undecodable event: {err:#}"),
+    }
+}
+
+/// An event from the programs.
+pub enum Observed {
+    Reset(Reset),
+    ConnectFailed(ConnectFailed),
+}
+
+/// CLOCK_MONOTONIC now, the clock of `bpf_ktime_get_ns()`.
+pub fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: valid pointer to a timespec.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    now.tv_sec as u64 * 1_000_000_000 + now.tv_nsec as u64
+}

@@ -1,0 +1,8 @@
+//! Reading the host: network namespaces and entering them, sock_diag dumps, TcpExt counters,
+//! per-namespace sysctls, and the processes that hold sockets. No decisions are made here.
+
+pub mod namespace;
+pub mod netns;
+pub mod netstat;
+pub mod owners;
+pub mod sock_diag;
