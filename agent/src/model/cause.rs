@@ -320,4 +320,16 @@ mod tests {
         ids.dedup();
         assert_eq!(ids.len(), all.len());
     }
+
+    #[test]
+    fn every_cause_is_documented_for_users() {
+        let page = include_str!("../../../docs/causes.md");
+        for cause in Cause::ALL {
+            assert!(
+                page.contains(&format!("`{}`", cause.id())),
+                "docs/causes.md does not list {}",
+                cause.id()
+            );
+        }
+    }
 }
