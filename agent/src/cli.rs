@@ -100,6 +100,9 @@ pub enum Command {
         #[arg(long, env = "TCPWHY_BPF_STATS", value_name = "BOOL", num_args = 0..=1, default_missing_value = "true")]
         bpf_stats: Option<bool>,
     },
+    /// Write the man pages and shell completions under DIR (for packaging).
+    #[command(hide = true)]
+    GenerateDocs { dir: std::path::PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

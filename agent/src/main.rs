@@ -7,6 +7,7 @@ mod diagnose;
 mod events;
 mod explain;
 mod findings;
+mod generate;
 mod kernel;
 mod listeners;
 mod metrics;
@@ -158,6 +159,9 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let config = Config::load(config.as_deref(), overrides)
                 .map_err(|e| RunError::Usage(e.to_string()))?;
             Ok(daemon::run(config).await?)
+        }
+        Command::GenerateDocs { dir } => {
+            Ok(generate::write_all(&dir).map_err(anyhow::Error::from)?)
         }
     }
 }
