@@ -64,8 +64,7 @@ pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
             .replace(
                 "{installed_size}",
                 &tree_bytes(&root)?.div_ceil(1024).to_string(),
-            )
-            .replace("{homepage}", env!("CARGO_PKG_REPOSITORY")),
+            ),
     )?;
 
     let deb = out.join(format!("tcpwhy_{VERSION}_amd64.deb"));

@@ -39,10 +39,16 @@ pub fn build() -> Result<[PathBuf; 2]> {
 
 /// An empty scratch directory under the output directory.
 fn fresh_dir(out: &Path, name: &str) -> Result<PathBuf> {
-    let dir = out.join(name);
-    if dir.exists() {
-        fs::remove_dir_all(&dir)?;
-    }
+    let dir = cleared(out, name)?;
     fs::create_dir_all(&dir)?;
     Ok(dir)
+}
+
+/// A path under the output directory with nothing at it.
+fn cleared(out: &Path, name: &str) -> Result<PathBuf> {
+    let path = out.join(name);
+    if path.exists() {
+        fs::remove_dir_all(&path)?;
+    }
+    Ok(path)
 }

@@ -11,25 +11,24 @@ use std::{
 
 use anyhow::Result;
 
-use super::{VERSION, fresh_dir};
+use super::{VERSION, cleared};
 use crate::{
     rootfs::{install, shared_libraries},
     run::checked,
 };
 
 pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
-    let rootfs = fresh_dir(out, "oci-rootfs")?;
-    fs::create_dir_all(rootfs.join("usr/bin"))?;
-    fs::copy(binary, rootfs.join("usr/bin/tcpwhy"))?;
-    for library in shared_libraries(binary)? {
-        install(&rootfs, &library)?;
-    }
-    let layout = fresh_dir(out, "oci-layout")?;
+    // umoci creates the layout and the bundle directories itself.
+    let layout = cleared(out, "oci-layout")?;
+    let bundle = cleared(out, "oci-bundle")?;
     let image = format!("{}:{VERSION}", layout.display());
-    let umoci = |what: &str, args: &[&str]| {
+    let umoci = |what: &str, args: &[&str], path: &Path| {
         checked(
             what,
-            Command::new("umoci").args(args).args(["--image", &image]),
+            Command::new("umoci")
+                .args(args)
+                .args(["--image", &image])
+                .arg(path),
         )
     };
     checked(
@@ -38,18 +37,24 @@ pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
             .args(["init", "--layout"])
             .arg(&layout),
     )?;
-    umoci("creating the image", &["new"])?;
     checked(
-        "adding the binary layer",
-        Command::new("umoci")
-            .args(["insert", "--image", &image])
-            .arg(&rootfs)
-            .arg("/"),
+        "creating the image",
+        Command::new("umoci").args(["new", "--image", &image]),
     )?;
-    umoci(
+    umoci("unpacking the empty image", &["unpack"], &bundle)?;
+    let rootfs = bundle.join("rootfs");
+    fs::create_dir_all(rootfs.join("usr/bin"))?;
+    fs::copy(binary, rootfs.join("usr/bin/tcpwhy"))?;
+    for library in shared_libraries(binary)? {
+        install(&rootfs, &library)?;
+    }
+    umoci("adding the binary layer", &["repack"], &bundle)?;
+    checked(
         "configuring the image",
-        &[
+        Command::new("umoci").args([
             "config",
+            "--image",
+            &image,
             "--config.entrypoint=/usr/bin/tcpwhy",
             "--config.cmd=daemon",
             "--config.user=0:0",
@@ -57,7 +62,7 @@ pub fn build(binary: &Path, out: &Path) -> Result<PathBuf> {
             "--architecture=amd64",
             &format!("--config.label=org.opencontainers.image.version={VERSION}"),
             "--config.label=org.opencontainers.image.title=tcpwhy",
-        ],
+        ]),
     )?;
     checked(
         "dropping the image's superseded blobs",
