@@ -75,6 +75,9 @@ pub enum Command {
         #[command(flatten)]
         settings: Settings,
     },
+    /// Write the man pages and shell completions under DIR (for packaging).
+    #[command(hide = true)]
+    GenerateDocs { dir: std::path::PathBuf },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -6,6 +6,7 @@ mod daemon;
 mod diagnose;
 mod engine;
 mod events;
+mod generate;
 mod host;
 mod kernel;
 mod metrics;
@@ -132,6 +133,9 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let settings = Settings::load(given, config.as_deref())
                 .map_err(|e| RunError::Usage(e.to_string()))?;
             Ok(daemon::run(settings).await?)
+        }
+        Command::GenerateDocs { dir } => {
+            Ok(generate::write_all(&dir).map_err(anyhow::Error::from)?)
         }
     }
 }

@@ -303,3 +303,47 @@ fn every_query_returns_the_series_its_scenario_produces() {
         "{lost:?}"
     );
 }
+
+#[test]
+fn alert_rule_unit_tests_pass_and_show_every_alert_firing_and_silent() {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(repo_file("dashboards/tests"))
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "yml"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no dashboards/tests/*.yml");
+    let output = Command::new("promtool")
+        .args(["test", "rules"])
+        .args(&files)
+        .output()
+        .expect("promtool (cargo xtask setup installs prometheus)");
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    // Each `alertname:` is followed by its expectation: `exp_alerts: []` (silent) or a list.
+    let mut shown = std::collections::BTreeSet::new();
+    for file in &files {
+        let text = std::fs::read_to_string(file).unwrap();
+        let lines: Vec<&str> = text.lines().map(str::trim).collect();
+        for pair in lines.windows(2) {
+            if let Some(alert) = pair[0].strip_prefix("alertname: ") {
+                let firing = pair[1] != "exp_alerts: []";
+                shown.insert((alert.to_string(), firing));
+            }
+        }
+    }
+    for (alert, _) in rule_queries() {
+        for firing in [true, false] {
+            assert!(
+                shown.contains(&(alert.clone(), firing)),
+                "dashboards/tests never shows {alert} {}",
+                if firing { "firing" } else { "silent" }
+            );
+        }
+    }
+}

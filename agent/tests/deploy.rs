@@ -1,4 +1,5 @@
-//! The files in deploy/: the systemd unit verifies and the default configuration loads.
+//! The files in deploy/: the systemd unit verifies, the default configuration loads, and the
+//! DaemonSet runs the image the README says to push.
 
 use std::{
     net::TcpListener,
@@ -15,7 +16,7 @@ fn the_systemd_unit_verifies() {
     // The unit names the installed binary; point it at the one just built.
     let unit = std::fs::read_to_string(repo_file("deploy/tcpwhy.service"))
         .unwrap()
-        .replace("/usr/local/bin/tcpwhy", env!("CARGO_BIN_EXE_tcpwhy"));
+        .replace("/usr/bin/tcpwhy", env!("CARGO_BIN_EXE_tcpwhy"));
     assert!(unit.contains("Type=notify"));
     let dir = std::env::temp_dir().join(format!("tcpwhy-unit-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -86,4 +87,23 @@ fn the_fleet_scrape_configuration_is_valid() {
             repo_file("dashboards/tcpwhy.rules.yml").to_str().unwrap(),
         );
     promtool_accepts("fleet", &config);
+}
+
+#[test]
+fn the_daemonset_runs_the_image_the_readme_pushes() {
+    let daemonset = std::fs::read_to_string(repo_file("deploy/kubernetes/daemonset.yaml")).unwrap();
+    let image = daemonset
+        .lines()
+        .find_map(|line| line.trim().strip_prefix("image: "))
+        .expect("the DaemonSet names an image");
+    assert!(
+        image.ends_with(&format!("/tcpwhy:{}", env!("CARGO_PKG_VERSION"))),
+        "{image} is not this version's image"
+    );
+    let readme = std::fs::read_to_string(repo_file("README.md")).unwrap();
+    let push = format!(
+        "skopeo copy oci-archive:target/package/tcpwhy-{}-oci.tar docker://{image}",
+        env!("CARGO_PKG_VERSION")
+    );
+    assert!(readme.contains(&push), "the README does not say `{push}`");
 }

@@ -1,9 +1,12 @@
-//! Project tasks: `cargo xtask setup | build | diagnose | test`.
+//! Project tasks: `cargo xtask setup | build | diagnose | test | package | bench | vm-test`.
 //!
-//! Everything the build and the tests need is installed by `setup`, which every other task runs
-//! first: CI and fresh machines start with nothing installed by hand.
+//! Everything the build, the tests and the packaging need is installed by `setup`, which every
+//! other task runs first: CI and fresh machines start with nothing installed by hand.
 
 mod bench;
+mod package;
+mod programs;
+mod rootfs;
 mod run;
 mod setup;
 mod vm;
@@ -22,8 +25,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Task {
-    /// Install what the build needs (LLVM 22 libraries, nightly rust-src, bpf-linker); does
-    /// nothing when everything is present.
+    /// Install what the build, the tests, the kernel matrix, the benchmarks and the packaging
+    /// need (Debian packages, nightly rust-src, bpf-linker); does nothing when everything is
+    /// present.
     Setup,
     /// Set up, then build target/release/tcpwhy with the eBPF programs embedded.
     Build,
@@ -32,9 +36,13 @@ enum Task {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
         args: Vec<String>,
     },
-    /// Set up, then check formatting and lints, run every test (unit and end-to-end) and the
-    /// kernel matrix.
+    /// Set up, then check that setup provides every program the tests run, check formatting
+    /// and lints, build the packages, run every test (unit, end-to-end, packages, alert rules)
+    /// and the kernel matrix.
     Test,
+    /// Set up, build, and write target/package/tcpwhy_<version>_amd64.deb and
+    /// target/package/tcpwhy-<version>-oci.tar.
+    Package,
     /// Measure what tcpwhy costs: workloads timed without and with the agent in the same run,
     /// kernel time per program run, agent CPU per 1000 events (as root).
     Bench,
@@ -76,6 +84,11 @@ fn run_task(task: Task) -> Result<ExitCode> {
             test()?;
             vm_test("all")?;
         }
+        Task::Package => {
+            setup::ensure()?;
+            build()?;
+            package::build()?;
+        }
         Task::Bench => {
             setup::ensure()?;
             build()?;
@@ -97,6 +110,7 @@ fn build() -> Result<()> {
 }
 
 fn test() -> Result<()> {
+    programs::check()?;
     run::step("checking formatting", |c| {
         c.args(["fmt", "--all", "--check"])
     })?;
@@ -121,17 +135,26 @@ fn test() -> Result<()> {
             .env_remove("RUSTC")
             .env_remove("RUSTC_WORKSPACE_WRAPPER"),
     )?;
-    run::step("running every test", |c| c.args(["test", "--release"]))
+    build()?;
+    package::build()?;
+    run::step("running every test", |c| {
+        c.args(["test", "--release"])
+            .env("TCPWHY_PACKAGE_DIR", package::output_dir())
+    })
 }
 
 /// The kernel matrix, then the README table from what it showed.
 fn vm_test(selection: &str) -> Result<()> {
     let started = std::time::Instant::now();
     let results = vm::run(selection)?;
-    let host = std::process::Command::new(run::workspace_root().join("target/release/tcpwhy"))
-        .args(["diagnose", "--duration", "1", "--format", "json"])
-        .output()?;
-    let host: serde_json::Value = serde_json::from_slice(&host.stdout)?;
+    let host = run::output(run::command("target/release/tcpwhy").args([
+        "diagnose",
+        "--duration",
+        "1",
+        "--format",
+        "json",
+    ]))?;
+    let host: serde_json::Value = serde_json::from_slice(&host)?;
     if selection == "all" {
         vm::write_support_table(&vm::support_table(&results, &host))?;
     }

@@ -1,8 +1,10 @@
-//! Installs what building the eBPF programs needs, and only what is missing.
+//! Installs everything the build, the tests, the kernel matrix, the benchmarks and the packaging
+//! run, and only what is missing. `cargo xtask test` checks that every program they spawn comes
+//! from this list (see programs.rs): a fresh Debian machine has nothing else.
 //!
-//! The recipe (verified on these machines, see shared/ENVIRONMENT.md): LLVM 22 development
-//! libraries for bpf-linker, nightly's rust-src for `-Z build-std=core`, bpf-linker 0.13 built
-//! against LLVM 22.
+//! The toolchain recipe (verified on these machines): LLVM 22 development libraries for
+//! bpf-linker, nightly's rust-src for `-Z build-std=core`, bpf-linker 0.13 built against LLVM 22.
+//! Everything setup runs writes to stderr: stdout belongs to the task that was asked for.
 
 use std::process::Command;
 
@@ -10,18 +12,60 @@ use anyhow::{Result, bail};
 
 use crate::run::checked;
 
-/// Debian packages the build and the tests need.
-const PACKAGES: &[(&str, &str)] = &[
-    ("llvm-22-dev", "bpf-linker links against LLVM 22"),
-    ("libpolly-22-dev", "bpf-linker links against LLVM 22"),
-    ("util-linux", "the tests drop privileges with setpriv"),
-    (
+/// A Debian package and why the project needs it.
+pub struct Package {
+    pub name: &'static str,
+    why: &'static str,
+}
+
+const fn package(name: &'static str, why: &'static str) -> Package {
+    Package { name, why }
+}
+
+pub const PACKAGES: &[Package] = &[
+    package("llvm-22-dev", "bpf-linker links against LLVM 22"),
+    package("libpolly-22-dev", "bpf-linker links against LLVM 22"),
+    package("util-linux", "the tests drop privileges with setpriv"),
+    package(
         "iproute2",
         "the tests create network namespaces with ip netns",
     ),
-    (
+    package(
         "nftables",
-        "the tests hold back packets inside their namespaces with nft",
+        "the tests hold back packets in their namespaces with nft",
+    ),
+    package("prometheus", "the tests run promtool and a real Prometheus"),
+    package(
+        "bpftool",
+        "the daemon test checks that nothing is left in the kernel",
+    ),
+    package("systemd", "the tests verify the unit with systemd-analyze"),
+    package(
+        "man-db",
+        "the package test finds the installed man page with man -w",
+    ),
+    package(
+        "umoci",
+        "cargo xtask package builds the OCI image; its test unpacks it",
+    ),
+    package(
+        "qemu-system-x86",
+        "the kernel matrix boots kernels under qemu",
+    ),
+    package("busybox-static", "the kernel matrix's guests run busybox"),
+    package("cpio", "the kernel matrix packs the guests' initramfs"),
+    package(
+        "kmod",
+        "the kernel matrix resolves the guest kernels' modules",
+    ),
+    package("xz-utils", "the kernel matrix decompresses kernel modules"),
+    package(
+        "bpftrace",
+        "cargo xtask bench runs bpftrace's tools beside the agent",
+    ),
+    package(
+        "debootstrap",
+        "the kernel matrix builds guest systems with systemd",
     ),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
@@ -39,33 +83,40 @@ pub fn ensure() -> Result<()> {
 }
 
 fn ensure_packages() -> Result<bool> {
-    let missing: Vec<&(&str, &str)> = PACKAGES
+    let missing: Vec<&Package> = PACKAGES
         .iter()
-        .filter(|(p, _)| !package_installed(p))
+        .filter(|p| !package_installed(p.name))
         .collect();
     if missing.is_empty() {
         return Ok(false);
     }
-    for (package, why) in &missing {
-        eprintln!("xtask: setup: {package} is missing ({why})");
+    for package in &missing {
+        eprintln!(
+            "xtask: setup: {} is missing ({})",
+            package.name, package.why
+        );
     }
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         bail!("installing Debian packages needs root: run `sudo cargo xtask setup`");
     }
-    checked(
-        "apt-get update",
-        Command::new("apt-get").args(["update", "-qq"]),
-    )?;
-    let names: Vec<&str> = missing.iter().map(|(p, _)| *p).collect();
+    checked("apt-get update", apt().args(["update", "-qq"]))?;
+    let names: Vec<&str> = missing.iter().map(|p| p.name).collect();
     checked(
         &format!("installing {}", names.join(" ")),
-        Command::new("apt-get")
+        apt()
             .args(["install", "-y", "-qq", "--no-install-recommends"])
-            .args(&names)
-            .env("DEBIAN_FRONTEND", "noninteractive"),
+            .args(&names),
     )?;
     Ok(true)
+}
+
+/// apt-get, waiting for another apt or dpkg run to finish instead of failing on its lock.
+fn apt() -> Command {
+    let mut apt = Command::new("apt-get");
+    apt.args(["-o", "DPkg::Lock::Timeout=600"])
+        .env("DEBIAN_FRONTEND", "noninteractive");
+    apt
 }
 
 fn package_installed(package: &str) -> bool {

@@ -17,7 +17,10 @@ use std::{
 use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
-use crate::run::{checked, workspace_root};
+use crate::{
+    rootfs::install_with_libraries,
+    run::{checked, output, output_text, workspace_root},
+};
 
 /// A kernel line of the matrix: its label and the apt package pattern of its newest release.
 pub struct KernelLine {
@@ -55,20 +58,6 @@ fn cache() -> PathBuf {
     workspace_root().join(".cache/vm")
 }
 
-fn output(command: &mut Command) -> Result<String> {
-    let out = command
-        .output()
-        .with_context(|| format!("running {:?}", command.get_program()))?;
-    if !out.status.success() {
-        bail!(
-            "{:?} failed: {}",
-            command,
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
 /// An unpacked kernel package: its vmlinuz and its module tree.
 struct Kernel {
     release: String,
@@ -85,8 +74,11 @@ impl Kernel {
 
 /// Downloads (once) and unpacks the newest package of a kernel line.
 fn fetch(line: &KernelLine) -> Result<Kernel> {
-    let list =
-        output(Command::new("apt-cache").args(["search", "--names-only", line.package_pattern]))?;
+    let list = output_text(Command::new("apt-cache").args([
+        "search",
+        "--names-only",
+        line.package_pattern,
+    ]))?;
     let mut packages: Vec<&str> = list
         .lines()
         .filter_map(|l| l.split_whitespace().next())
@@ -162,7 +154,7 @@ fn natural_key(name: &str) -> Vec<(u64, String)> {
 
 /// The built test binaries the guests run, and the agent binary.
 fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
-    let json = output(
+    let json = output_text(
         Command::new(env!("CARGO"))
             .current_dir(workspace_root())
             .args(["test", "--release", "--no-run", "--message-format=json"]),
@@ -188,33 +180,6 @@ fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
     Ok(found)
 }
 
-/// Copies a file to the same absolute path under `root`.
-fn install(root: &Path, file: &Path) -> Result<()> {
-    let target = root.join(file.strip_prefix("/").unwrap_or(file));
-    fs::create_dir_all(target.parent().unwrap())?;
-    fs::copy(file, &target).with_context(|| format!("copying {}", file.display()))?;
-    Ok(())
-}
-
-/// Copies a program and the shared libraries `ldd` says it needs (the loader included), each
-/// at the path the program will look for it.
-fn install_with_libraries(root: &Path, program: &Path) -> Result<()> {
-    install(root, program)?;
-    for line in output(Command::new("ldd").arg(program))?.lines() {
-        let library = line
-            .split_once("=>")
-            .map(|(_, rest)| rest)
-            .unwrap_or(line)
-            .split_whitespace()
-            .next()
-            .unwrap_or("");
-        if library.starts_with('/') {
-            install(root, Path::new(library))?;
-        }
-    }
-    Ok(())
-}
-
 /// The modules the scenarios need, in load order, decompressed.
 fn install_modules(root: &Path, kernel: &Kernel) -> Result<Vec<String>> {
     checked(
@@ -226,7 +191,7 @@ fn install_modules(root: &Path, kernel: &Kernel) -> Result<Vec<String>> {
     )?;
     let mut order: Vec<String> = Vec::new();
     for module in MODULES {
-        let plan = output(Command::new("modprobe").arg("-d").arg(&kernel.root).args([
+        let plan = output_text(Command::new("modprobe").arg("-d").arg(&kernel.root).args([
             "-S",
             &kernel.release,
             "--show-depends",
@@ -246,8 +211,7 @@ fn install_modules(root: &Path, kernel: &Kernel) -> Result<Vec<String>> {
             let target = root.join("modules").join(&name);
             fs::create_dir_all(target.parent().unwrap())?;
             if path.ends_with(".xz") {
-                let bytes = Command::new("xz").args(["-dc", path]).output()?.stdout;
-                fs::write(&target, bytes)?;
+                fs::write(&target, output(Command::new("xz").args(["-dc", path]))?)?;
             } else {
                 fs::copy(path, &target)?;
             }
@@ -302,7 +266,8 @@ fn initramfs(kernel: &Kernel, agent: &Path, tests: &[(String, PathBuf)]) -> Resu
     for dir in ["bin", "sbin", "proc", "sys", "dev", "tmp", "run", "etc"] {
         fs::create_dir_all(root.join(dir))?;
     }
-    fs::copy("/usr/bin/busybox", root.join("bin/busybox"))?;
+    fs::copy("/usr/bin/busybox", root.join("bin/busybox"))
+        .context("copying /usr/bin/busybox (busybox-static)")?;
     for program in [Path::new("/usr/sbin/ip"), Path::new("/usr/sbin/nft"), agent] {
         install_with_libraries(&root, program)?;
     }
@@ -314,15 +279,45 @@ fn initramfs(kernel: &Kernel, agent: &Path, tests: &[(String, PathBuf)]) -> Resu
     fs::write(&init, init_script(&modules, agent, tests))?;
     fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
     let image = cache().join(format!("initramfs-{}.cpio.gz", kernel.release));
+    pack(&root, &image)?;
+    Ok(image)
+}
+
+/// Packs a directory into a gzip-compressed newc archive, checking each stage on its own (a
+/// pipeline whose cpio was missing once produced an empty archive, and the guest's "Initramfs
+/// unpacking failed" surfaced only as a missing report).
+fn pack(root: &Path, image: &Path) -> Result<()> {
+    let mut entries = Vec::new();
+    list_tree(root, root, &mut entries)?;
+    let list = cache().join("initramfs.list");
+    fs::write(&list, entries.join(&0))?;
+    let archive = image.with_extension("");
     checked(
         "packing the initramfs",
-        Command::new("sh").arg("-c").arg(format!(
-            "cd '{}' && find . | cpio -o -H newc --quiet | gzip -1 > '{}'",
-            root.display(),
-            image.display()
-        )),
+        Command::new("cpio")
+            .args(["--create", "--null", "--format=newc", "--quiet", "-O"])
+            .arg(&archive)
+            .current_dir(root)
+            .stdin(fs::File::open(&list)?),
     )?;
-    Ok(image)
+    checked(
+        "compressing the initramfs",
+        Command::new("gzip").args(["-1", "--force"]).arg(&archive),
+    )
+}
+
+/// Every path under `dir`, relative to `root`, each directory before its contents.
+fn list_tree(root: &Path, dir: &Path, entries: &mut Vec<Vec<u8>>) -> Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let path = entry.path();
+        let relative = path.strip_prefix(root)?;
+        entries.push(relative.as_os_str().as_encoded_bytes().to_vec());
+        if entry.file_type()?.is_dir() {
+            list_tree(root, &path, entries)?;
+        }
+    }
+    Ok(())
 }
 
 /// What one boot showed.
@@ -405,7 +400,16 @@ fn parse(text: &str, kernel: &Kernel, run: &'static str, log: PathBuf) -> Result
         .split_once("@@ ATTACH BEGIN")
         .and_then(|(_, rest)| rest.split_once("@@ ATTACH END"))
         .map(|(json, _)| json)
-        .with_context(|| format!("no attach report in {}", log.display()))?;
+        .with_context(|| {
+            let panic = text.lines().find(|l| l.contains("Kernel panic"));
+            format!(
+                "no attach report in {}{}",
+                log.display(),
+                panic
+                    .map(|p| format!(" ({})", p.trim()))
+                    .unwrap_or_default()
+            )
+        })?;
     let start = report.find('{').context("the attach report is not JSON")?;
     let end = report.rfind('}').context("the attach report is not JSON")?;
     let report: Value =
