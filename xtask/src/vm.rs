@@ -6,6 +6,8 @@
 //! TCG (KVM is not available) into an initramfs holding busybox, the tools the tests call, and
 //! the test binaries at their host paths, and runs the reset, queue and connection scenarios.
 
+mod archive;
+
 use std::{
     collections::BTreeMap,
     fs,
@@ -18,21 +20,31 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 use crate::run::{checked, workspace_root};
+use archive::Archive;
 
-/// A kernel line of the matrix: its label and the apt package pattern of its newest release.
+/// A kernel line of the matrix: its label, the apt package pattern of its newest release, and
+/// the archive that publishes it.
 pub struct KernelLine {
     pub label: &'static str,
     package_pattern: &'static str,
+    archive: Archive,
 }
 
-pub const KERNELS: [KernelLine; 2] = [
+pub const KERNELS: [KernelLine; 3] = [
+    KernelLine {
+        label: "5.10",
+        package_pattern: r"^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$",
+        archive: Archive::Debian("bullseye"),
+    },
     KernelLine {
         label: "6.1",
         package_pattern: r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
+        archive: Archive::Host,
     },
     KernelLine {
         label: "6.12",
         package_pattern: r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
+        archive: Archive::Host,
     },
 ];
 
@@ -83,55 +95,78 @@ impl Kernel {
     }
 }
 
-/// Downloads (once) and unpacks the newest package of a kernel line.
+/// Downloads (once) and unpacks the newest package of a kernel line that the registry serves:
+/// an index can name a release before its file can be downloaded (the registry answers 404).
 fn fetch(line: &KernelLine) -> Result<Kernel> {
+    let apt = line.archive.open(&cache())?;
     let list =
-        output(Command::new("apt-cache").args(["search", "--names-only", line.package_pattern]))?;
+        output(
+            apt.command("apt-cache")
+                .args(["search", "--names-only", line.package_pattern]),
+        )?;
     let mut packages: Vec<&str> = list
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    packages.sort_by_key(|p| natural_key(p));
-    let package = packages
-        .last()
-        .with_context(|| {
-            format!(
-                "no package matches {} (apt-get update?)",
-                line.package_pattern
-            )
-        })?
-        .to_string();
-    let root = cache().join("kernels").join(&package);
-    if !root.join("boot").is_dir() {
-        let downloads = cache().join("debs");
-        fs::create_dir_all(&downloads)?;
-        eprintln!("xtask: vm-test: downloading {package}");
-        checked(
-            "apt-get download",
-            Command::new("apt-get")
-                .args(["download", "-qq", &package])
-                .current_dir(&downloads),
-        )?;
-        let deb = fs::read_dir(&downloads)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
-            })
-            .context("the downloaded package is missing")?;
-        fs::create_dir_all(&root)?;
-        checked(
-            "unpacking the kernel",
-            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
-        )?;
+    packages.sort_by_key(|p| std::cmp::Reverse(natural_key(p)));
+    let mut refused = Vec::new();
+    for package in packages {
+        match unpacked(&apt, package) {
+            Ok(root) => {
+                if !refused.is_empty() {
+                    eprintln!(
+                        "xtask: vm-test: using {package}: the registry did not serve {}",
+                        refused.join(", ")
+                    );
+                }
+                let release = fs::read_dir(root.join("lib/modules"))?
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .next()
+                    .context("the kernel package has no modules")?;
+                return Ok(Kernel { release, root });
+            }
+            Err(err) => {
+                eprintln!("xtask: vm-test: {package}: {err:#}");
+                refused.push(package);
+            }
+        }
     }
-    let release = fs::read_dir(root.join("lib/modules"))?
+    bail!(
+        "no package matching {} could be downloaded (refused: {refused:?})",
+        line.package_pattern
+    )
+}
+
+/// The unpacked tree of a kernel package, downloaded the first time.
+fn unpacked(apt: &archive::Apt, package: &str) -> Result<PathBuf> {
+    let root = cache().join("kernels").join(package);
+    if root.join("boot").is_dir() {
+        return Ok(root);
+    }
+    let downloads = cache().join("debs");
+    fs::create_dir_all(&downloads)?;
+    eprintln!("xtask: vm-test: downloading {package}");
+    checked(
+        "apt-get download",
+        apt.command("apt-get")
+            .args(["download", "-qq", package])
+            .current_dir(&downloads),
+    )?;
+    let deb = fs::read_dir(&downloads)?
         .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .context("the kernel package has no modules")?;
-    Ok(Kernel { release, root })
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
+        })
+        .context("the downloaded package is missing")?;
+    fs::create_dir_all(&root)?;
+    checked(
+        "unpacking the kernel",
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
+    )?;
+    Ok(root)
 }
 
 /// Sort key comparing version numbers inside names numerically.
@@ -497,14 +532,18 @@ impl RunResult {
     }
 }
 
-/// Runs the matrix for the kernel lines selected ("all", "6.1", "6.12").
+/// Runs the matrix for the kernel lines selected (a line's label, or "all").
 pub fn run(selection: &str) -> Result<Vec<RunResult>> {
     let lines: Vec<&KernelLine> = KERNELS
         .iter()
         .filter(|k| selection == "all" || k.label == selection)
         .collect();
     if lines.is_empty() {
-        bail!("unknown kernel {selection:?}: use 6.1, 6.12 or all");
+        let labels: Vec<&str> = KERNELS.iter().map(|k| k.label).collect();
+        bail!(
+            "unknown kernel {selection:?}: use {} or all",
+            labels.join(", ")
+        );
     }
     let tests = test_binaries()?;
     let agent = workspace_root().join("target/release/tcpwhy");
