@@ -28,6 +28,9 @@ pub struct KernelLine {
     pub label: &'static str,
     package_pattern: &'static str,
     archive: Archive,
+    /// Whether the kernel charges BPF memory to RLIMIT_MEMLOCK (before 5.11) rather than to
+    /// memory cgroups.
+    memlock_charged: bool,
 }
 
 pub const KERNELS: [KernelLine; 3] = [
@@ -35,16 +38,19 @@ pub const KERNELS: [KernelLine; 3] = [
         label: "5.10",
         package_pattern: r"^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$",
         archive: Archive::Debian("bullseye"),
+        memlock_charged: true,
     },
     KernelLine {
         label: "6.1",
         package_pattern: r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
         archive: Archive::Host,
+        memlock_charged: false,
     },
     KernelLine {
         label: "6.12",
         package_pattern: r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
         archive: Archive::Host,
+        memlock_charged: false,
     },
 ];
 
@@ -56,6 +62,10 @@ const RUNS: [(&str, &str); 2] = [
 
 /// The test binaries run inside the guests (the others need host tools: Prometheus, systemd).
 const GUEST_TESTS: [&str; 3] = ["resets", "queues", "connections"];
+
+/// The agent run with a locked-memory limit it may not raise: 64 KiB (the kernel's default
+/// before 5.16) and no CAP_SYS_RESOURCE, as in a sandboxed service.
+const MEMLOCK_LIMITED: &str = "prlimit --memlock=65536:65536 setpriv --bounding-set=-sys_resource";
 
 /// Modules the scenarios need (veth pairs, nftables, sock_diag for TCP), with their dependencies.
 const MODULES: [&str; 3] = ["veth", "nf_tables", "tcp_diag"];
@@ -85,6 +95,7 @@ fn output(command: &mut Command) -> Result<String> {
 struct Kernel {
     release: String,
     root: PathBuf,
+    memlock_charged: bool,
 }
 
 impl Kernel {
@@ -124,7 +135,11 @@ fn fetch(line: &KernelLine) -> Result<Kernel> {
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .next()
                     .context("the kernel package has no modules")?;
-                return Ok(Kernel { release, root });
+                return Ok(Kernel {
+                    release,
+                    root,
+                    memlock_charged: line.memlock_charged,
+                });
             }
             Err(err) => {
                 eprintln!("xtask: vm-test: {package}: {err:#}");
@@ -320,6 +335,12 @@ fn init_script(modules: &[String], agent: &Path, tests: &[(String, PathBuf)]) ->
         agent.display()
     ));
     script.push_str("echo \"@@ ATTACH END\"\n");
+    script.push_str(&format!(
+        "echo \"@@ MEMLOCK BEGIN\"\n\
+         {MEMLOCK_LIMITED} {} diagnose --duration 1 --format json 2>&1\n\
+         echo \"@@ MEMLOCK END $?\"\n",
+        agent.display()
+    ));
     for (name, binary) in tests {
         script.push_str(&format!(
             "{} --test-threads=2; echo \"@@ TEST {name} $?\"\n",
@@ -338,7 +359,13 @@ fn initramfs(kernel: &Kernel, agent: &Path, tests: &[(String, PathBuf)]) -> Resu
         fs::create_dir_all(root.join(dir))?;
     }
     fs::copy("/usr/bin/busybox", root.join("bin/busybox"))?;
-    for program in [Path::new("/usr/sbin/ip"), Path::new("/usr/sbin/nft"), agent] {
+    for program in [
+        Path::new("/usr/sbin/ip"),
+        Path::new("/usr/sbin/nft"),
+        Path::new("/usr/bin/prlimit"),
+        Path::new("/usr/bin/setpriv"),
+        agent,
+    ] {
         install_with_libraries(&root, program)?;
     }
     for (_, binary) in tests {
@@ -367,7 +394,16 @@ pub struct RunResult {
     pub probes: Vec<(String, Option<String>, bool)>,
     pub reset_reasons: bool,
     pub tests: BTreeMap<String, i32>,
+    pub memlock: MemlockRun,
     pub log: PathBuf,
+}
+
+/// The agent's run under [`MEMLOCK_LIMITED`].
+pub struct MemlockRun {
+    /// Whether the kernel charges BPF memory to the limit.
+    pub charged: bool,
+    pub exit: Option<i32>,
+    pub output: String,
 }
 
 fn boot(kernel: &Kernel, image: &Path, run: &'static str, methods: &str) -> Result<RunResult> {
@@ -457,6 +493,15 @@ fn parse(text: &str, kernel: &Kernel, run: &'static str, log: PathBuf) -> Result
             )
         })
         .collect();
+    let memlock = text
+        .split_once("@@ MEMLOCK BEGIN")
+        .and_then(|(_, rest)| rest.split_once("@@ MEMLOCK END"))
+        .map(|(output, rest)| MemlockRun {
+            charged: kernel.memlock_charged,
+            exit: rest.split_whitespace().next().and_then(|c| c.parse().ok()),
+            output: output.trim().to_string(),
+        })
+        .with_context(|| format!("no limited-memlock run in {}", log.display()))?;
     let tests = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("@@ TEST "))
@@ -471,6 +516,7 @@ fn parse(text: &str, kernel: &Kernel, run: &'static str, log: PathBuf) -> Result
         probes,
         reset_reasons: report["kernel"]["reset_reasons"] == true,
         tests,
+        memlock,
         log,
     })
 }
@@ -528,7 +574,31 @@ impl RunResult {
                 ));
             }
         }
+        problems.extend(self.memlock.problem());
         problems
+    }
+}
+
+impl MemlockRun {
+    /// A kernel that charges BPF memory to RLIMIT_MEMLOCK must get a report naming the limit and
+    /// what would lift it; one that does not must not be affected by the limit.
+    fn problem(&self) -> Option<String> {
+        let names_limit =
+            self.output.contains("RLIMIT_MEMLOCK") && self.output.contains("CAP_SYS_RESOURCE");
+        match (self.charged, self.exit) {
+            (true, _) if names_limit => None,
+            (false, Some(0)) if !names_limit => None,
+            (true, exit) => Some(format!(
+                "with a 64 KiB memlock limit it may not raise, the agent (exit {exit:?}) did not \
+                 name RLIMIT_MEMLOCK and CAP_SYS_RESOURCE: {}",
+                self.output
+            )),
+            (false, exit) => Some(format!(
+                "a 64 KiB memlock limit should not matter on this kernel, but the agent exited \
+                 {exit:?}: {}",
+                self.output
+            )),
+        }
     }
 }
 
