@@ -31,7 +31,7 @@ pub fn from_tracepoint(
     fields: &EndpointFields,
     tag: u16,
 ) -> FlowKey {
-    let family = tracepoint_field::<u16>(ctx, fields.family).unwrap_or(0);
+    let family = record_family(ctx, fields.family, sk);
     let mut key = FlowKey {
         netns: socket_netns(sk),
         family,
@@ -51,6 +51,15 @@ pub fn from_tracepoint(
         key.remote_addr[..4].copy_from_slice(&remote);
     }
     key
+}
+
+/// A record's address family. Records without one (Linux 5.10's TCP tracepoints) take the
+/// socket's: the family the kernel chose the record's address fields by.
+#[inline(always)]
+pub fn record_family(ctx: &TracePointContext, field: Field, sk: u64) -> u16 {
+    tracepoint_field::<u16>(ctx, field)
+        .or_else(|_| read::<u16>(sk, |l| &l.skc_family))
+        .unwrap_or(0)
 }
 
 /// The same key read from the socket itself (for function probes, which get no record).

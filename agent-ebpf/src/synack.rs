@@ -9,6 +9,7 @@ use tcpwhy_common::{
 
 use crate::{
     context::tracepoint_field,
+    flow::record_family,
     kernel::socket_netns,
     maps::{SYNACK_RETRANSMITS, count_retransmit},
 };
@@ -17,13 +18,13 @@ const AF_INET6: u16 = 10;
 
 #[tracepoint(category = "tcp", name = "tcp_retransmit_synack")]
 pub fn tcp_retransmit_synack(ctx: TracePointContext) -> u32 {
-    let (Ok(listener), Ok(port), Ok(family)) = (
+    let (Ok(listener), Ok(port)) = (
         tracepoint_field::<u64>(&ctx, |l| &l.tp_synack_skaddr),
         tracepoint_field::<u16>(&ctx, |l| &l.tp_synack_sport),
-        tracepoint_field::<u16>(&ctx, |l| &l.tp_synack_family),
     ) else {
         return 0;
     };
+    let family = record_family(&ctx, |l| &l.tp_synack_family, listener);
     let mut id = ListenerId {
         netns: socket_netns(listener),
         port,

@@ -49,7 +49,7 @@ enum Task {
     /// Run the reset, queue and connection scenarios on real Debian kernels under qemu, check
     /// which attach method each probe used, and write the README's kernel support table.
     VmTest {
-        /// Which kernel line: 6.1, 6.12 or all.
+        /// Which kernel line: 5.10, 6.1, 6.12 or all.
         #[arg(long, default_value = "all")]
         kernel: String,
     },

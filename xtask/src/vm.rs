@@ -6,6 +6,8 @@
 //! TCG (KVM is not available) into an initramfs holding busybox, the tools the tests call, and
 //! the test binaries at their host paths, and runs the reset, queue and connection scenarios.
 
+mod archive;
+
 use std::{
     collections::BTreeMap,
     fs,
@@ -21,21 +23,37 @@ use crate::{
     rootfs::install_with_libraries,
     run::{checked, output, output_text, workspace_root},
 };
+use archive::Archive;
 
-/// A kernel line of the matrix: its label and the apt package pattern of its newest release.
+/// A kernel line of the matrix: its label, the apt package pattern of its newest release, and
+/// the archive that publishes it.
 pub struct KernelLine {
     pub label: &'static str,
     package_pattern: &'static str,
+    archive: Archive,
+    /// Whether the kernel charges BPF memory to RLIMIT_MEMLOCK (before 5.11) rather than to
+    /// memory cgroups.
+    memlock_charged: bool,
 }
 
-pub const KERNELS: [KernelLine; 2] = [
+pub const KERNELS: [KernelLine; 3] = [
+    KernelLine {
+        label: "5.10",
+        package_pattern: r"^linux-image-5\.10\.0-[0-9]+-cloud-amd64-unsigned$",
+        archive: Archive::Debian("bullseye"),
+        memlock_charged: true,
+    },
     KernelLine {
         label: "6.1",
         package_pattern: r"^linux-image-6\.1\.0-[0-9]+-cloud-amd64-unsigned$",
+        archive: Archive::Host,
+        memlock_charged: false,
     },
     KernelLine {
         label: "6.12",
         package_pattern: r"^linux-image-6\.12\.[0-9]+\+deb12-cloud-amd64-unsigned$",
+        archive: Archive::Host,
+        memlock_charged: false,
     },
 ];
 
@@ -47,6 +65,10 @@ const RUNS: [(&str, &str); 2] = [
 
 /// The test binaries run inside the guests (the others need host tools: Prometheus, systemd).
 const GUEST_TESTS: [&str; 3] = ["resets", "queues", "connections"];
+
+/// The agent run with a locked-memory limit it may not raise: 64 KiB (the kernel's default
+/// before 5.16) and no CAP_SYS_RESOURCE, as in a sandboxed service.
+const MEMLOCK_LIMITED: &str = "prlimit --memlock=65536:65536 setpriv --bounding-set=-sys_resource";
 
 /// Modules the scenarios need (veth pairs, nftables, sock_diag for TCP), with their dependencies.
 const MODULES: [&str; 3] = ["veth", "nf_tables", "tcp_diag"];
@@ -62,6 +84,7 @@ fn cache() -> PathBuf {
 struct Kernel {
     release: String,
     root: PathBuf,
+    memlock_charged: bool,
 }
 
 impl Kernel {
@@ -72,58 +95,81 @@ impl Kernel {
     }
 }
 
-/// Downloads (once) and unpacks the newest package of a kernel line.
+/// Downloads (once) and unpacks the newest package of a kernel line that the registry serves:
+/// an index can name a release before its file can be downloaded (the registry answers 404).
 fn fetch(line: &KernelLine) -> Result<Kernel> {
-    let list = output_text(Command::new("apt-cache").args([
-        "search",
-        "--names-only",
-        line.package_pattern,
-    ]))?;
+    let apt = line.archive.open(&cache())?;
+    let list = output_text(
+        apt.command("apt-cache")
+            .args(["search", "--names-only", line.package_pattern]),
+    )?;
     let mut packages: Vec<&str> = list
         .lines()
         .filter_map(|l| l.split_whitespace().next())
         .collect();
-    packages.sort_by_key(|p| natural_key(p));
-    let package = packages
-        .last()
-        .with_context(|| {
-            format!(
-                "no package matches {} (apt-get update?)",
-                line.package_pattern
-            )
-        })?
-        .to_string();
-    let root = cache().join("kernels").join(&package);
-    if !root.join("boot").is_dir() {
-        let downloads = cache().join("debs");
-        fs::create_dir_all(&downloads)?;
-        eprintln!("xtask: vm-test: downloading {package}");
-        checked(
-            "apt-get download",
-            Command::new("apt-get")
-                .args(["download", "-qq", &package])
-                .current_dir(&downloads),
-        )?;
-        let deb = fs::read_dir(&downloads)?
-            .filter_map(Result::ok)
-            .map(|e| e.path())
-            .find(|p| {
-                p.file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
-            })
-            .context("the downloaded package is missing")?;
-        fs::create_dir_all(&root)?;
-        checked(
-            "unpacking the kernel",
-            Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
-        )?;
+    packages.sort_by_key(|p| std::cmp::Reverse(natural_key(p)));
+    let mut refused = Vec::new();
+    for package in packages {
+        match unpacked(&apt, package) {
+            Ok(root) => {
+                if !refused.is_empty() {
+                    eprintln!(
+                        "xtask: vm-test: using {package}: the registry did not serve {}",
+                        refused.join(", ")
+                    );
+                }
+                let release = fs::read_dir(root.join("lib/modules"))?
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .next()
+                    .context("the kernel package has no modules")?;
+                return Ok(Kernel {
+                    release,
+                    root,
+                    memlock_charged: line.memlock_charged,
+                });
+            }
+            Err(err) => {
+                eprintln!("xtask: vm-test: {package}: {err:#}");
+                refused.push(package);
+            }
+        }
     }
-    let release = fs::read_dir(root.join("lib/modules"))?
+    bail!(
+        "no package matching {} could be downloaded (refused: {refused:?})",
+        line.package_pattern
+    )
+}
+
+/// The unpacked tree of a kernel package, downloaded the first time.
+fn unpacked(apt: &archive::Apt, package: &str) -> Result<PathBuf> {
+    let root = cache().join("kernels").join(package);
+    if root.join("boot").is_dir() {
+        return Ok(root);
+    }
+    let downloads = cache().join("debs");
+    fs::create_dir_all(&downloads)?;
+    eprintln!("xtask: vm-test: downloading {package}");
+    checked(
+        "apt-get download",
+        apt.command("apt-get")
+            .args(["download", "-qq", package])
+            .current_dir(&downloads),
+    )?;
+    let deb = fs::read_dir(&downloads)?
         .filter_map(Result::ok)
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .next()
-        .context("the kernel package has no modules")?;
-    Ok(Kernel { release, root })
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(&format!("{package}_")))
+        })
+        .context("the downloaded package is missing")?;
+    fs::create_dir_all(&root)?;
+    checked(
+        "unpacking the kernel",
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&root),
+    )?;
+    Ok(root)
 }
 
 /// Sort key comparing version numbers inside names numerically.
@@ -249,6 +295,12 @@ fn init_script(modules: &[String], agent: &Path, tests: &[(String, PathBuf)]) ->
         agent.display()
     ));
     script.push_str("echo \"@@ ATTACH END\"\n");
+    script.push_str(&format!(
+        "echo \"@@ MEMLOCK BEGIN\"\n\
+         {MEMLOCK_LIMITED} {} diagnose --duration 1 --format json 2>&1\n\
+         echo \"@@ MEMLOCK END $?\"\n",
+        agent.display()
+    ));
     for (name, binary) in tests {
         script.push_str(&format!(
             "{} --test-threads=2; echo \"@@ TEST {name} $?\"\n",
@@ -268,7 +320,13 @@ fn initramfs(kernel: &Kernel, agent: &Path, tests: &[(String, PathBuf)]) -> Resu
     }
     fs::copy("/usr/bin/busybox", root.join("bin/busybox"))
         .context("copying /usr/bin/busybox (busybox-static)")?;
-    for program in [Path::new("/usr/sbin/ip"), Path::new("/usr/sbin/nft"), agent] {
+    for program in [
+        Path::new("/usr/sbin/ip"),
+        Path::new("/usr/sbin/nft"),
+        Path::new("/usr/bin/prlimit"),
+        Path::new("/usr/bin/setpriv"),
+        agent,
+    ] {
         install_with_libraries(&root, program)?;
     }
     for (_, binary) in tests {
@@ -327,7 +385,16 @@ pub struct RunResult {
     pub probes: Vec<(String, Option<String>, bool)>,
     pub reset_reasons: bool,
     pub tests: BTreeMap<String, i32>,
+    pub memlock: MemlockRun,
     pub log: PathBuf,
+}
+
+/// The agent's run under [`MEMLOCK_LIMITED`].
+pub struct MemlockRun {
+    /// Whether the kernel charges BPF memory to the limit.
+    pub charged: bool,
+    pub exit: Option<i32>,
+    pub output: String,
 }
 
 fn boot(kernel: &Kernel, image: &Path, run: &'static str, methods: &str) -> Result<RunResult> {
@@ -426,6 +493,15 @@ fn parse(text: &str, kernel: &Kernel, run: &'static str, log: PathBuf) -> Result
             )
         })
         .collect();
+    let memlock = text
+        .split_once("@@ MEMLOCK BEGIN")
+        .and_then(|(_, rest)| rest.split_once("@@ MEMLOCK END"))
+        .map(|(output, rest)| MemlockRun {
+            charged: kernel.memlock_charged,
+            exit: rest.split_whitespace().next().and_then(|c| c.parse().ok()),
+            output: output.trim().to_string(),
+        })
+        .with_context(|| format!("no limited-memlock run in {}", log.display()))?;
     let tests = text
         .lines()
         .filter_map(|l| l.trim().strip_prefix("@@ TEST "))
@@ -440,6 +516,7 @@ fn parse(text: &str, kernel: &Kernel, run: &'static str, log: PathBuf) -> Result
         probes,
         reset_reasons: report["kernel"]["reset_reasons"] == true,
         tests,
+        memlock,
         log,
     })
 }
@@ -497,18 +574,46 @@ impl RunResult {
                 ));
             }
         }
+        problems.extend(self.memlock.problem());
         problems
     }
 }
 
-/// Runs the matrix for the kernel lines selected ("all", "6.1", "6.12").
+impl MemlockRun {
+    /// A kernel that charges BPF memory to RLIMIT_MEMLOCK must get a report naming the limit and
+    /// what would lift it; one that does not must not be affected by the limit.
+    fn problem(&self) -> Option<String> {
+        let names_limit =
+            self.output.contains("RLIMIT_MEMLOCK") && self.output.contains("CAP_SYS_RESOURCE");
+        match (self.charged, self.exit) {
+            (true, _) if names_limit => None,
+            (false, Some(0)) if !names_limit => None,
+            (true, exit) => Some(format!(
+                "with a 64 KiB memlock limit it may not raise, the agent (exit {exit:?}) did not \
+                 name RLIMIT_MEMLOCK and CAP_SYS_RESOURCE: {}",
+                self.output
+            )),
+            (false, exit) => Some(format!(
+                "a 64 KiB memlock limit should not matter on this kernel, but the agent exited \
+                 {exit:?}: {}",
+                self.output
+            )),
+        }
+    }
+}
+
+/// Runs the matrix for the kernel lines selected (a line's label, or "all").
 pub fn run(selection: &str) -> Result<Vec<RunResult>> {
     let lines: Vec<&KernelLine> = KERNELS
         .iter()
         .filter(|k| selection == "all" || k.label == selection)
         .collect();
     if lines.is_empty() {
-        bail!("unknown kernel {selection:?}: use 6.1, 6.12 or all");
+        let labels: Vec<&str> = KERNELS.iter().map(|k| k.label).collect();
+        bail!(
+            "unknown kernel {selection:?}: use {} or all",
+            labels.join(", ")
+        );
     }
     let tests = test_binaries()?;
     let agent = workspace_root().join("target/release/tcpwhy");

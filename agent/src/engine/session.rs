@@ -32,7 +32,7 @@ use crate::{
     },
     kernel::{
         btf::KernelBtf,
-        layout,
+        layout, memlock,
         release::{self, KernelInfo},
         reset_reasons::ResetReasons,
         tracefs,
@@ -125,7 +125,9 @@ impl Session {
             != tcpwhy_common::layout::ABSENT
             || kernel_layout.tp_btf_send_reset_has_reason != 0;
 
-        let mut ebpf = load::load(&kernel_layout, aya_btf.as_ref(), ring_buffer_bytes)?;
+        let mut ebpf = memlock::with_raised_limit(&mut warnings, || {
+            load::load(&kernel_layout, aya_btf.as_ref(), ring_buffer_bytes)
+        })?;
         let probes = attach_all(
             &mut ebpf,
             &AttachPlan {

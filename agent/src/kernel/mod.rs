@@ -3,6 +3,7 @@
 
 pub mod btf;
 pub mod layout;
+pub mod memlock;
 pub mod release;
 pub mod reset_reasons;
 pub mod sysctl;
