@@ -23,7 +23,6 @@ use tcpwhy_common::{
         STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_STATES,
     },
     owner::ListenCall,
-    programs::QUEUE_FUNCTIONS,
     synack::{ListenerId, SynAckRetransmits},
 };
 
@@ -44,7 +43,7 @@ use crate::{
     },
     probes::{
         attach::{AttachPlan, attach_all, require_some},
-        load,
+        catalog, load,
         method::Method,
         privileges::missing_capabilities,
         report::ProbeReport,
@@ -346,7 +345,7 @@ impl ListenerProbes for Session {
         let attached = self
             .probes
             .iter()
-            .any(|p| p.attached && p.name == QUEUE_FUNCTIONS[0].0);
+            .any(|p| p.attached && p.name == catalog::CONN_REQUEST.name);
         attached.then(|| {
             self.per_listener(LISTEN_OVERFLOWS, |values: &[ListenOverflows]| {
                 // CPUs that never saw an overflow hold zeros: the largest value of each field

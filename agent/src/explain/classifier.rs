@@ -2,7 +2,7 @@
 
 use std::{cell::RefCell, collections::HashMap};
 
-use tcpwhy_common::{reset::ResetOrigin, tcp_state};
+use tcpwhy_common::tcp_state;
 
 use super::reset_rules::{Evidence, classify};
 use crate::{
@@ -10,6 +10,7 @@ use crate::{
     findings::group::Classified,
     kernel::{reset_reasons::ResetReasons, sysctl},
     netns,
+    probes::catalog::reset_origin_name,
 };
 
 pub struct Classifier {
@@ -42,7 +43,7 @@ impl Classifier {
             cause,
             rule,
             reason,
-            origin: hook_name(reset.origin),
+            origin: reset_origin_name(reset.origin),
         }
     }
 }
@@ -64,17 +65,5 @@ impl Classifier {
                     .flatten()
                     .map(|v| v != 0)
             })
-    }
-}
-
-/// The hook that saw a reset, as the attach report names it.
-pub fn hook_name(origin: ResetOrigin) -> &'static str {
-    match origin {
-        ResetOrigin::SendResetReply => "tcp:tcp_send_reset (reply)",
-        ResetOrigin::SendResetActive => "tcp:tcp_send_reset (active)",
-        ResetOrigin::V4SendReset => "tcp_v4_send_reset",
-        ResetOrigin::V6SendReset => "tcp_v6_send_reset",
-        ResetOrigin::SendActiveReset => "tcp_send_active_reset",
-        ResetOrigin::ReceiveReset => "tcp:tcp_receive_reset",
     }
 }
