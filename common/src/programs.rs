@@ -1,61 +1,32 @@
 //! Names of the programs in the eBPF object. aya names a program after its function, so each
-//! constant must match a function name in `agent-ebpf/src`.
+//! constant must match a function name in `agent-ebpf/src` (the agent's probe catalog test
+//! checks both ways against the built object). Which kernel hook each one serves is the
+//! catalog's business (`agent/src/probes/catalog.rs`).
 
-/// `tcp:tcp_send_reset`, classic tracepoint.
 pub const SEND_RESET_TRACEPOINT: &str = "tcp_send_reset";
-/// `tcp_send_reset`, BTF tracepoint.
 pub const SEND_RESET_BTF: &str = "tcp_send_reset_btf";
-/// Function probes on the reset senders: (kernel function, fentry program, kprobe program).
-pub const RESET_FUNCTIONS: [(&str, &str, &str); 3] = [
-    (
-        "tcp_v4_send_reset",
-        "tcp_v4_send_reset_fentry",
-        "tcp_v4_send_reset_kprobe",
-    ),
-    (
-        "tcp_v6_send_reset",
-        "tcp_v6_send_reset_fentry",
-        "tcp_v6_send_reset_kprobe",
-    ),
-    (
-        "tcp_send_active_reset",
-        "tcp_send_active_reset_fentry",
-        "tcp_send_active_reset_kprobe",
-    ),
-];
-/// `tcp:tcp_receive_reset`, classic tracepoint.
+pub const V4_SEND_RESET_FENTRY: &str = "tcp_v4_send_reset_fentry";
+pub const V4_SEND_RESET_KPROBE: &str = "tcp_v4_send_reset_kprobe";
+pub const V6_SEND_RESET_FENTRY: &str = "tcp_v6_send_reset_fentry";
+pub const V6_SEND_RESET_KPROBE: &str = "tcp_v6_send_reset_kprobe";
+pub const SEND_ACTIVE_RESET_FENTRY: &str = "tcp_send_active_reset_fentry";
+pub const SEND_ACTIVE_RESET_KPROBE: &str = "tcp_send_active_reset_kprobe";
 pub const RECEIVE_RESET_TRACEPOINT: &str = "tcp_receive_reset";
-/// `tcp_receive_reset`, BTF tracepoint.
 pub const RECEIVE_RESET_BTF: &str = "tcp_receive_reset_btf";
-/// `sock:inet_sock_set_state`, which records socket owners.
+/// Records socket owners, transitions and lifetimes.
 pub const SET_STATE_TRACEPOINT: &str = "inet_sock_set_state";
-/// `syscalls:sys_enter_listen`, which records the backlog each listen() asked for.
+/// Records the backlog each listen() asked for.
 pub const LISTEN_TRACEPOINT: &str = "sys_enter_listen";
-/// `tcp:tcp_retransmit_synack`, counted per listener.
+/// Counted per listener.
 pub const SYNACK_TRACEPOINT: &str = "tcp_retransmit_synack";
-/// Function probes on the listen-queue paths: (kernel function, fentry program, kprobe program).
-pub const QUEUE_FUNCTIONS: [(&str, &str, &str); 3] = [
-    (
-        "tcp_conn_request",
-        "tcp_conn_request_fentry",
-        "tcp_conn_request_kprobe",
-    ),
-    (
-        "tcp_v4_syn_recv_sock",
-        "tcp_v4_syn_recv_sock_fentry",
-        "tcp_v4_syn_recv_sock_kprobe",
-    ),
-    (
-        "tcp_v6_syn_recv_sock",
-        "tcp_v6_syn_recv_sock_fentry",
-        "tcp_v6_syn_recv_sock_kprobe",
-    ),
-];
-/// `tcp:tcp_retransmit_skb`, counted by kind.
+/// Counted by kind and per connection.
 pub const RETRANSMIT_TRACEPOINT: &str = "tcp_retransmit_skb";
-/// Function probe on `tcp_send_loss_probe` (tail loss probes): (function, fentry, kprobe).
-pub const TLP_FUNCTION: [(&str, &str, &str); 1] = [(
-    "tcp_send_loss_probe",
-    "tcp_send_loss_probe_fentry",
-    "tcp_send_loss_probe_kprobe",
-)];
+pub const CONN_REQUEST_FENTRY: &str = "tcp_conn_request_fentry";
+pub const CONN_REQUEST_KPROBE: &str = "tcp_conn_request_kprobe";
+pub const V4_SYN_RECV_SOCK_FENTRY: &str = "tcp_v4_syn_recv_sock_fentry";
+pub const V4_SYN_RECV_SOCK_KPROBE: &str = "tcp_v4_syn_recv_sock_kprobe";
+pub const V6_SYN_RECV_SOCK_FENTRY: &str = "tcp_v6_syn_recv_sock_fentry";
+pub const V6_SYN_RECV_SOCK_KPROBE: &str = "tcp_v6_syn_recv_sock_kprobe";
+/// Tail loss probes.
+pub const LOSS_PROBE_FENTRY: &str = "tcp_send_loss_probe_fentry";
+pub const LOSS_PROBE_KPROBE: &str = "tcp_send_loss_probe_kprobe";

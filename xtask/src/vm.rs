@@ -99,10 +99,11 @@ impl Kernel {
 /// an index can name a release before its file can be downloaded (the registry answers 404).
 fn fetch(line: &KernelLine) -> Result<Kernel> {
     let apt = line.archive.open(&cache())?;
-    let list = output_text(
-        apt.command("apt-cache")
-            .args(["search", "--names-only", line.package_pattern]),
-    )?;
+    let list = output_text(apt.command("apt-cache").args([
+        "search",
+        "--names-only",
+        line.package_pattern,
+    ]))?;
     let mut packages: Vec<&str> = list
         .lines()
         .filter_map(|l| l.split_whitespace().next())

@@ -1,9 +1,10 @@
 //! Applies the reset rules to one reset, with the facts of this host they need.
 
-use tcpwhy_common::reset::ResetOrigin;
-
 use super::reset_rules::{Evidence, classify as apply_rules};
-use crate::{events::reset::Reset, kernel::reset_reasons::ResetReasons, model::Cause};
+use crate::{
+    events::reset::Reset, kernel::reset_reasons::ResetReasons, model::Cause,
+    probes::catalog::reset_origin_name,
+};
 
 /// A reset after classification.
 pub struct Classified<'a> {
@@ -33,18 +34,6 @@ pub fn classify<'a>(
         cause,
         rule,
         reason,
-        origin: hook_name(reset.origin),
-    }
-}
-
-/// The hook that saw a reset, as the attach report names it.
-pub fn hook_name(origin: ResetOrigin) -> &'static str {
-    match origin {
-        ResetOrigin::SendResetReply => "tcp:tcp_send_reset (reply)",
-        ResetOrigin::SendResetActive => "tcp:tcp_send_reset (active)",
-        ResetOrigin::V4SendReset => "tcp_v4_send_reset",
-        ResetOrigin::V6SendReset => "tcp_v6_send_reset",
-        ResetOrigin::SendActiveReset => "tcp_send_active_reset",
-        ResetOrigin::ReceiveReset => "tcp:tcp_receive_reset",
+        origin: reset_origin_name(reset.origin),
     }
 }

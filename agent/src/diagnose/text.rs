@@ -3,7 +3,6 @@
 use std::fmt::Write;
 
 use super::report::Report;
-use crate::probes::report::NOT_NEEDED;
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -25,12 +24,11 @@ pub fn render(report: &Report) -> String {
         .collect();
     let _ = writeln!(out, "probes: {}", attached.join(", "));
     // Fallbacks that were not needed are normal; only real failures get a line each.
-    let (standby, failed): (Vec<_>, Vec<_>) =
-        report.probes.iter().filter(|p| !p.attached).partition(|p| {
-            p.error
-                .as_deref()
-                .is_some_and(|e| e.starts_with(NOT_NEEDED))
-        });
+    let (standby, failed): (Vec<_>, Vec<_>) = report
+        .probes
+        .iter()
+        .filter(|p| !p.attached)
+        .partition(|p| p.standby);
     if !standby.is_empty() {
         let names: Vec<&str> = standby.iter().map(|p| p.name.as_str()).collect();
         let _ = writeln!(out, "  fallbacks on standby: {}", names.join(", "));

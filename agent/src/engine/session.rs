@@ -19,7 +19,6 @@ use tcpwhy_common::{
     },
     net::AF_INET6,
     owner::ListenCall,
-    programs::QUEUE_FUNCTIONS,
     synack::{ListenerId, SynAckRetransmits},
 };
 
@@ -40,7 +39,7 @@ use crate::{
     model::{Flow, OwnerSource, Process, endpoint},
     probes::{
         attach::{AttachPlan, attach_all, require_some},
-        load,
+        catalog, load,
         method::Method,
         privileges::missing_capabilities,
         report::ProbeReport,
@@ -338,7 +337,7 @@ impl ListenerProbes for Session {
         let attached = self
             .probes
             .iter()
-            .any(|p| p.attached && p.name == QUEUE_FUNCTIONS[0].0);
+            .any(|p| p.attached && p.name == catalog::CONN_REQUEST.name);
         attached.then(|| {
             self.per_listener(LISTEN_OVERFLOWS, |values: &[ListenOverflows]| {
                 // CPUs that never saw an overflow hold zeros: the largest value of each field

@@ -5,6 +5,7 @@ use std::path::Path;
 use tcpwhy_common::layout::{ABSENT, KernelLayout};
 
 use super::{btf::KernelBtf, tracefs::RecordFormat};
+use crate::probes::catalog::{self, Hook};
 
 /// The layout and what could not be resolved (so that the attach report can say why a probe
 /// lost some of its evidence).
@@ -65,10 +66,11 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
     layout.sock_flag_linger = flag("SOCK_LINGER");
 
     // The reason became the last argument of the reset functions and of the tracepoint in 6.10.
+    let (_, send_reset_event) = tracepoint(&catalog::SEND_RESET);
     layout.fn_reset_has_reason =
-        u32::from(btf.function_arity("tcp_v4_send_reset").unwrap_or(0) >= 3);
+        u32::from(btf.function_arity(catalog::V4_SEND_RESET.name).unwrap_or(0) >= 3);
     layout.tp_btf_send_reset_has_reason =
-        u32::from(btf.tracepoint_arity("tcp_send_reset").unwrap_or(0) >= 3);
+        u32::from(btf.tracepoint_arity(send_reset_event).unwrap_or(0) >= 3);
 
     match tracefs {
         Some(tracefs) => add_tracepoint_offsets(&mut layout, tracefs, &mut missing),
@@ -78,18 +80,19 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
 }
 
 fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &mut Vec<String>) {
-    let mut record = |category: &str, name: &str| {
-        RecordFormat::read(tracefs, category, name).unwrap_or_else(|err| {
+    let mut record = |hook: &Hook| {
+        let (category, event) = tracepoint(hook);
+        RecordFormat::read(tracefs, category, event).unwrap_or_else(|err| {
             missing.push(format!("{err:#}"));
             RecordFormat::default()
         })
     };
-    let send = record("tcp", "tcp_send_reset");
-    let receive = record("tcp", "tcp_receive_reset");
-    let set_state = record("sock", "inet_sock_set_state");
-    let listen = record("syscalls", "sys_enter_listen");
-    let synack = record("tcp", "tcp_retransmit_synack");
-    let retransmit = record("tcp", "tcp_retransmit_skb");
+    let send = record(&catalog::SEND_RESET);
+    let receive = record(&catalog::RECEIVE_RESET);
+    let set_state = record(&catalog::SET_STATE);
+    let listen = record(&catalog::LISTEN);
+    let synack = record(&catalog::SYNACK);
+    let retransmit = record(&catalog::RETRANSMIT);
     let offset = |format: &RecordFormat, field: &str| format.offset(field).unwrap_or(ABSENT);
     layout.tp_send_reset_skaddr = offset(&send, "skaddr");
     layout.tp_send_reset_skbaddr = offset(&send, "skbaddr");
@@ -125,6 +128,12 @@ fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &m
     layout.tp_synack_daddr_v6 = offset(&synack, "daddr_v6");
     layout.tp_listen_fd = offset(&listen, "fd");
     layout.tp_listen_backlog = offset(&listen, "backlog");
+}
+
+/// The catalog declares these hooks as tracepoints.
+fn tracepoint(hook: &Hook) -> (&'static str, &'static str) {
+    hook.tracepoint()
+        .unwrap_or_else(|| panic!("{} is not a tracepoint", hook.name))
 }
 
 #[cfg(test)]

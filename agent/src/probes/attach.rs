@@ -1,4 +1,5 @@
-//! Attaches every probe through its fallback chain and reports what happened to each.
+//! Attaches every hook of the catalog through its fallback chain and reports what happened to
+//! each.
 //!
 //! The send-reset hooks are one decision: either the `tcp:tcp_send_reset` tracepoint (which
 //! names the reason and sees resets sent without a socket on Linux ≥ 6.10) or the three function
@@ -10,15 +11,13 @@ use aya::{
     Btf, Ebpf,
     programs::{BtfTracePoint, FEntry, KProbe, ProgramError, TracePoint},
 };
-use tcpwhy_common::programs::{
-    LISTEN_TRACEPOINT, QUEUE_FUNCTIONS, RECEIVE_RESET_BTF, RECEIVE_RESET_TRACEPOINT,
-    RESET_FUNCTIONS, RETRANSMIT_TRACEPOINT, SEND_RESET_BTF, SEND_RESET_TRACEPOINT,
-    SET_STATE_TRACEPOINT, SYNACK_TRACEPOINT, TLP_FUNCTION,
-};
 
 use super::{
+    attach_error::AttachError,
+    capability::Capability,
+    catalog::{self, Attachment, HOOKS, Hook, Point},
     method::Method,
-    report::{NOT_NEEDED, ProbeReport},
+    report::ProbeReport,
 };
 
 /// What the attach step needs to know about the kernel.
@@ -30,59 +29,26 @@ pub struct AttachPlan<'a> {
     pub tracepoint_has_reason: bool,
 }
 
-const SEND_RESET: &str = "tcp:tcp_send_reset";
-const RECEIVE_RESET: &str = "tcp:tcp_receive_reset";
-const SET_STATE: &str = "sock:inet_sock_set_state";
-const LISTEN: &str = "syscalls:sys_enter_listen";
-const SYNACK: &str = "tcp:tcp_retransmit_synack";
-const RETRANSMIT: &str = "tcp:tcp_retransmit_skb";
-
 /// Attaches everything it can; the reports say what attached and why the rest did not.
 pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
     let mut reports = attach_send_reset(ebpf, plan);
-    reports.push(attach_tracepoint_chain(
-        ebpf,
-        plan,
-        RECEIVE_RESET,
-        RECEIVE_RESET_TRACEPOINT,
-        RECEIVE_RESET_BTF,
-    ));
-    reports.push(attach_tracepoint_chain(
-        ebpf,
-        plan,
-        SET_STATE,
-        SET_STATE_TRACEPOINT,
-        "",
-    ));
-    reports.push(attach_tracepoint_chain(
-        ebpf,
-        plan,
-        LISTEN,
-        LISTEN_TRACEPOINT,
-        "",
-    ));
-    reports.push(attach_tracepoint_chain(
-        ebpf,
-        plan,
-        SYNACK,
-        SYNACK_TRACEPOINT,
-        "",
-    ));
-    reports.push(attach_tracepoint_chain(
-        ebpf,
-        plan,
-        RETRANSMIT,
-        RETRANSMIT_TRACEPOINT,
-        "",
-    ));
-    // Exact per-listener overflows; where they cannot attach, queue drops still come from the
-    // namespace counters and sock_diag.
-    reports.extend(attach_function_probes(ebpf, plan, &QUEUE_FUNCTIONS));
-    reports.extend(attach_function_probes(ebpf, plan, &TLP_FUNCTION));
+    // Where the exact queue probes cannot attach, queue drops still come from the namespace
+    // counters and sock_diag.
+    for hook in HOOKS
+        .iter()
+        .filter(|h| h.capability != Capability::ResetsSent)
+    {
+        reports.push(attach_chain(ebpf, plan, hook));
+    }
     reports
 }
 
+fn reset_functions() -> impl Iterator<Item = &'static Hook> {
+    catalog::serving(Capability::ResetsSent).filter(|h| h.is_function())
+}
+
 fn attach_send_reset(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
+    let tracepoint = &catalog::SEND_RESET;
     let mut order: Vec<Method> = plan.methods.to_vec();
     if !plan.tracepoint_has_reason {
         // A blind tracepoint ranks below the function probes, whatever the configured order.
@@ -96,61 +62,70 @@ fn attach_send_reset(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
             if partial_functions {
                 continue; // fentry and kprobe were both tried per function in one pass
             }
-            let reports = attach_function_probes(ebpf, plan, &RESET_FUNCTIONS);
+            let reports: Vec<ProbeReport> = reset_functions()
+                .map(|hook| attach_chain(ebpf, plan, hook))
+                .collect();
             if reports.iter().all(|r| r.attached) {
-                let why = if failures.is_empty() {
-                    format!("{NOT_NEEDED}: the function probes see every reset on this kernel")
+                let mut all = vec![if failures.is_empty() {
+                    ProbeReport::standby(
+                        tracepoint.name,
+                        "the function probes see every reset on this kernel".to_string(),
+                    )
                 } else {
-                    failures.join("; ")
-                };
-                let mut all = vec![ProbeReport::failed(SEND_RESET, None, why)];
+                    ProbeReport::failed(tracepoint.name, None, failures.join("; "))
+                }];
                 all.extend(reports);
                 return all;
             }
             // Mixing some function probes with the tracepoint would count resets twice.
-            unload_function_probes(ebpf);
+            unload_reset_functions(ebpf);
             partial_functions = true;
             failures.push("function probes: not every reset function could be probed".to_string());
             continue;
         }
-        match attach_hook(
-            ebpf,
-            plan,
-            method,
-            SEND_RESET,
-            SEND_RESET_TRACEPOINT,
-            SEND_RESET_BTF,
-        ) {
+        if tracepoint.attachment(method).is_none() {
+            continue;
+        }
+        match attach_by(ebpf, plan, tracepoint, method) {
             Ok(()) => {
-                let mut report = ProbeReport::attached(SEND_RESET, method, &failures);
+                let mut report = ProbeReport::attached(tracepoint.name, method, &failures);
                 if !plan.tracepoint_has_reason {
                     let blind = "reason-blind on this kernel: resets sent without a socket \
                                  (refused connects, unknown connections) are not seen";
                     report.error = Some(join(report.error.take(), blind));
                 }
                 let mut all = vec![report];
-                all.extend(skipped_functions(&format!(
-                    "{NOT_NEEDED}: tcp:tcp_send_reset is attached"
-                )));
+                all.extend(reset_functions().map(|hook| {
+                    ProbeReport::standby(hook.name, format!("{} is attached", tracepoint.name))
+                }));
                 return all;
             }
             Err(err) => failures.push(format!("{method}: {err}")),
         }
     }
     // Nothing whole attached: take whichever function probes work rather than nothing.
-    let mut all = vec![ProbeReport::failed(SEND_RESET, None, failures.join("; "))];
-    all.extend(attach_function_probes(ebpf, plan, &RESET_FUNCTIONS));
+    let mut all = vec![ProbeReport::failed(
+        tracepoint.name,
+        None,
+        failures.join("; "),
+    )];
+    all.extend(reset_functions().map(|hook| attach_chain(ebpf, plan, hook)));
     all
 }
 
-fn unload_function_probes(ebpf: &mut Ebpf) {
-    for (_, fentry_program, kprobe_program) in RESET_FUNCTIONS {
-        if let Ok(p) = program::<FEntry>(ebpf, fentry_program) {
-            let _ = p.unload();
-        }
-        if let Ok(p) = program::<KProbe>(ebpf, kprobe_program) {
-            let _ = p.unload();
-        }
+fn unload_reset_functions(ebpf: &mut Ebpf) {
+    for attachment in reset_functions().flat_map(|h| h.methods().filter_map(|m| h.attachment(m))) {
+        let unloaded = match attachment {
+            Attachment::Fentry { program: name, .. } => {
+                program::<FEntry>(ebpf, name).map(|p| p.unload())
+            }
+            Attachment::Kprobe { program: name, .. } => {
+                program::<KProbe>(ebpf, name).map(|p| p.unload())
+            }
+            Attachment::Tracepoint { .. } | Attachment::BtfTracepoint { .. } => continue,
+        };
+        // A program that never loaded has nothing to unload.
+        drop(unloaded);
     }
 }
 
@@ -161,196 +136,121 @@ fn join(first: Option<String>, second: &str) -> String {
     }
 }
 
-fn skipped_functions(why: &str) -> Vec<ProbeReport> {
-    RESET_FUNCTIONS
-        .iter()
-        .map(|(function, _, _)| ProbeReport::failed(function, None, why.to_string()))
-        .collect()
-}
-
-/// Attaches fentry (else kprobe, in the configured order) on each (function, fentry program,
-/// kprobe program).
-fn attach_function_probes(
-    ebpf: &mut Ebpf,
-    plan: &AttachPlan,
-    functions: &[(&str, &str, &str)],
-) -> Vec<ProbeReport> {
-    functions
-        .iter()
-        .map(|&(function, fentry_program, kprobe_program)| {
-            let mut failures = Vec::new();
-            for method in plan
-                .methods
-                .iter()
-                .copied()
-                .filter(|m| m.is_function_probe())
-            {
-                let result = match method {
-                    Method::Fentry => attach_fentry(ebpf, plan.btf, fentry_program, function),
-                    _ => attach_kprobe(ebpf, kprobe_program, function),
-                };
-                match result {
-                    Ok(()) => return ProbeReport::attached(function, method, &failures),
-                    Err(err) => failures.push(format!("{method}: {err}")),
-                }
-            }
-            if failures.is_empty() {
-                failures.push("no allowed method (needs fentry or kprobe)".to_string());
-            }
-            ProbeReport::failed(function, None, failures.join("; "))
-        })
-        .collect()
-}
-
-/// A hook reachable as a classic tracepoint and/or a BTF tracepoint.
-fn attach_tracepoint_chain(
-    ebpf: &mut Ebpf,
-    plan: &AttachPlan,
-    hook: &str,
-    tracepoint_program: &str,
-    btf_program: &str,
-) -> ProbeReport {
+/// Tries each allowed method that reaches `hook`, in the configured order, until one attaches.
+fn attach_chain(ebpf: &mut Ebpf, plan: &AttachPlan, hook: &Hook) -> ProbeReport {
     let mut failures = Vec::new();
-    let mut last = None;
-    for method in plan
-        .methods
-        .iter()
-        .copied()
-        .filter(|m| !m.is_function_probe())
-    {
-        if method == Method::TpBtf && btf_program.is_empty() {
+    let mut last_tried = None;
+    for method in plan.methods.iter().copied() {
+        if hook.attachment(method).is_none() {
             continue;
         }
-        last = Some(method);
-        match attach_hook(ebpf, plan, method, hook, tracepoint_program, btf_program) {
-            Ok(()) => return ProbeReport::attached(hook, method, &failures),
+        last_tried = Some(method);
+        match attach_by(ebpf, plan, hook, method) {
+            Ok(()) => return ProbeReport::attached(hook.name, method, &failures),
             Err(err) => failures.push(format!("{method}: {err}")),
         }
     }
+    let needs = match hook.point {
+        Point::Tracepoint { .. } => "tracepoint or tp_btf",
+        Point::Function { .. } => "fentry or kprobe",
+    };
     if failures.is_empty() {
-        failures.push("no allowed method (needs tracepoint or tp_btf)".to_string());
+        failures.push(format!("no allowed method (needs {needs})"));
     }
-    ProbeReport::failed(hook, last, failures.join("; "))
+    // A function probe that did not attach reports no method (`method="none"` in the metrics).
+    let method = last_tried.filter(|_| !hook.is_function());
+    ProbeReport::failed(hook.name, method, failures.join("; "))
 }
 
-fn attach_hook(
+fn attach_by(
     ebpf: &mut Ebpf,
     plan: &AttachPlan,
+    hook: &Hook,
     method: Method,
-    hook: &str,
-    tracepoint_program: &str,
-    btf_program: &str,
-) -> Result<(), String> {
-    let (category, name) = hook.split_once(':').expect("hooks are category:name");
-    match method {
-        Method::Tracepoint => attach_tracepoint(ebpf, tracepoint_program, category, name),
-        Method::TpBtf => attach_btf_tracepoint(ebpf, plan.btf, btf_program, name),
-        _ => unreachable!("function probes are attached per function"),
+) -> Result<(), AttachError> {
+    let attachment = hook
+        .attachment(method)
+        .expect("chains try only the methods a hook has programs for");
+    match attachment {
+        Attachment::Tracepoint {
+            program,
+            category,
+            event,
+        } => attach_tracepoint(ebpf, program, category, event),
+        Attachment::BtfTracepoint { program, event } => {
+            attach_btf_tracepoint(ebpf, plan.btf, program, event)
+        }
+        Attachment::Fentry { program, function } => {
+            attach_fentry(ebpf, plan.btf, program, function)
+        }
+        Attachment::Kprobe { program, function } => attach_kprobe(ebpf, program, function),
     }
 }
 
-fn program<'a, T>(ebpf: &'a mut Ebpf, name: &str) -> Result<&'a mut T, String>
+fn program<'a, T>(ebpf: &'a mut Ebpf, name: &'static str) -> Result<&'a mut T, AttachError>
 where
     &'a mut T: TryFrom<&'a mut aya::programs::Program, Error = ProgramError>,
 {
     let program = ebpf
         .program_mut(name)
-        .ok_or_else(|| format!("program {name} missing from the eBPF object"))?;
-    program.try_into().map_err(|e: ProgramError| e.to_string())
+        .ok_or(AttachError::ProgramMissing(name))?;
+    Ok(program.try_into()?)
+}
+
+/// Attaches a loaded program, unloading it again when it cannot attach so that a later method
+/// starts clean.
+macro_rules! attach_or_unload {
+    ($program:expr, $attach:expr) => {
+        $attach.map(drop).map_err(|err| {
+            let _ = $program.unload();
+            AttachError::from(err)
+        })
+    };
 }
 
 fn attach_tracepoint(
     ebpf: &mut Ebpf,
-    program_name: &str,
+    program_name: &'static str,
     category: &str,
-    name: &str,
-) -> Result<(), String> {
+    event: &str,
+) -> Result<(), AttachError> {
     let program: &mut TracePoint = program(ebpf, program_name)?;
-    program.load().map_err(describe)?;
-    program.attach(category, name).map_err(|e| {
-        let _ = program.unload();
-        describe(e)
-    })?;
-    Ok(())
+    program.load()?;
+    attach_or_unload!(program, program.attach(category, event))
 }
 
 fn attach_btf_tracepoint(
     ebpf: &mut Ebpf,
     btf: Option<&Btf>,
-    program_name: &str,
-    name: &str,
-) -> Result<(), String> {
-    let btf = btf.ok_or("no kernel BTF")?;
+    program_name: &'static str,
+    event: &str,
+) -> Result<(), AttachError> {
+    let btf = btf.ok_or(AttachError::NoBtf)?;
     let program: &mut BtfTracePoint = program(ebpf, program_name)?;
-    program.load(name, btf).map_err(describe)?;
-    program.attach().map_err(|e| {
-        let _ = program.unload();
-        describe(e)
-    })?;
-    Ok(())
+    program.load(event, btf)?;
+    attach_or_unload!(program, program.attach())
 }
 
 fn attach_fentry(
     ebpf: &mut Ebpf,
     btf: Option<&Btf>,
-    program_name: &str,
+    program_name: &'static str,
     function: &str,
-) -> Result<(), String> {
-    let btf = btf.ok_or("no kernel BTF")?;
+) -> Result<(), AttachError> {
+    let btf = btf.ok_or(AttachError::NoBtf)?;
     let program: &mut FEntry = program(ebpf, program_name)?;
-    program.load(function, btf).map_err(describe)?;
-    program.attach().map_err(|e| {
-        let _ = program.unload();
-        describe(e)
-    })?;
-    Ok(())
+    program.load(function, btf)?;
+    attach_or_unload!(program, program.attach())
 }
 
-fn attach_kprobe(ebpf: &mut Ebpf, program_name: &str, function: &str) -> Result<(), String> {
+fn attach_kprobe(
+    ebpf: &mut Ebpf,
+    program_name: &'static str,
+    function: &str,
+) -> Result<(), AttachError> {
     let program: &mut KProbe = program(ebpf, program_name)?;
-    program.load().map_err(describe)?;
-    program.attach(function, 0).map_err(|e| {
-        let _ = program.unload();
-        describe(e)
-    })?;
-    Ok(())
-}
-
-/// One line per error, in words an operator can act on; the verifier log, when there is one,
-/// goes to the debug log (`TCPWHY_LOG=debug`).
-fn describe(err: ProgramError) -> String {
-    match err {
-        ProgramError::LoadError {
-            io_error,
-            verifier_log,
-        } => {
-            tracing::debug!(%verifier_log, "verifier rejected a program");
-            if io_error.raw_os_error() == Some(libc::EPERM) {
-                format!(
-                    "load refused ({io_error}): this kernel or its security policy does not allow it"
-                )
-            } else {
-                format!("load failed: {io_error}")
-            }
-        }
-        other => {
-            let mut text = other.to_string();
-            if text.contains("os error 524") {
-                return "this kernel cannot attach fentry to this function (ENOTSUPP)".to_string();
-            }
-            if text.contains("devices/kprobe/type") {
-                return "this kernel has no kprobe support (built without CONFIG_KPROBES)"
-                    .to_string();
-            }
-            let mut source = std::error::Error::source(&other);
-            while let Some(cause) = source {
-                text.push_str(": ");
-                text.push_str(&cause.to_string());
-                source = cause.source();
-            }
-            text
-        }
-    }
+    program.load()?;
+    attach_or_unload!(program, program.attach(function, 0))
 }
 
 /// Counts attached probes for the progress line.

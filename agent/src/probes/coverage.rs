@@ -2,41 +2,27 @@
 //! not a gap; a capability with no method attached is (it is what the "probe not attached"
 //! alert watches).
 
-use super::report::ProbeReport;
+use super::{capability::Capability, catalog, report::ProbeReport};
 
-/// (capability, the probes that provide it: any one hook of a group suffices, all of a group
-/// are needed).
-const CAPABILITIES: [(&str, &[&[&str]]); 6] = [
-    (
-        "resets_sent",
-        &[
-            &["tcp:tcp_send_reset"],
-            &[
-                "tcp_v4_send_reset",
-                "tcp_v6_send_reset",
-                "tcp_send_active_reset",
-            ],
-        ],
-    ),
-    ("resets_received", &[&["tcp:tcp_receive_reset"]]),
-    ("socket_owners", &[&["sock:inet_sock_set_state"]]),
-    ("listen_backlogs", &[&["syscalls:sys_enter_listen"]]),
-    ("retransmits", &[&["tcp:tcp_retransmit_skb"]]),
-    ("synack_retransmits", &[&["tcp:tcp_retransmit_synack"]]),
-];
-
-/// Each capability and whether some group of its probes is fully attached.
+/// Each capability the coverage alert watches, and whether the attached probes provide it.
 pub fn coverage(reports: &[ProbeReport]) -> Vec<(&'static str, bool)> {
-    let attached = |name: &str| reports.iter().any(|r| r.attached && r.name == name);
-    CAPABILITIES
-        .iter()
-        .map(|(capability, groups)| {
-            let covered = groups
-                .iter()
-                .any(|group| group.iter().all(|probe| attached(probe)));
-            (*capability, covered)
-        })
+    Capability::ALL
+        .into_iter()
+        .filter(|c| c.is_alerted_on())
+        .map(|c| (c.as_str(), covers(reports, c)))
         .collect()
+}
+
+/// A capability is provided by its tracepoints, or by its function probes, each set attached
+/// whole: each reset-sending function sees only some of the resets.
+pub fn covers(reports: &[ProbeReport], capability: Capability) -> bool {
+    let attached = |name: &str| reports.iter().any(|r| r.attached && r.name == name);
+    [false, true].into_iter().any(|functions| {
+        let mut family = catalog::serving(capability)
+            .filter(|h| h.is_function() == functions)
+            .peekable();
+        family.peek().is_some() && family.all(|h| attached(h.name))
+    })
 }
 
 #[cfg(test)]
@@ -64,5 +50,30 @@ mod tests {
         reports[3] = report("tcp_send_active_reset", true);
         assert_eq!(coverage(&reports)[0], ("resets_sent", true));
         assert_eq!(coverage(&reports)[1], ("resets_received", false));
+    }
+
+    #[test]
+    fn the_send_reset_tracepoint_alone_covers_resets_sent() {
+        let reports = [
+            report("tcp:tcp_send_reset", true),
+            ProbeReport::standby("tcp_v4_send_reset", "not needed".into()),
+        ];
+        assert!(covers(&reports, Capability::ResetsSent));
+    }
+
+    #[test]
+    fn exported_series_are_the_six_alerted_capabilities() {
+        let names: Vec<&str> = coverage(&[]).into_iter().map(|(c, _)| c).collect();
+        assert_eq!(
+            names,
+            [
+                "resets_sent",
+                "resets_received",
+                "socket_owners",
+                "listen_backlogs",
+                "retransmits",
+                "synack_retransmits"
+            ]
+        );
     }
 }

@@ -4,9 +4,6 @@ use serde::Serialize;
 
 use super::method::Method;
 
-/// How a fallback that was not needed explains itself (it is not a failure).
-pub const NOT_NEEDED: &str = "not needed";
-
 #[derive(Debug, Clone, Serialize)]
 pub struct ProbeReport {
     /// The kernel hook, e.g. `tcp:tcp_send_reset` or `tcp_v4_send_reset`.
@@ -16,6 +13,9 @@ pub struct ProbeReport {
     pub attached: bool,
     /// Why it is not attached, or what was tried before the method that worked.
     pub error: Option<String>,
+    /// Not attached because another hook already provides what it would: a fallback that was
+    /// not needed, not a failure.
+    pub standby: bool,
 }
 
 impl ProbeReport {
@@ -25,6 +25,7 @@ impl ProbeReport {
             method: Some(method),
             attached: true,
             error: (!earlier_failures.is_empty()).then(|| earlier_failures.join("; ")),
+            standby: false,
         }
     }
 
@@ -34,6 +35,18 @@ impl ProbeReport {
             method,
             attached: false,
             error: Some(error),
+            standby: false,
+        }
+    }
+
+    /// `why` names what made it unnecessary.
+    pub fn standby(name: &str, why: String) -> Self {
+        Self {
+            name: name.to_string(),
+            method: None,
+            attached: false,
+            error: Some(format!("not needed: {why}")),
+            standby: true,
         }
     }
 }

@@ -1,0 +1,52 @@
+//! What the probes let tcpwhy see, one capability per kind of finding they feed.
+
+/// Each hook serves one capability; `coverage` says which ones some attached hook provides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Capability {
+    ResetsSent,
+    ResetsReceived,
+    SocketOwners,
+    ListenBacklogs,
+    Retransmits,
+    SynackRetransmits,
+    /// Per-listener queue overflows counted as they happen (function probes).
+    ExactQueueDrops,
+    TailLossProbes,
+}
+
+impl Capability {
+    pub const ALL: [Capability; 8] = [
+        Capability::ResetsSent,
+        Capability::ResetsReceived,
+        Capability::SocketOwners,
+        Capability::ListenBacklogs,
+        Capability::Retransmits,
+        Capability::SynackRetransmits,
+        Capability::ExactQueueDrops,
+        Capability::TailLossProbes,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Capability::ResetsSent => "resets_sent",
+            Capability::ResetsReceived => "resets_received",
+            Capability::SocketOwners => "socket_owners",
+            Capability::ListenBacklogs => "listen_backlogs",
+            Capability::Retransmits => "retransmits",
+            Capability::SynackRetransmits => "synack_retransmits",
+            Capability::ExactQueueDrops => "exact_queue_drops",
+            Capability::TailLossProbes => "tail_loss_probes",
+        }
+    }
+
+    /// Whether `tcpwhy_coverage` exports it, for the alert on a capability nothing covers. Exact
+    /// queue drops fall back to the namespace counters and tail loss probes only add detail to
+    /// retransmits; both need function probes that many kernels refuse, so they would keep the
+    /// alert firing on such hosts.
+    pub fn is_alerted_on(self) -> bool {
+        !matches!(
+            self,
+            Capability::ExactQueueDrops | Capability::TailLossProbes
+        )
+    }
+}
