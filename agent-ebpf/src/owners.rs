@@ -21,6 +21,7 @@ use tcpwhy_common::{
 };
 
 use crate::{
+    addresses::Locations,
     context::tracepoint_field,
     flow::{EndpointFields, from_tracepoint},
     kernel::{read, socket_netns},
@@ -106,10 +107,10 @@ const SET_STATE_FIELDS: EndpointFields = EndpointFields {
     sport: |l| &l.tp_set_state_sport,
     dport: |l| &l.tp_set_state_dport,
     family: |l| &l.tp_set_state_family,
-    saddr: |l| &l.tp_set_state_saddr,
-    daddr: |l| &l.tp_set_state_daddr,
-    saddr_v6: |l| &l.tp_set_state_saddr_v6,
-    daddr_v6: |l| &l.tp_set_state_daddr_v6,
+    addresses: Locations {
+        ipv4: (|l| &l.tp_set_state_saddr, |l| &l.tp_set_state_daddr),
+        ipv6: (|l| &l.tp_set_state_saddr_v6, |l| &l.tp_set_state_daddr_v6),
+    },
 };
 
 /// Remembers when connections enter the states whose duration matters (SYN_SENT, ESTABLISHED

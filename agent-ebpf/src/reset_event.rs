@@ -2,19 +2,19 @@
 
 use aya_ebpf::helpers::bpf_ktime_get_ns;
 use tcpwhy_common::{
+    family::{AF_INET, AF_INET6},
+    headers::{IP_VERSION, tcp},
     maps::Counter,
     reset::{ResetEvent, ResetOrigin, evidence},
     tcp_state,
 };
 
 use crate::{
-    kernel::{read, read_at, read_bytes, read_bytes_at, socket_netns},
+    addresses::{Addresses, of_segment, of_socket},
+    kernel::{read, read_at, socket_netns},
     maps::{EVENTS, count, submit_flags},
     owners::recorded_owner,
 };
-
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 
 /// What a hook saw: the socket and the segment (either may be null) and the kernel's reason.
 pub struct Sighting {
@@ -80,12 +80,10 @@ fn describe_socket(sk: u64, event: &mut ResetEvent) -> bool {
     event.remote_port = u16::from_be(read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0));
     if family == AF_INET6 {
         event.evidence |= evidence::IPV6;
-        let _ = read_bytes(sk, |l| &l.skc_v6_rcv_saddr, &mut event.local_addr);
-        let _ = read_bytes(sk, |l| &l.skc_v6_daddr, &mut event.remote_addr);
-    } else if family == AF_INET {
-        let _ = read_bytes(sk, |l| &l.skc_rcv_saddr, &mut event.local_addr[..4]);
-        let _ = read_bytes(sk, |l| &l.skc_daddr, &mut event.remote_addr[..4]);
     }
+    let Addresses { local, remote } = of_socket(sk, family);
+    event.local_addr = local;
+    event.remote_addr = remote;
 
     if event.local_port == 0
         && event.state != tcp_state::TIME_WAIT
@@ -147,7 +145,7 @@ fn describe_segment(skb: u64, event: &mut ResetEvent, take_endpoints: bool) {
     };
     let ip = head + network as u64;
     let tcp = head + transport as u64;
-    let Ok(flags) = read_at::<u8>(tcp + 13) else {
+    let Ok(flags) = read_at::<u8>(tcp + tcp::FLAGS) else {
         return;
     };
     event.segment_flags = flags;
@@ -155,20 +153,19 @@ fn describe_segment(skb: u64, event: &mut ResetEvent, take_endpoints: bool) {
     if !take_endpoints {
         return;
     }
-    match read_at::<u8>(ip).map(|b| b >> 4) {
-        Ok(4) => {
-            let _ = read_bytes_at(ip + 12, &mut event.remote_addr[..4]);
-            let _ = read_bytes_at(ip + 16, &mut event.local_addr[..4]);
-        }
+    let family = match read_at::<u8>(ip + IP_VERSION).map(|b| b >> 4) {
+        Ok(4) => AF_INET,
         Ok(6) => {
             event.evidence |= evidence::IPV6;
-            let _ = read_bytes_at(ip + 8, &mut event.remote_addr);
-            let _ = read_bytes_at(ip + 24, &mut event.local_addr);
+            AF_INET6
         }
         _ => return,
-    }
-    event.remote_port = u16::from_be(read_at::<u16>(tcp).unwrap_or(0));
-    event.local_port = u16::from_be(read_at::<u16>(tcp + 2).unwrap_or(0));
+    };
+    let Addresses { local, remote } = of_segment(ip, family);
+    event.local_addr = local;
+    event.remote_addr = remote;
+    event.remote_port = u16::from_be(read_at::<u16>(tcp + tcp::SOURCE_PORT).unwrap_or(0));
+    event.local_port = u16::from_be(read_at::<u16>(tcp + tcp::DESTINATION_PORT).unwrap_or(0));
 }
 
 /// Names the socket's owner as recorded in process context (see `owners`).

@@ -15,6 +15,7 @@ use aya::{
     maps::{HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
+    family::AF_INET6,
     flow::{FlowKey, FlowRetransmits},
     listen_overflow::ListenOverflows,
     maps::{
@@ -367,8 +368,6 @@ impl ListenerProbes for Session {
         })
     }
 }
-
-const AF_INET6: u16 = 10;
 
 impl Session {
     /// Sums a per-CPU map keyed by listener into (namespace, endpoint) → value.

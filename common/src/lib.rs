@@ -6,7 +6,9 @@
 //! programs cannot resolve offsets themselves).
 #![no_std]
 
+pub mod family;
 pub mod flow;
+pub mod headers;
 pub mod layout;
 pub mod listen_overflow;
 pub mod maps;

@@ -3,11 +3,12 @@
 use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Result, bail};
-use tcpwhy_common::flow::{ConnectFailure, FlowKey};
+use tcpwhy_common::{
+    family::AF_INET6,
+    flow::{ConnectFailure, FlowKey},
+};
 
 use super::{endpoint, reset::Process};
-
-const AF_INET6: u16 = 10;
 
 /// A connection's namespace and endpoints (IPv4-mapped addresses read as IPv4).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -65,13 +66,15 @@ impl ConnectFailed {
 
 #[cfg(test)]
 mod tests {
+    use tcpwhy_common::family::AF_INET;
+
     use super::*;
 
     #[test]
     fn decodes_a_timed_out_connect() {
         let mut key = FlowKey {
             netns: 7,
-            family: 2,
+            family: AF_INET,
             local_port: 40000,
             remote_port: 80,
             tag: 2,
