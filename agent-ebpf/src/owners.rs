@@ -13,6 +13,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
+use aya_log_ebpf::debug;
 use tcpwhy_common::{
     flow::ConnectFailure,
     maps::Counter,
@@ -72,6 +73,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         tracepoint_field::<i32>(&ctx, |l| &l.tp_set_state_oldstate),
         tracepoint_field::<i32>(&ctx, |l| &l.tp_set_state_newstate),
     ) else {
+        debug!(&ctx, "inet_sock_set_state: record fields unreadable");
         return 0;
     };
     let (old, new) = (old as u8, new as u8);

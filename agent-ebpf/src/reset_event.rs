@@ -1,6 +1,7 @@
 //! Builds a [`ResetEvent`] from the socket and segment a reset hook saw, and sends it.
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::{EbpfContext, helpers::bpf_ktime_get_ns};
+use aya_log_ebpf::debug;
 use tcpwhy_common::{
     family::{AF_INET, AF_INET6},
     headers::{IP_VERSION, tcp},
@@ -26,7 +27,7 @@ pub struct Sighting {
 
 /// Gathers the evidence and sends the event; counts it as lost when the ring buffer is full.
 #[inline(always)]
-pub fn report(sighting: &Sighting) {
+pub fn report<C: EbpfContext>(ctx: &C, sighting: &Sighting) {
     count(if sighting.origin.is_received() {
         Counter::ResetsReceived
     } else {
@@ -58,9 +59,15 @@ pub fn report(sighting: &Sighting) {
     // SAFETY: helper call without preconditions.
     event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
     let has_socket = describe_socket(sighting.sk, event);
+    if !has_socket && sighting.sk != 0 {
+        debug!(
+            ctx,
+            "reset (origin {}): socket {:x} unreadable", event.origin, sighting.sk
+        );
+    }
     // A listener has no peer: the segment it answered names both ends precisely.
     let socket_names_peer = has_socket && event.state != tcp_state::LISTEN;
-    describe_segment(sighting.skb, event, !socket_names_peer);
+    describe_segment(ctx, sighting.skb, event, !socket_names_peer);
     if has_socket {
         describe_owner(sighting.sk, event);
     }
@@ -135,17 +142,27 @@ fn describe_full_socket(sk: u64, state: u8, event: &mut ResetEvent) {
 /// Reads the flags of the segment that provoked the reset and, when the socket cannot name the
 /// peer, the endpoints from its headers (the segment's destination is this host's side).
 #[inline(always)]
-fn describe_segment(skb: u64, event: &mut ResetEvent, take_endpoints: bool) {
+fn describe_segment<C: EbpfContext>(
+    ctx: &C,
+    skb: u64,
+    event: &mut ResetEvent,
+    take_endpoints: bool,
+) {
+    if skb == 0 {
+        return;
+    }
     let (Ok(head), Ok(network), Ok(transport)) = (
         read::<u64>(skb, |l| &l.skb_head),
         read::<u16>(skb, |l| &l.skb_network_header),
         read::<u16>(skb, |l| &l.skb_transport_header),
     ) else {
+        debug!(ctx, "reset: segment {:x}: header positions unreadable", skb);
         return;
     };
     let ip = head + network as u64;
     let tcp = head + transport as u64;
     let Ok(flags) = read_at::<u8>(tcp + tcp::FLAGS) else {
+        debug!(ctx, "reset: segment {:x}: TCP header unreadable", skb);
         return;
     };
     event.segment_flags = flags;
@@ -159,7 +176,15 @@ fn describe_segment(skb: u64, event: &mut ResetEvent, take_endpoints: bool) {
             event.evidence |= evidence::IPV6;
             AF_INET6
         }
-        _ => return,
+        version => {
+            debug!(
+                ctx,
+                "reset: segment {:x}: IP version {}",
+                skb,
+                version.unwrap_or(0)
+            );
+            return;
+        }
     };
     let Addresses { local, remote } = of_segment(ip, family);
     event.local_addr = local;
