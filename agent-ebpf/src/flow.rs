@@ -4,11 +4,10 @@ use aya_ebpf::programs::TracePointContext;
 use tcpwhy_common::{flow::FlowKey, layout::KernelLayout};
 
 use crate::{
-    context::tracepoint_field,
-    kernel::{read, read_bytes, socket_netns},
+    addresses::{Addresses, Locations, of_socket, read_addresses},
+    context::{tracepoint_bytes, tracepoint_field},
+    kernel::{read, socket_netns},
 };
-
-const AF_INET6: u16 = 10;
 
 type Field = fn(&KernelLayout) -> &u32;
 
@@ -18,10 +17,7 @@ pub struct EndpointFields {
     pub sport: Field,
     pub dport: Field,
     pub family: Field,
-    pub saddr: Field,
-    pub daddr: Field,
-    pub saddr_v6: Field,
-    pub daddr_v6: Field,
+    pub addresses: Locations<Field>,
 }
 
 #[inline(always)]
@@ -32,25 +28,18 @@ pub fn from_tracepoint(
     tag: u16,
 ) -> FlowKey {
     let family = record_family(ctx, fields.family, sk);
-    let mut key = FlowKey {
+    let Addresses { local, remote } = read_addresses(family, &fields.addresses, |field, dst| {
+        let _ = tracepoint_bytes(ctx, field, dst);
+    });
+    FlowKey {
         netns: socket_netns(sk),
         family,
         local_port: tracepoint_field::<u16>(ctx, fields.sport).unwrap_or(0),
         remote_port: tracepoint_field::<u16>(ctx, fields.dport).unwrap_or(0),
         tag,
-        local_addr: [0; 16],
-        remote_addr: [0; 16],
-    };
-    if family == AF_INET6 {
-        key.local_addr = tracepoint_field(ctx, fields.saddr_v6).unwrap_or([0; 16]);
-        key.remote_addr = tracepoint_field(ctx, fields.daddr_v6).unwrap_or([0; 16]);
-    } else {
-        let local: [u8; 4] = tracepoint_field(ctx, fields.saddr).unwrap_or([0; 4]);
-        let remote: [u8; 4] = tracepoint_field(ctx, fields.daddr).unwrap_or([0; 4]);
-        key.local_addr[..4].copy_from_slice(&local);
-        key.remote_addr[..4].copy_from_slice(&remote);
+        local_addr: local,
+        remote_addr: remote,
     }
-    key
 }
 
 /// A record's address family. Records without one (Linux 5.10's TCP tracepoints) take the
@@ -66,21 +55,14 @@ pub fn record_family(ctx: &TracePointContext, field: Field, sk: u64) -> u16 {
 #[inline(always)]
 pub fn from_socket(sk: u64, tag: u16) -> FlowKey {
     let family = read::<u16>(sk, |l| &l.skc_family).unwrap_or(0);
-    let mut key = FlowKey {
+    let Addresses { local, remote } = of_socket(sk, family);
+    FlowKey {
         netns: socket_netns(sk),
         family,
         local_port: read::<u16>(sk, |l| &l.skc_num).unwrap_or(0),
         remote_port: u16::from_be(read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0)),
         tag,
-        local_addr: [0; 16],
-        remote_addr: [0; 16],
-    };
-    if family == AF_INET6 {
-        let _ = read_bytes(sk, |l| &l.skc_v6_rcv_saddr, &mut key.local_addr);
-        let _ = read_bytes(sk, |l| &l.skc_v6_daddr, &mut key.remote_addr);
-    } else {
-        let _ = read_bytes(sk, |l| &l.skc_rcv_saddr, &mut key.local_addr[..4]);
-        let _ = read_bytes(sk, |l| &l.skc_daddr, &mut key.remote_addr[..4]);
+        local_addr: local,
+        remote_addr: remote,
     }
-    key
 }

@@ -10,11 +10,10 @@ use aya_ebpf::{
 use tcpwhy_common::{listen_overflow::ListenOverflows, synack::ListenerId};
 
 use crate::{
-    kernel::{read, read_bytes, socket_netns},
-    maps::LISTEN_OVERFLOWS,
+    addresses::of_socket,
+    kernel::{read, socket_netns},
+    maps::{LISTEN_OVERFLOWS, update_per_cpu},
 };
-
-const AF_INET6: u16 = 10;
 
 /// What a listener's queues look like right now.
 struct Queues {
@@ -35,39 +34,23 @@ fn queues(listener: u64) -> Option<Queues> {
 #[inline(always)]
 fn listener_id(listener: u64) -> ListenerId {
     let family = read::<u16>(listener, |l| &l.skc_family).unwrap_or(0);
-    let mut id = ListenerId {
+    ListenerId {
         netns: socket_netns(listener),
         port: read::<u16>(listener, |l| &l.skc_num).unwrap_or(0),
         family,
-        addr: [0; 16],
-    };
-    if family == AF_INET6 {
-        let _ = read_bytes(listener, |l| &l.skc_v6_rcv_saddr, &mut id.addr);
-    } else {
-        let _ = read_bytes(listener, |l| &l.skc_rcv_saddr, &mut id.addr[..4]);
+        addr: of_socket(listener, family).local,
     }
-    id
 }
 
 /// Adds one to the listener's counters through `bump` and records the queue lengths.
 #[inline(always)]
 fn count(listener: u64, queues: &Queues, bump: fn(&mut ListenOverflows)) {
-    let id = listener_id(listener);
-    let record = |stats: &mut ListenOverflows| {
+    update_per_cpu(&LISTEN_OVERFLOWS, &listener_id(listener), |stats| {
         bump(stats);
         stats.queue_len = queues.accept_len;
         stats.queue_limit = queues.limit;
         stats.half_open = queues.half_open;
-    };
-    match LISTEN_OVERFLOWS.get_ptr_mut(id) {
-        // SAFETY: this CPU's own copy of the value, from the map.
-        Some(stats) => record(unsafe { &mut *stats }),
-        None => {
-            let mut stats = ListenOverflows::default();
-            record(&mut stats);
-            let _ = LISTEN_OVERFLOWS.insert(id, stats, 0);
-        }
-    }
+    });
 }
 
 /// A SYN reached a listener (`tcp_conn_request`, listener is its third argument).

@@ -6,6 +6,7 @@
 #![no_std]
 #![no_main]
 
+mod addresses;
 mod context;
 mod flow;
 mod kernel;

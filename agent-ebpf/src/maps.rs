@@ -93,6 +93,25 @@ pub fn submit_flags(ring: &RingBuf) -> u64 {
     }
 }
 
+/// Updates this CPU's value for `key` in place, starting from `V::default()` when the key has
+/// none yet (no atomics needed: no other CPU touches this copy).
+#[inline(always)]
+pub fn update_per_cpu<K, V: Default>(
+    map: &LruPerCpuHashMap<K, V>,
+    key: &K,
+    update: impl Fn(&mut V),
+) {
+    match map.get_ptr_mut(key) {
+        // SAFETY: the pointer comes from the map and is this CPU's own copy of the value.
+        Some(value) => update(unsafe { &mut *value }),
+        None => {
+            let mut value = V::default();
+            update(&mut value);
+            let _ = map.insert(key, &value, 0);
+        }
+    }
+}
+
 /// Adds one to a slot of a per-CPU array (no atomics needed: each CPU has its own slot).
 #[inline(always)]
 fn bump(array: &PerCpuArray<u64>, slot: u32) {

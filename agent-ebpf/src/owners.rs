@@ -13,6 +13,7 @@ use aya_ebpf::{
     macros::tracepoint,
     programs::TracePointContext,
 };
+use aya_log_ebpf::debug;
 use tcpwhy_common::{
     flow::ConnectFailure,
     maps::Counter,
@@ -21,6 +22,7 @@ use tcpwhy_common::{
 };
 
 use crate::{
+    addresses::Locations,
     context::tracepoint_field,
     flow::{EndpointFields, from_tracepoint},
     kernel::{read, socket_netns},
@@ -71,6 +73,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
         tracepoint_field::<i32>(&ctx, |l| &l.tp_set_state_oldstate),
         tracepoint_field::<i32>(&ctx, |l| &l.tp_set_state_newstate),
     ) else {
+        debug!(&ctx, "inet_sock_set_state: record fields unreadable");
         return 0;
     };
     let (old, new) = (old as u8, new as u8);
@@ -106,10 +109,10 @@ const SET_STATE_FIELDS: EndpointFields = EndpointFields {
     sport: |l| &l.tp_set_state_sport,
     dport: |l| &l.tp_set_state_dport,
     family: |l| &l.tp_set_state_family,
-    saddr: |l| &l.tp_set_state_saddr,
-    daddr: |l| &l.tp_set_state_daddr,
-    saddr_v6: |l| &l.tp_set_state_saddr_v6,
-    daddr_v6: |l| &l.tp_set_state_daddr_v6,
+    addresses: Locations {
+        ipv4: (|l| &l.tp_set_state_saddr, |l| &l.tp_set_state_daddr),
+        ipv6: (|l| &l.tp_set_state_saddr_v6, |l| &l.tp_set_state_daddr_v6),
+    },
 };
 
 /// Remembers when connections enter the states whose duration matters (SYN_SENT, ESTABLISHED

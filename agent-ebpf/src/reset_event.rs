@@ -1,20 +1,21 @@
 //! Builds a [`ResetEvent`] from the socket and segment a reset hook saw, and sends it.
 
-use aya_ebpf::helpers::bpf_ktime_get_ns;
+use aya_ebpf::{EbpfContext, helpers::bpf_ktime_get_ns};
+use aya_log_ebpf::debug;
 use tcpwhy_common::{
+    family::{AF_INET, AF_INET6},
+    headers::{IP_VERSION, tcp},
     maps::Counter,
     reset::{ResetEvent, ResetOrigin, evidence},
     tcp_state,
 };
 
 use crate::{
-    kernel::{read, read_at, read_bytes, read_bytes_at, socket_netns},
+    addresses::{Addresses, of_segment, of_socket},
+    kernel::{read, read_at, socket_netns},
     maps::{EVENTS, count, submit_flags},
     owners::recorded_owner,
 };
-
-const AF_INET: u16 = 2;
-const AF_INET6: u16 = 10;
 
 /// What a hook saw: the socket and the segment (either may be null) and the kernel's reason.
 pub struct Sighting {
@@ -26,7 +27,7 @@ pub struct Sighting {
 
 /// Gathers the evidence and sends the event; counts it as lost when the ring buffer is full.
 #[inline(always)]
-pub fn report(sighting: &Sighting) {
+pub fn report<C: EbpfContext>(ctx: &C, sighting: &Sighting) {
     count(if sighting.origin.is_received() {
         Counter::ResetsReceived
     } else {
@@ -58,9 +59,15 @@ pub fn report(sighting: &Sighting) {
     // SAFETY: helper call without preconditions.
     event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
     let has_socket = describe_socket(sighting.sk, event);
+    if !has_socket && sighting.sk != 0 {
+        debug!(
+            ctx,
+            "reset (origin {}): socket {:x} unreadable", event.origin, sighting.sk
+        );
+    }
     // A listener has no peer: the segment it answered names both ends precisely.
     let socket_names_peer = has_socket && event.state != tcp_state::LISTEN;
-    describe_segment(sighting.skb, event, !socket_names_peer);
+    describe_segment(ctx, sighting.skb, event, !socket_names_peer);
     if has_socket {
         describe_owner(sighting.sk, event);
     }
@@ -80,12 +87,10 @@ fn describe_socket(sk: u64, event: &mut ResetEvent) -> bool {
     event.remote_port = u16::from_be(read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0));
     if family == AF_INET6 {
         event.evidence |= evidence::IPV6;
-        let _ = read_bytes(sk, |l| &l.skc_v6_rcv_saddr, &mut event.local_addr);
-        let _ = read_bytes(sk, |l| &l.skc_v6_daddr, &mut event.remote_addr);
-    } else if family == AF_INET {
-        let _ = read_bytes(sk, |l| &l.skc_rcv_saddr, &mut event.local_addr[..4]);
-        let _ = read_bytes(sk, |l| &l.skc_daddr, &mut event.remote_addr[..4]);
     }
+    let Addresses { local, remote } = of_socket(sk, family);
+    event.local_addr = local;
+    event.remote_addr = remote;
 
     if event.local_port == 0
         && event.state != tcp_state::TIME_WAIT
@@ -137,17 +142,27 @@ fn describe_full_socket(sk: u64, state: u8, event: &mut ResetEvent) {
 /// Reads the flags of the segment that provoked the reset and, when the socket cannot name the
 /// peer, the endpoints from its headers (the segment's destination is this host's side).
 #[inline(always)]
-fn describe_segment(skb: u64, event: &mut ResetEvent, take_endpoints: bool) {
+fn describe_segment<C: EbpfContext>(
+    ctx: &C,
+    skb: u64,
+    event: &mut ResetEvent,
+    take_endpoints: bool,
+) {
+    if skb == 0 {
+        return;
+    }
     let (Ok(head), Ok(network), Ok(transport)) = (
         read::<u64>(skb, |l| &l.skb_head),
         read::<u16>(skb, |l| &l.skb_network_header),
         read::<u16>(skb, |l| &l.skb_transport_header),
     ) else {
+        debug!(ctx, "reset: segment {:x}: header positions unreadable", skb);
         return;
     };
     let ip = head + network as u64;
     let tcp = head + transport as u64;
-    let Ok(flags) = read_at::<u8>(tcp + 13) else {
+    let Ok(flags) = read_at::<u8>(tcp + tcp::FLAGS) else {
+        debug!(ctx, "reset: segment {:x}: TCP header unreadable", skb);
         return;
     };
     event.segment_flags = flags;
@@ -155,20 +170,27 @@ fn describe_segment(skb: u64, event: &mut ResetEvent, take_endpoints: bool) {
     if !take_endpoints {
         return;
     }
-    match read_at::<u8>(ip).map(|b| b >> 4) {
-        Ok(4) => {
-            let _ = read_bytes_at(ip + 12, &mut event.remote_addr[..4]);
-            let _ = read_bytes_at(ip + 16, &mut event.local_addr[..4]);
-        }
+    let family = match read_at::<u8>(ip + IP_VERSION).map(|b| b >> 4) {
+        Ok(4) => AF_INET,
         Ok(6) => {
             event.evidence |= evidence::IPV6;
-            let _ = read_bytes_at(ip + 8, &mut event.remote_addr);
-            let _ = read_bytes_at(ip + 24, &mut event.local_addr);
+            AF_INET6
         }
-        _ => return,
-    }
-    event.remote_port = u16::from_be(read_at::<u16>(tcp).unwrap_or(0));
-    event.local_port = u16::from_be(read_at::<u16>(tcp + 2).unwrap_or(0));
+        version => {
+            debug!(
+                ctx,
+                "reset: segment {:x}: IP version {}",
+                skb,
+                version.unwrap_or(0)
+            );
+            return;
+        }
+    };
+    let Addresses { local, remote } = of_segment(ip, family);
+    event.local_addr = local;
+    event.remote_addr = remote;
+    event.remote_port = u16::from_be(read_at::<u16>(tcp + tcp::SOURCE_PORT).unwrap_or(0));
+    event.local_port = u16::from_be(read_at::<u16>(tcp + tcp::DESTINATION_PORT).unwrap_or(0));
 }
 
 /// Names the socket's owner as recorded in process context (see `owners`).

@@ -23,12 +23,15 @@ fn mark(sk: u64) {
 pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
     let sk = tracepoint_field::<u64>(&ctx, |l| &l.tp_receive_reset_skaddr).unwrap_or(0);
     mark(sk);
-    report(&Sighting {
-        origin: ResetOrigin::ReceiveReset,
-        sk,
-        skb: 0,
-        reason: NO_REASON,
-    });
+    report(
+        &ctx,
+        &Sighting {
+            origin: ResetOrigin::ReceiveReset,
+            sk,
+            skb: 0,
+            reason: NO_REASON,
+        },
+    );
     0
 }
 
@@ -36,11 +39,14 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
 pub fn tcp_receive_reset_btf(ctx: BtfTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
     mark(sk);
-    report(&Sighting {
-        origin: ResetOrigin::ReceiveReset,
-        sk,
-        skb: 0,
-        reason: NO_REASON,
-    });
+    report(
+        &ctx,
+        &Sighting {
+            origin: ResetOrigin::ReceiveReset,
+            sk,
+            skb: 0,
+            reason: NO_REASON,
+        },
+    );
     0
 }

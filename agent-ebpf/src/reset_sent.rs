@@ -18,12 +18,15 @@ use crate::{
 #[tracepoint(category = "tcp", name = "tcp_send_reset")]
 pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
     let skb = tracepoint_field::<u64>(&ctx, |l| &l.tp_send_reset_skbaddr).unwrap_or(0);
-    report(&Sighting {
-        origin: origin_of_tracepoint(skb),
-        sk: tracepoint_field::<u64>(&ctx, |l| &l.tp_send_reset_skaddr).unwrap_or(0),
-        skb,
-        reason: tracepoint_field::<u32>(&ctx, |l| &l.tp_send_reset_reason).unwrap_or(NO_REASON),
-    });
+    report(
+        &ctx,
+        &Sighting {
+            origin: origin_of_tracepoint(skb),
+            sk: tracepoint_field::<u64>(&ctx, |l| &l.tp_send_reset_skaddr).unwrap_or(0),
+            skb,
+            reason: tracepoint_field::<u32>(&ctx, |l| &l.tp_send_reset_reason).unwrap_or(NO_REASON),
+        },
+    );
     0
 }
 
@@ -37,12 +40,15 @@ pub fn tcp_send_reset_btf(ctx: BtfTracePointContext) -> i32 {
     } else {
         NO_REASON
     };
-    report(&Sighting {
-        origin: origin_of_tracepoint(skb),
-        sk: ctx.arg(0),
-        skb,
-        reason,
-    });
+    report(
+        &ctx,
+        &Sighting {
+            origin: origin_of_tracepoint(skb),
+            sk: ctx.arg(0),
+            skb,
+            reason,
+        },
+    );
     0
 }
 
@@ -79,36 +85,30 @@ macro_rules! reason_arg {
 #[fentry(function = "tcp_v4_send_reset")]
 pub fn tcp_v4_send_reset_fentry(ctx: FEntryContext) -> i32 {
     let reason = reason_arg!(ctx, Some(ctx.arg::<u32>(2)));
-    report(&function_sighting(
-        ResetOrigin::V4SendReset,
-        ctx.arg(0),
-        ctx.arg(1),
-        reason,
-    ));
+    report(
+        &ctx,
+        &function_sighting(ResetOrigin::V4SendReset, ctx.arg(0), ctx.arg(1), reason),
+    );
     0
 }
 
 #[fentry(function = "tcp_v6_send_reset")]
 pub fn tcp_v6_send_reset_fentry(ctx: FEntryContext) -> i32 {
     let reason = reason_arg!(ctx, Some(ctx.arg::<u32>(2)));
-    report(&function_sighting(
-        ResetOrigin::V6SendReset,
-        ctx.arg(0),
-        ctx.arg(1),
-        reason,
-    ));
+    report(
+        &ctx,
+        &function_sighting(ResetOrigin::V6SendReset, ctx.arg(0), ctx.arg(1), reason),
+    );
     0
 }
 
 #[fentry(function = "tcp_send_active_reset")]
 pub fn tcp_send_active_reset_fentry(ctx: FEntryContext) -> i32 {
     let reason = reason_arg!(ctx, Some(ctx.arg::<u32>(2)));
-    report(&function_sighting(
-        ResetOrigin::SendActiveReset,
-        ctx.arg(0),
-        0,
-        reason,
-    ));
+    report(
+        &ctx,
+        &function_sighting(ResetOrigin::SendActiveReset, ctx.arg(0), 0, reason),
+    );
     0
 }
 
@@ -116,12 +116,10 @@ pub fn tcp_send_active_reset_fentry(ctx: FEntryContext) -> i32 {
 pub fn tcp_v4_send_reset_kprobe(ctx: ProbeContext) -> u32 {
     let reason = reason_arg!(ctx, ctx.arg::<u32>(2));
     let (sk, skb) = (ctx.arg(0).unwrap_or(0), ctx.arg(1).unwrap_or(0));
-    report(&function_sighting(
-        ResetOrigin::V4SendReset,
-        sk,
-        skb,
-        reason,
-    ));
+    report(
+        &ctx,
+        &function_sighting(ResetOrigin::V4SendReset, sk, skb, reason),
+    );
     0
 }
 
@@ -129,12 +127,10 @@ pub fn tcp_v4_send_reset_kprobe(ctx: ProbeContext) -> u32 {
 pub fn tcp_v6_send_reset_kprobe(ctx: ProbeContext) -> u32 {
     let reason = reason_arg!(ctx, ctx.arg::<u32>(2));
     let (sk, skb) = (ctx.arg(0).unwrap_or(0), ctx.arg(1).unwrap_or(0));
-    report(&function_sighting(
-        ResetOrigin::V6SendReset,
-        sk,
-        skb,
-        reason,
-    ));
+    report(
+        &ctx,
+        &function_sighting(ResetOrigin::V6SendReset, sk, skb, reason),
+    );
     0
 }
 
@@ -142,11 +138,9 @@ pub fn tcp_v6_send_reset_kprobe(ctx: ProbeContext) -> u32 {
 pub fn tcp_send_active_reset_kprobe(ctx: ProbeContext) -> u32 {
     let reason = reason_arg!(ctx, ctx.arg::<u32>(2));
     let sk = ctx.arg(0).unwrap_or(0);
-    report(&function_sighting(
-        ResetOrigin::SendActiveReset,
-        sk,
-        0,
-        reason,
-    ));
+    report(
+        &ctx,
+        &function_sighting(ResetOrigin::SendActiveReset, sk, 0, reason),
+    );
     0
 }

@@ -14,9 +14,10 @@ use tcpwhy_common::{
 };
 
 use crate::{
+    addresses::Locations,
     context::tracepoint_field,
     flow::{EndpointFields, from_socket, from_tracepoint},
-    maps::{RETRANSMIT_FLOWS, count_retransmit},
+    maps::{RETRANSMIT_FLOWS, count_retransmit, update_per_cpu},
     owners::recorded_owner,
 };
 
@@ -24,10 +25,10 @@ const RETRANSMIT_FIELDS: EndpointFields = EndpointFields {
     sport: |l| &l.tp_retransmit_sport,
     dport: |l| &l.tp_retransmit_dport,
     family: |l| &l.tp_retransmit_family,
-    saddr: |l| &l.tp_retransmit_saddr,
-    daddr: |l| &l.tp_retransmit_daddr,
-    saddr_v6: |l| &l.tp_retransmit_saddr_v6,
-    daddr_v6: |l| &l.tp_retransmit_daddr_v6,
+    addresses: Locations {
+        ipv4: (|l| &l.tp_retransmit_saddr, |l| &l.tp_retransmit_daddr),
+        ipv6: (|l| &l.tp_retransmit_saddr_v6, |l| &l.tp_retransmit_daddr_v6),
+    },
 };
 
 #[tracepoint(category = "tcp", name = "tcp_retransmit_skb")]
@@ -72,7 +73,7 @@ fn count_flow(sk: u64, key: FlowKey) {
     // SAFETY: helper call without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     let owner = recorded_owner(sk);
-    let stamp = |stats: &mut FlowRetransmits| {
+    update_per_cpu(&RETRANSMIT_FLOWS, &key, |stats: &mut FlowRetransmits| {
         stats.count += 1;
         stats.last_ns = now;
         if stats.first_ns == 0 {
@@ -82,14 +83,5 @@ fn count_flow(sk: u64, key: FlowKey) {
             stats.owner_pid = owner.pid;
             stats.owner_comm = owner.comm;
         }
-    };
-    match RETRANSMIT_FLOWS.get_ptr_mut(key) {
-        // SAFETY: this CPU's own copy of the value, from the map.
-        Some(stats) => stamp(unsafe { &mut *stats }),
-        None => {
-            let mut stats = FlowRetransmits::default();
-            stamp(&mut stats);
-            let _ = RETRANSMIT_FLOWS.insert(key, stats, 0);
-        }
-    }
+    });
 }

@@ -8,57 +8,39 @@ use tcpwhy_common::{
 };
 
 use crate::{
+    addresses::Locations,
     context::tracepoint_field,
-    flow::record_family,
-    kernel::socket_netns,
-    maps::{SYNACK_RETRANSMITS, count_retransmit},
+    flow::{EndpointFields, from_tracepoint},
+    maps::{SYNACK_RETRANSMITS, count_retransmit, update_per_cpu},
 };
 
-const AF_INET6: u16 = 10;
+const SYNACK_FIELDS: EndpointFields = EndpointFields {
+    sport: |l| &l.tp_synack_sport,
+    dport: |l| &l.tp_synack_dport,
+    family: |l| &l.tp_synack_family,
+    addresses: Locations {
+        ipv4: (|l| &l.tp_synack_saddr, |l| &l.tp_synack_daddr),
+        ipv6: (|l| &l.tp_synack_saddr_v6, |l| &l.tp_synack_daddr_v6),
+    },
+};
 
 #[tracepoint(category = "tcp", name = "tcp_retransmit_synack")]
 pub fn tcp_retransmit_synack(ctx: TracePointContext) -> u32 {
-    let (Ok(listener), Ok(port)) = (
-        tracepoint_field::<u64>(&ctx, |l| &l.tp_synack_skaddr),
-        tracepoint_field::<u16>(&ctx, |l| &l.tp_synack_sport),
-    ) else {
+    let Ok(listener) = tracepoint_field::<u64>(&ctx, |l| &l.tp_synack_skaddr) else {
         return 0;
     };
-    let family = record_family(&ctx, |l| &l.tp_synack_family, listener);
-    let mut id = ListenerId {
-        netns: socket_netns(listener),
-        port,
-        family,
-        addr: [0; 16],
+    let flow = from_tracepoint(&ctx, listener, &SYNACK_FIELDS, 0);
+    let id = ListenerId {
+        netns: flow.netns,
+        port: flow.local_port,
+        family: flow.family,
+        addr: flow.local_addr,
     };
-    let mut remote = [0u8; 16];
-    if family == AF_INET6 {
-        id.addr = tracepoint_field(&ctx, |l| &l.tp_synack_saddr_v6).unwrap_or([0; 16]);
-        remote = tracepoint_field(&ctx, |l| &l.tp_synack_daddr_v6).unwrap_or([0; 16]);
-    } else {
-        let local: [u8; 4] = tracepoint_field(&ctx, |l| &l.tp_synack_saddr).unwrap_or([0; 4]);
-        let peer: [u8; 4] = tracepoint_field(&ctx, |l| &l.tp_synack_daddr).unwrap_or([0; 4]);
-        id.addr[..4].copy_from_slice(&local);
-        remote[..4].copy_from_slice(&peer);
-    }
-    let remote_port = tracepoint_field::<u16>(&ctx, |l| &l.tp_synack_dport).unwrap_or(0);
     count_retransmit(RetransmitKind::SynAck);
-
-    if let Some(stats) = SYNACK_RETRANSMITS.get_ptr_mut(id) {
-        // SAFETY: the pointer comes from the map and the value is this CPU's own copy.
-        unsafe {
-            (*stats).count += 1;
-            (*stats).remote_addr = remote;
-            (*stats).remote_port = remote_port;
-        }
-    } else {
-        let stats = SynAckRetransmits {
-            count: 1,
-            remote_addr: remote,
-            remote_port,
-            _pad: [0; 6],
-        };
-        let _ = SYNACK_RETRANSMITS.insert(id, stats, 0);
-    }
+    update_per_cpu(&SYNACK_RETRANSMITS, &id, |stats: &mut SynAckRetransmits| {
+        stats.count += 1;
+        stats.remote_addr = flow.remote_addr;
+        stats.remote_port = flow.remote_port;
+    });
     0
 }

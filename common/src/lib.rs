@@ -6,11 +6,12 @@
 //! programs cannot resolve offsets themselves).
 #![no_std]
 
+pub mod family;
 pub mod flow;
+pub mod headers;
 pub mod layout;
 pub mod listen_overflow;
 pub mod maps;
-pub mod net;
 pub mod owner;
 pub mod programs;
 pub mod reset;

@@ -96,7 +96,7 @@ pub struct ResetEvent {
     pub _pad: [u8; 10],
 }
 
-/// TCP header flag bits, as in the 14th byte of the header.
+/// TCP header control bits, as in the byte at [`crate::headers::tcp::FLAGS`].
 pub mod tcp_flags {
     pub const FIN: u8 = 0x01;
     pub const SYN: u8 = 0x02;

@@ -11,7 +11,7 @@
 pub struct ListenerId {
     pub netns: u32,
     pub port: u16,
-    /// AF_INET or AF_INET6.
+    /// [`crate::family::AF_INET`] or [`crate::family::AF_INET6`].
     pub family: u16,
     /// IPv4 in the first 4 bytes, or IPv6.
     pub addr: [u8; 16],
@@ -19,7 +19,7 @@ pub struct ListenerId {
 
 /// What was seen for one listener.
 #[repr(C)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct SynAckRetransmits {
     pub count: u64,
     /// The client of the most recent one.

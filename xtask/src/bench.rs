@@ -1,22 +1,24 @@
-//! `cargo xtask bench`: what tcpwhy costs, measured against a baseline in the same run.
+//! `cargo xtask bench`: what tcpwhy costs, measured against a floor in the same run.
 //!
 //! Two workloads on loopback (refused connects: one RST each way; short connections: the state
-//! changes of a whole connection), each timed without the agent and with `tcpwhy daemon` running
-//! (kernel BPF statistics on). Reported: the workload's cost per operation both ways and their
-//! ratio, the kernel-measured time per run of each program, the agent's CPU time per thousand
-//! events, and events lost.
+//! changes of a whole connection), each timed bare (before and after the others), with `tcpwhy
+//! daemon` (default attach methods, then BTF tracepoints first) and with bpftrace counting three
+//! tracepoints in kernel maps, the floor a user gets for free. Reported: the workload's cost per
+//! operation and its throughput relative to bare, the kernel-measured time per run of each
+//! program by tracepoint, the agent's CPU time per thousand events, and events lost.
+
+mod bpftrace;
+mod daemon;
 
 use std::{
     collections::BTreeMap,
-    io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
-    process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 
-use crate::run::workspace_root;
+use self::{bpftrace::Bpftrace, daemon::Daemon};
 
 const ROUNDS: usize = 3;
 
@@ -61,151 +63,142 @@ fn short_connections(n: u32) -> Result<()> {
     Ok(())
 }
 
-/// Median time per operation over `ROUNDS` runs.
-fn time_per_op(workload: &Workload) -> Result<Duration> {
-    let mut samples = Vec::new();
-    for _ in 0..ROUNDS {
-        let started = Instant::now();
-        (workload.run)(workload.operations)?;
-        samples.push(started.elapsed() / workload.operations);
-    }
+/// Time per operation of each round.
+fn samples(workload: &Workload) -> Result<Vec<Duration>> {
+    (0..ROUNDS)
+        .map(|_| {
+            let started = Instant::now();
+            (workload.run)(workload.operations)?;
+            Ok(started.elapsed() / workload.operations)
+        })
+        .collect()
+}
+
+fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
-    Ok(samples[ROUNDS / 2])
+    samples[samples.len() / 2]
 }
 
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
+/// Median time per operation of every workload.
+fn time_workloads() -> Result<Vec<Duration>> {
+    WORKLOADS.iter().map(|w| Ok(median(samples(w)?))).collect()
 }
 
-impl Daemon {
-    fn start() -> Result<Daemon> {
-        let addr = TcpListener::bind("127.0.0.1:0")?.local_addr()?;
-        let child = Command::new(workspace_root().join("target/release/tcpwhy"))
-            .args([
-                "daemon",
-                "--bpf-stats",
-                "--events",
-                "off",
-                "--listen",
-                &addr.to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("starting tcpwhy daemon")?;
-        let daemon = Daemon { child, addr };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while daemon.scrape().is_err() {
-            if Instant::now() > deadline {
-                bail!("the daemon did not start");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Ok(daemon)
-    }
-
-    fn scrape(&self) -> Result<String> {
-        let mut stream = TcpStream::connect(self.addr)?;
-        write!(stream, "GET /metrics HTTP/1.0\r\n\r\n")?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text)?;
-        Ok(text
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default())
-    }
-
-    /// User + system CPU time of the daemon so far.
-    fn cpu(&self) -> Result<Duration> {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .context("bad stat")?
-            .1
-            .split_whitespace()
-            .collect();
-        // SAFETY: sysconf has no preconditions.
-        let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        let used: f64 = fields[11].parse::<f64>()? + fields[12].parse::<f64>()?;
-        Ok(Duration::from_secs_f64(used / ticks))
-    }
+/// What the kernel measured for the programs on one tracepoint.
+#[derive(Default)]
+pub struct ProgramCost {
+    runs: f64,
+    seconds: f64,
 }
 
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        // SAFETY: kill with a pid we own.
-        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let _ = self.child.wait();
-    }
+/// By tracepoint.
+pub type Costs = BTreeMap<String, ProgramCost>;
+
+/// One configuration's results.
+struct Column {
+    name: &'static str,
+    per_op: Vec<Duration>,
+    costs: Costs,
+    note: String,
 }
 
-/// Sum of the series of a metric family, and per program for the BPF statistics.
-fn metric_sum(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name) && !l.starts_with('#'))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+/// The daemon's methods with BTF tracepoints first.
+const TP_BTF_FIRST: &str = "tp_btf,tracepoint,fentry,kprobe";
+
+fn with_daemon(name: &'static str, probe_methods: Option<&str>) -> Result<Column> {
+    let daemon = Daemon::start(probe_methods)?;
+    let per_op = time_workloads()?;
+    let (costs, note) = daemon.results()?;
+    Ok(Column {
+        name,
+        per_op,
+        costs,
+        note,
+    })
 }
 
-fn per_program(text: &str, name: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| l.starts_with(&format!("{name}{{")))
-        .filter_map(|l| {
-            let program = l.split("program=\"").nth(1)?.split('"').next()?.to_string();
-            Some((program, l.rsplit(' ').next()?.parse().ok()?))
+fn with_bpftrace() -> Result<Column> {
+    let bpftrace = Bpftrace::start()?;
+    let per_op = time_workloads()?;
+    Ok(Column {
+        name: "bpftrace, 3 counters",
+        per_op,
+        costs: bpftrace.costs()?,
+        note: String::new(),
+    })
+}
+
+/// Bare samples from before and after the others, so that drift on a shared machine shows in
+/// neither direction alone.
+fn bare(before: &[Vec<Duration>]) -> Result<Vec<Duration>> {
+    WORKLOADS
+        .iter()
+        .zip(before)
+        .map(|(workload, earlier)| {
+            let mut all = samples(workload)?;
+            all.extend(earlier);
+            Ok(median(all))
         })
         .collect()
 }
 
 pub fn run() -> Result<()> {
-    println!(
-        "tcpwhy benchmark: median of {ROUNDS} rounds per workload, baseline and agent in the same run\n"
-    );
-    let mut baselines = Vec::new();
-    for workload in &WORKLOADS {
-        baselines.push(time_per_op(workload)?);
-    }
-    let daemon = Daemon::start()?;
-    let before = daemon.scrape()?;
-    let cpu_before = daemon.cpu()?;
-    let mut with_agent = Vec::new();
-    for workload in &WORKLOADS {
-        with_agent.push(time_per_op(workload)?);
-    }
-    std::thread::sleep(Duration::from_millis(1500)); // one fold of the kernel totals
-    let after = daemon.scrape()?;
-    let cpu = daemon.cpu()? - cpu_before;
+    println!("tcpwhy benchmark: median of {ROUNDS} rounds per workload and configuration\n");
+    let bare_before = WORKLOADS.iter().map(samples).collect::<Result<Vec<_>>>()?;
+    let columns = [
+        with_daemon("tcpwhy daemon", None)?,
+        with_daemon("tcpwhy, tp_btf first", Some(TP_BTF_FIRST))?,
+        with_bpftrace()?,
+    ];
+    let bare = bare(&bare_before)?;
 
-    println!("| workload | without agent | with agent | ratio |");
-    println!("|---|---|---|---|");
-    for ((workload, base), agent) in WORKLOADS.iter().zip(&baselines).zip(&with_agent) {
+    let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
+    println!("| workload | bare | {} |", names.join(" | "));
+    println!("|---|---|{}", "---|".repeat(columns.len()));
+    for (i, workload) in WORKLOADS.iter().enumerate() {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| {
+                format!(
+                    "{:.1} µs/op ({:.2})",
+                    micros(c.per_op[i]),
+                    bare[i].as_secs_f64() / c.per_op[i].as_secs_f64()
+                )
+            })
+            .collect();
         println!(
-            "| {} | {:.1} µs/op | {:.1} µs/op | {:.2}× |",
+            "| {} | {:.1} µs/op | {} |",
             workload.name,
-            base.as_secs_f64() * 1e6,
-            agent.as_secs_f64() * 1e6,
-            agent.as_secs_f64() / base.as_secs_f64()
+            micros(bare[i]),
+            cells.join(" | ")
         );
     }
-    let events =
-        metric_sum(&after, "tcpwhy_resets_total") - metric_sum(&before, "tcpwhy_resets_total");
-    let lost = metric_sum(&after, "tcpwhy_events_lost_total")
-        - metric_sum(&before, "tcpwhy_events_lost_total");
-    println!(
-        "\nagent: {events:.0} reset events, {lost:.0} lost, {:.1} ms CPU ({:.2} ms per 1000 events)",
-        cpu.as_secs_f64() * 1e3,
-        cpu.as_secs_f64() * 1e6 / events.max(1.0)
-    );
-    println!("\n| program | runs | ns per run |");
-    println!("|---|---|---|");
-    let seconds = per_program(&after, "tcpwhy_bpf_program_run_seconds_total");
-    let runs = per_program(&after, "tcpwhy_bpf_program_runs_total");
-    for (program, total) in &seconds {
-        let count = runs.get(program).copied().unwrap_or(0.0);
-        if count > 0.0 {
-            println!("| {program} | {count:.0} | {:.0} |", total * 1e9 / count);
+    println!("\n(in parentheses: throughput relative to bare)\n");
+
+    println!("| tracepoint: ns per run (runs) | {} |", names.join(" | "));
+    println!("|---|{}", "---|".repeat(columns.len()));
+    let tracepoints: std::collections::BTreeSet<&String> =
+        columns.iter().flat_map(|c| c.costs.keys()).collect();
+    for tracepoint in tracepoints {
+        let cells: Vec<String> = columns
+            .iter()
+            .map(|c| match c.costs.get(tracepoint) {
+                Some(cost) if cost.runs > 0.0 => {
+                    format!("{:.0} ({:.0})", cost.seconds * 1e9 / cost.runs, cost.runs)
+                }
+                _ => "-".to_string(),
+            })
+            .collect();
+        println!("| {tracepoint} | {} |", cells.join(" | "));
+    }
+    for column in &columns {
+        if !column.note.is_empty() {
+            println!("\n{}: {}", column.name, column.note);
         }
     }
     Ok(())
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
 }

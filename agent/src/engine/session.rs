@@ -10,6 +10,7 @@ use aya::{
     maps::{HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
+    family::AF_INET6,
     flow::{FlowKey, FlowRetransmits},
     listen_overflow::ListenOverflows,
     maps::{
@@ -17,7 +18,6 @@ use tcpwhy_common::{
         LISTEN_OVERFLOWS, RETRANSMIT_FLOWS, RETRANSMITS, RetransmitKind, STATE_SINCE,
         STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_STATES,
     },
-    net::AF_INET6,
     owner::ListenCall,
     synack::{ListenerId, SynAckRetransmits},
 };

@@ -60,7 +60,7 @@ mod tests {
     fn decodes_a_timed_out_connect() {
         let mut key = FlowKey {
             netns: 7,
-            family: 2,
+            family: AF_INET,
             local_port: 40000,
             remote_port: 80,
             tag: 2,

@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use tcpwhy_common::{flow::FlowKey, net::AF_INET6};
+use tcpwhy_common::{family::AF_INET6, flow::FlowKey};
 
 use super::endpoint;
 

@@ -1,7 +1,11 @@
-//! Loads the embedded eBPF object with the kernel layout written into it.
+//! Loads the embedded eBPF object with the kernel layout written into it, and starts the kernel
+//! side's log when asked for.
+
+use std::os::fd::{AsRawFd, RawFd};
 
 use anyhow::{Context, Result};
 use aya::{Btf, Ebpf, EbpfLoader};
+use aya_log::EbpfLogger;
 use tcpwhy_common::{
     layout::KernelLayout,
     maps::{EVENTS, LAYOUT_GLOBAL},
@@ -10,13 +14,59 @@ use tcpwhy_common::{
 /// The programs, built by build.rs from `agent-ebpf`.
 static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tcpwhy"));
 
+/// aya-log's level that writes nothing. The level is read-only data fixed at load, so the
+/// verifier sees every log statement's branch as dead and removes it: no cost at all.
+const KERNEL_LOG_OFF: u8 = 0;
+
 /// Parses the object and creates its maps. Programs are loaded one by one by the attach step,
 /// since each has alternatives and a failure of one must not stop the others.
 pub fn load(layout: &KernelLayout, btf: Option<&Btf>, ring_buffer_bytes: u32) -> Result<Ebpf> {
-    EbpfLoader::new()
+    let log_level = if tracing::enabled!(tracing::Level::DEBUG) {
+        aya_log::Level::Debug as u8
+    } else {
+        KERNEL_LOG_OFF
+    };
+    let mut ebpf = EbpfLoader::new()
         .btf(btf)
         .map_max_entries(EVENTS, ring_buffer_bytes)
         .override_global(LAYOUT_GLOBAL, layout, true)
+        .override_global(aya_log::LEVEL, &log_level, true)
         .load(OBJECT)
-        .context("loading the eBPF object (creating its maps) failed")
+        .context("loading the eBPF object (creating its maps) failed")?;
+    if log_level != KERNEL_LOG_OFF {
+        start_kernel_log(&mut ebpf);
+    }
+    Ok(ebpf)
+}
+
+/// Forwards the programs' diagnostics (`TCPWHY_LOG=debug`) to this process's log from a thread
+/// of their own, for as long as the process lives.
+fn start_kernel_log(ebpf: &mut Ebpf) {
+    let started = EbpfLogger::init(ebpf)
+        .map_err(anyhow::Error::from)
+        .and_then(|mut logger| {
+            std::thread::Builder::new()
+                .name("ebpf-log".into())
+                .spawn(move || {
+                    while wait_readable(logger.as_raw_fd()) {
+                        logger.flush();
+                    }
+                })
+                .map_err(anyhow::Error::from)
+        });
+    if let Err(err) = started {
+        tracing::debug!("the eBPF programs' log is not available: {err:#}");
+    }
+}
+
+/// Blocks until `fd` has data; false when it cannot be waited on any more.
+fn wait_readable(fd: RawFd) -> bool {
+    let mut ready = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd for the duration of the call.
+    let polled = unsafe { libc::poll(&mut ready, 1, -1) };
+    polled >= 0 || std::io::Error::last_os_error().kind() == std::io::ErrorKind::Interrupted
 }

@@ -1,0 +1,77 @@
+//! A pair of addresses read by address family, wherever they are kept: in a socket, in a
+//! tracepoint record, or in a segment's IP header. IPv4 fills the first 4 bytes, IPv6 all 16.
+
+use tcpwhy_common::{
+    family::{AF_INET, AF_INET6},
+    headers::{ipv4, ipv6},
+    layout::KernelLayout,
+};
+
+use crate::kernel::{read_bytes, read_bytes_at};
+
+type Field = fn(&KernelLayout) -> &u32;
+
+/// This host's address and the peer's; zero where unknown or unreadable.
+pub struct Addresses {
+    pub local: [u8; 16],
+    pub remote: [u8; 16],
+}
+
+/// Where each family keeps the pair, as `(local, remote)` locations that a reader understands.
+pub struct Locations<L> {
+    pub ipv4: (L, L),
+    pub ipv6: (L, L),
+}
+
+/// Reads the pair for `family` with `read(location, destination)`; other families read nothing.
+#[inline(always)]
+pub fn read_addresses<L: Copy>(
+    family: u16,
+    at: &Locations<L>,
+    read: impl Fn(L, &mut [u8]),
+) -> Addresses {
+    let mut pair = Addresses {
+        local: [0; 16],
+        remote: [0; 16],
+    };
+    match family {
+        AF_INET => {
+            read(at.ipv4.0, &mut pair.local[..4]);
+            read(at.ipv4.1, &mut pair.remote[..4]);
+        }
+        AF_INET6 => {
+            read(at.ipv6.0, &mut pair.local);
+            read(at.ipv6.1, &mut pair.remote);
+        }
+        _ => {}
+    }
+    pair
+}
+
+/// Where `sock_common` keeps them (full, request and timewait sockets alike).
+const SOCKET: Locations<Field> = Locations {
+    ipv4: (|l| &l.skc_rcv_saddr, |l| &l.skc_daddr),
+    ipv6: (|l| &l.skc_v6_rcv_saddr, |l| &l.skc_v6_daddr),
+};
+
+/// A socket's addresses.
+#[inline(always)]
+pub fn of_socket(sk: u64, family: u16) -> Addresses {
+    read_addresses(family, &SOCKET, |field, dst| {
+        let _ = read_bytes(sk, field, dst);
+    })
+}
+
+/// An incoming segment's addresses: its destination is this host's side.
+const SEGMENT: Locations<u64> = Locations {
+    ipv4: (ipv4::DESTINATION, ipv4::SOURCE),
+    ipv6: (ipv6::DESTINATION, ipv6::SOURCE),
+};
+
+/// The addresses of the segment whose IP header starts at `ip`.
+#[inline(always)]
+pub fn of_segment(ip: u64, family: u16) -> Addresses {
+    read_addresses(family, &SEGMENT, |offset, dst| {
+        let _ = read_bytes_at(ip + offset, dst);
+    })
+}
