@@ -237,3 +237,49 @@ fn btf_tracepoints_give_the_same_answers() {
         );
     }
 }
+
+#[test]
+fn many_refused_connects_are_one_finding_per_end_and_the_ends_are_linked() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let server = SocketAddr::new(ip, 7);
+    let agent = Agent::start(&[]);
+    let clients: Vec<SocketAddr> = (0..40)
+        .map(|_| scenarios::refused_connect(ip, server))
+        .collect();
+    let report = agent.finish();
+
+    let sent = report.one("rst_sent", "no_listener", &server.to_string());
+    assert_eq!(sent["count"], 40);
+    assert_eq!(sent["evidence"]["distinct_remotes"], 40);
+    // Resets received are grouped by the peer that sent them and the process that got them,
+    // not by the ephemeral local port: one finding, not forty.
+    let received: Vec<_> = report
+        .findings()
+        .iter()
+        .filter(|f| f["kind"] == "rst_received" && f["remote"] == server.to_string())
+        .collect();
+    assert_eq!(received.len(), 1, "{received:#?}");
+    let received = received[0];
+    assert_eq!(received["cause"], "connection_refused");
+    assert_eq!(received["count"], 40);
+    assert_eq!(received["local"], clients[0].to_string());
+    assert_eq!(received["peers"].as_array().unwrap().len(), 5);
+    assert_eq!(received["evidence"]["distinct_local_endpoints"], 40);
+    assert_owned_by_us(received);
+    assert!(received["first_seen"].as_str().unwrap() <= received["last_seen"].as_str().unwrap());
+
+    // Both ends are on this host: each names the other and tells its part of the story.
+    assert_eq!(
+        received["related"],
+        serde_json::json!([{"kind": "rst_sent", "cause": "no_listener",
+                            "local": server.to_string(), "remote": sent["remote"]}])
+    );
+    assert_eq!(sent["related"][0]["cause"], "connection_refused");
+    assert_eq!(sent["related"][0]["remote"], server.to_string());
+    let story = received["explanation"].as_str().unwrap();
+    assert!(story.contains("The other end is on this host"), "{story}");
+    assert!(story.contains("where nothing listens"), "{story}");
+}

@@ -8,7 +8,7 @@ use super::{
     narrative,
     queues::drops::{Certainty, ListenerDrops},
 };
-use crate::model::{Finding, Kind, tcp_state};
+use crate::model::{Direction, Finding, Kind, tcp_state, time};
 
 /// The finding of a group of resets.
 pub fn of_resets(group: &ResetGroup) -> Finding {
@@ -20,10 +20,15 @@ pub fn of_resets(group: &ResetGroup) -> Finding {
         remote: Some(group.sample_remote.to_string()),
         process: group.process.clone(),
         kernel_reason: group.reason.clone(),
+        first_seen: None,
+        last_seen: None,
+        peers: group.sample_peers.iter().map(|p| p.to_string()).collect(),
         explanation: narrative::resets::explain(group.cause, group),
         advice: group.cause.advice_lines(),
         evidence: evidence(group),
+        related: Vec::new(),
     }
+    .seen_between(group.first_ns, group.last_ns)
 }
 
 /// The finding of a listener's queue drops.
@@ -36,9 +41,13 @@ pub fn of_queue_drops(drops: &ListenerDrops) -> Finding {
         remote: drops.sample_remote.map(|r| r.to_string()),
         process: drops.owner.as_ref().map(|p| p.process.clone()),
         kernel_reason: None,
+        first_seen: drops.first_seen.map(time::rfc3339),
+        last_seen: drops.last_seen.map(time::rfc3339),
+        peers: Vec::new(),
         explanation: narrative::queues::explain(drops),
         advice: drops.cause.advice_lines(),
         evidence: queue_evidence(drops),
+        related: Vec::new(),
     }
 }
 
@@ -114,7 +123,11 @@ fn evidence(group: &ResetGroup) -> Map<String, Value> {
     if let Some(from) = group.owner_learned_from {
         map.insert("process_from".into(), json!(from.as_str()));
     }
-    map.insert("distinct_remotes".into(), json!(group.distinct_remotes()));
+    let distinct = match group.direction {
+        Direction::Sent => "distinct_remotes",
+        Direction::Received => "distinct_local_endpoints",
+    };
+    map.insert(distinct.into(), json!(group.distinct_peers()));
     map.insert(
         "first_to_last_ms".into(),
         json!((group.last_ns.saturating_sub(group.first_ns)) / 1_000_000),

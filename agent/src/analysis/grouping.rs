@@ -1,4 +1,7 @@
-//! Groups resets that share a kind, a cause and a local endpoint.
+//! Groups resets by what a person acts on. A reset this host sent belongs to the service that
+//! sent it: its local endpoint. A reset this host received belongs to the peer that sent it and
+//! the process that got it: grouping those by the local endpoint would make every connect (each
+//! from its own ephemeral port) a finding of its own.
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -15,11 +18,15 @@ pub struct ResetGroup {
     pub cause: Cause,
     pub rule: &'static str,
     pub count: u64,
+    /// The local endpoint (for resets received: the first seen).
     pub local: SocketAddr,
-    /// The first remote endpoint seen.
+    /// The remote endpoint (for resets sent: the first seen).
     pub sample_remote: SocketAddr,
-    /// Distinct remote endpoints, up to [`MAX_REMOTES_TRACKED`].
-    pub remotes: HashSet<SocketAddr>,
+    /// The endpoints that vary within the group, up to [`MAX_PEERS_TRACKED`]: the remote
+    /// endpoints of resets sent, the local endpoints of resets received.
+    pub peers: HashSet<SocketAddr>,
+    /// The first few of them, in the order seen.
+    pub sample_peers: Vec<SocketAddr>,
     /// The most recently seen owner.
     pub process: Option<Process>,
     pub state: Option<u8>,
@@ -37,8 +44,8 @@ pub struct ResetGroup {
 }
 
 impl ResetGroup {
-    pub fn distinct_remotes(&self) -> usize {
-        self.remotes.len()
+    pub fn distinct_peers(&self) -> usize {
+        self.peers.len()
     }
 
     /// An empty group for resets like `seen`.
@@ -68,8 +75,13 @@ impl ResetGroup {
         let reset = seen.reset;
         self.count += 1;
         self.last_ns = reset.timestamp_ns;
-        if self.remotes.len() < MAX_REMOTES_TRACKED {
-            self.remotes.insert(reset.remote);
+        let peer = match reset.direction {
+            Direction::Sent => reset.remote,
+            Direction::Received => reset.local,
+        };
+        let new_peer = self.peers.len() < MAX_PEERS_TRACKED && self.peers.insert(peer);
+        if new_peer && self.sample_peers.len() < SAMPLE_PEERS {
+            self.sample_peers.push(peer);
         }
         if let Some(owner) = &reset.owner {
             self.owner_learned_from = Some(owner.source);
@@ -100,7 +112,8 @@ impl Default for ResetGroup {
             count: 0,
             local: unspecified,
             sample_remote: unspecified,
-            remotes: HashSet::new(),
+            peers: HashSet::new(),
+            sample_peers: Vec::new(),
             process: None,
             state: None,
             tw_substate: None,
@@ -118,18 +131,32 @@ impl Default for ResetGroup {
     }
 }
 
-/// Caps the remotes remembered per group: the count stays exact, memory stays bounded.
-const MAX_REMOTES_TRACKED: usize = 1024;
+/// Caps the peers remembered per group: the count stays exact, memory stays bounded.
+const MAX_PEERS_TRACKED: usize = 1024;
+/// Peers a finding names.
+const SAMPLE_PEERS: usize = 5;
+
+/// A group's identity: direction, cause, the endpoint that names it (local for resets sent,
+/// remote for resets received) and, for resets received, the process that got them.
+type GroupKey = (Direction, Cause, SocketAddr, Option<u32>);
 
 #[derive(Default)]
 pub struct Groups {
-    groups: BTreeMap<(Direction, Cause, SocketAddr), ResetGroup>,
+    groups: BTreeMap<GroupKey, ResetGroup>,
 }
 
 impl Groups {
     pub fn add(&mut self, seen: &Classified) {
         let reset = seen.reset;
-        let key = (reset.direction, seen.cause, reset.local);
+        let key = match reset.direction {
+            Direction::Sent => (reset.direction, seen.cause, reset.local, None),
+            Direction::Received => (
+                reset.direction,
+                seen.cause,
+                reset.remote,
+                reset.owner.as_ref().map(|p| p.pid),
+            ),
+        };
         self.groups
             .entry(key)
             .or_insert_with(|| ResetGroup::start(seen))

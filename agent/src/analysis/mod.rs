@@ -8,4 +8,5 @@ pub mod findings;
 pub mod grouping;
 pub mod narrative;
 pub mod queues;
+pub mod related;
 pub mod reset_rules;

@@ -165,9 +165,13 @@ mod tests {
             remote: Some("127.0.0.1:5000".into()),
             process: None,
             kernel_reason: Some("NO_SOCKET".into()),
+            first_seen: None,
+            last_seen: None,
+            peers: Vec::new(),
             explanation: "x".into(),
             advice: vec![],
             evidence: Map::new(),
+            related: Vec::new(),
         }
     }
 

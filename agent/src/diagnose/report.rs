@@ -10,6 +10,7 @@ use crate::{
         findings,
         grouping::ResetGroup,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
+        related,
     },
     engine::session::Counters,
     kernel::release::KernelInfo,
@@ -77,16 +78,18 @@ impl Report {
                 counters.events_lost
             ));
         }
+        let mut findings: Vec<Finding> = seen
+            .queue_drops
+            .iter()
+            .map(findings::of_queue_drops)
+            .chain(seen.resets.iter().map(findings::of_resets))
+            .chain(seen.connection_findings)
+            .collect();
+        related::link(&mut findings);
         Self {
             kernel,
             probes,
-            findings: seen
-                .queue_drops
-                .iter()
-                .map(findings::of_queue_drops)
-                .chain(seen.resets.iter().map(findings::of_resets))
-                .chain(seen.connection_findings)
-                .collect(),
+            findings,
             connections: seen.summary,
             listeners: ListenerSnapshots {
                 start: seen.listeners_at_start,

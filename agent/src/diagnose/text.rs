@@ -3,6 +3,7 @@
 use std::fmt::Write;
 
 use super::report::Report;
+use crate::model::Finding;
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -55,31 +56,27 @@ pub fn render(report: &Report) -> String {
         return out;
     }
     for finding in &report.findings {
-        let process = finding
-            .process
-            .as_ref()
-            .map(|p| format!("  process {} (pid {})", p.comm, p.pid))
-            .unwrap_or_default();
-        let endpoint = |label: &str, value: &Option<String>| {
-            value
-                .as_ref()
-                .map(|v| format!("  {label} {v}"))
-                .unwrap_or_default()
-        };
-        let _ = writeln!(
-            out,
-            "[{}] {} ×{}{}{}{}",
-            finding.kind.as_str(),
-            finding.cause.id(),
-            finding.count,
-            endpoint("local", &finding.local),
-            endpoint("remote", &finding.remote),
-            process
-        );
+        let _ = writeln!(out, "{}", headline(finding));
         if let Some(reason) = &finding.kernel_reason {
             let _ = writeln!(out, "  kernel reason: {reason}");
         }
         let _ = writeln!(out, "  why: {}", finding.explanation);
+        if let (Some(first), Some(last)) = (&finding.first_seen, &finding.last_seen) {
+            let _ = writeln!(out, "  seen: {first} .. {last}");
+        }
+        if !finding.peers.is_empty() {
+            let _ = writeln!(out, "  peers: {}", finding.peers.join(", "));
+        }
+        for related in &finding.related {
+            let _ = writeln!(
+                out,
+                "  related: [{}] {}{}{}",
+                related.kind.as_str(),
+                related.cause.id(),
+                endpoint("local", &related.local),
+                endpoint("remote", &related.remote),
+            );
+        }
         let evidence: Vec<String> = finding
             .evidence
             .iter()
@@ -102,6 +99,31 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out);
     }
     out
+}
+
+/// `[kind] cause ×count  local …  remote …  process …`: a finding in one line.
+pub fn headline(finding: &Finding) -> String {
+    let process = finding
+        .process
+        .as_ref()
+        .map(|p| format!("  process {} (pid {})", p.comm, p.pid))
+        .unwrap_or_default();
+    format!(
+        "[{}] {} ×{}{}{}{}",
+        finding.kind.as_str(),
+        finding.cause.id(),
+        finding.count,
+        endpoint("local", &finding.local),
+        endpoint("remote", &finding.remote),
+        process
+    )
+}
+
+fn endpoint(label: &str, value: &Option<String>) -> String {
+    value
+        .as_ref()
+        .map(|v| format!("  {label} {v}"))
+        .unwrap_or_default()
 }
 
 fn method(method: Option<crate::probes::method::Method>) -> &'static str {

@@ -19,7 +19,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use self::{
     namespaces::Namespaces,
-    session::{Observed, Session, StartError, monotonic_ns},
+    session::{Observed, Session, StartError},
 };
 use crate::{
     analysis::{
@@ -34,7 +34,7 @@ use crate::{
         owners::{ProcessFacts, socket_owners},
         sock_diag::DiagSocket,
     },
-    model::{Finding, OwnerSource, Process},
+    model::{Finding, OwnerSource, Process, time::monotonic_ns},
     probes::method::Method,
 };
 

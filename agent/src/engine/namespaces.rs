@@ -5,7 +5,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
-    time::{Duration, Instant},
+    time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context;
@@ -175,7 +175,8 @@ impl Namespaces {
                 .as_ref()
                 .and_then(|l| self.owner_of(inode, l, probes));
             let sysctls = self.watched[&inode].probe.sysctls.clone();
-            self.ledger.record(inode, &credit, owner, &sysctls);
+            self.ledger
+                .record(inode, &credit, owner, &sysctls, SystemTime::now());
         }
     }
 

@@ -239,7 +239,6 @@ impl Cause {
             ],
             Cause::ConnectionRefused => &[
                 "nothing listens on the remote port, or a firewall rejects: check the service on the remote host",
-                "if the remote host is this host, see the matching no_listener finding",
             ],
             Cause::PeerReset => &[
                 "the peer aborted the connection: it closed with unread data, used SO_LINGER 0, crashed and restarted, or forgot the connection",

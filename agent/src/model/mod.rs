@@ -8,8 +8,9 @@ pub mod finding;
 pub mod flow;
 pub mod process;
 pub mod tcp_state;
+pub mod time;
 
 pub use cause::{Cause, Direction, Kind};
-pub use finding::Finding;
+pub use finding::{Finding, Related};
 pub use flow::Flow;
 pub use process::{OwnerSource, Process};

@@ -169,6 +169,7 @@ fn to_remote(
         explanation,
         evidence,
     )
+    .seen_between(g.first_ns, g.last_ns)
 }
 
 fn handshake_incomplete(

@@ -22,14 +22,14 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
             "{n} {} arrived for {local}, where nothing listens; this host answered each with RST, so \
              the client ({remote}{}) got \"connection refused\".",
             plural(n, "SYN", "SYNs"),
-            others(group.distinct_remotes()),
+            others(group.distinct_peers(), "client", "clients"),
         ),
         Cause::UnknownConnection => format!(
             "{n} {} from {remote}{} arrived for {local}, a connection this host does not have (no socket); \
              this host answered with RST. One side has forgotten the connection: it restarted, \
              already gave up on it, or a NAT entry in between expired.",
             plural(n, "segment", "segments"),
-            others(group.distinct_remotes()),
+            others(group.distinct_peers(), "client", "clients"),
         ),
         Cause::CloseWithUnreadData => format!(
             "{who} closed {n} {} on {local} with {} unread in the receive queue; the kernel discarded \
@@ -89,14 +89,16 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
                 .unwrap_or_default(),
         ),
         Cause::ConnectionRefused => format!(
-            "{n} {} from {local} to {remote} {} refused: the RST answered the SYN (state SYN_SENT); \
+            "{n} {} from {local}{} to {remote} {} refused: the RST answered the SYN (state SYN_SENT); \
              {who} got ECONNREFUSED.",
             plural(n, "connect", "connects"),
+            others(group.distinct_peers(), "local port", "local ports"),
             plural(n, "was", "were"),
         ),
         Cause::PeerReset => format!(
-            "{remote} reset {n} established {} with {local}; {who} gets ECONNRESET on its next read or write.",
+            "{remote} reset {n} established {} with {local}{}; {who} gets ECONNRESET on its next read or write.",
             plural(n, "connection", "connections"),
+            others(group.distinct_peers(), "local endpoint", "local endpoints"),
         ),
         Cause::PeerResetDuringClose => format!(
             "{remote} reset {n} {} with {local} while {} closing (local state {state}).",
@@ -131,14 +133,11 @@ fn plural<'a>(n: u64, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-fn others(distinct_remotes: usize) -> String {
-    match distinct_remotes {
+/// " and 2 other clients": the peers of a group besides the one named.
+fn others(distinct: usize, one: &str, many: &str) -> String {
+    match distinct {
         0 | 1 => String::new(),
-        n => format!(
-            " and {} other {}",
-            n - 1,
-            plural(n as u64 - 1, "client", "clients")
-        ),
+        n => format!(" and {} other {}", n - 1, plural(n as u64 - 1, one, many)),
     }
 }
 
@@ -156,7 +155,7 @@ mod tests {
             count,
             local: "127.0.0.7:9000".parse().unwrap(),
             sample_remote: "127.0.0.1:40000".parse().unwrap(),
-            remotes: ["127.0.0.1:40000".parse().unwrap()].into(),
+            peers: ["127.0.0.1:40000".parse().unwrap()].into(),
             process: Some(Process {
                 pid: 42,
                 comm: "server".into(),
@@ -176,16 +175,10 @@ mod tests {
         assert!(text.contains("2 connections"), "{text}");
         assert!(text.contains("5 bytes unread"), "{text}");
         assert!(text.contains("127.0.0.7:9000"), "{text}");
-        let remotes = (1..=3)
+        let peers = (1..=3)
             .map(|i| format!("127.0.0.1:{}", 40000 + i).parse().unwrap())
             .collect();
-        let text = explain(
-            Cause::NoListener,
-            &ResetGroup {
-                remotes,
-                ..group(1)
-            },
-        );
+        let text = explain(Cause::NoListener, &ResetGroup { peers, ..group(1) });
         assert!(
             text.starts_with("1 SYN arrived for 127.0.0.7:9000"),
             "{text}"

@@ -3,7 +3,7 @@
 use std::{
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use serde::Serialize;
@@ -57,6 +57,9 @@ pub struct ListenerDrops {
     /// The namespace's counter growth over the window (all its listeners together).
     pub counters: CounterGrowth,
     pub shared_with: Vec<SocketAddr>,
+    /// When the first and the last of these drops were counted.
+    pub first_seen: Option<SystemTime>,
+    pub last_seen: Option<SystemTime>,
 }
 
 /// Drops are kept per namespace, listener (None: unidentified) and cause.
@@ -85,6 +88,7 @@ impl Ledger {
         credit: &Credit,
         owner: Option<ListenerOwner>,
         sysctls: &QueueSysctls,
+        at: SystemTime,
     ) {
         let local = credit.listener.as_ref().map(|l| l.local);
         let entry = self
@@ -107,8 +111,11 @@ impl Ledger {
                 sysctls: sysctls.clone(),
                 counters: CounterGrowth::default(),
                 shared_with: Vec::new(),
+                first_seen: Some(at),
+                last_seen: None,
             });
         entry.count += credit.count;
+        entry.last_seen = Some(at);
         entry.sysctls = sysctls.clone();
         if credit.certainty == Certainty::Shared {
             entry.certainty = Certainty::Shared;

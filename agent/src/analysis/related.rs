@@ -1,0 +1,75 @@
+//! Both ends of the same connections, when both are on this host (loopback, or containers on
+//! one node): the client's finding and the server's name each other in `related`, and each
+//! explanation tells the other side's part, so the whole story is read in one place.
+
+use std::net::SocketAddr;
+
+use crate::model::{Cause, Finding, Kind, Related};
+
+/// Links the findings that are two ends of the same connections.
+pub fn link(findings: &mut [Finding]) {
+    let mut pairs = Vec::new();
+    for (i, client) in findings.iter().enumerate() {
+        for (j, server) in findings.iter().enumerate() {
+            if i != j && client_and_server(client, server) {
+                pairs.push((i, j));
+                pairs.push((j, i));
+            }
+        }
+    }
+    for (i, j) in pairs {
+        let (related, story) = (Related::of(&findings[j]), findings[j].explanation.clone());
+        let finding = &mut findings[i];
+        if !finding.related.contains(&related) {
+            finding.related.push(related);
+            finding
+                .explanation
+                .push_str(&format!(" The other end is on this host: {story}"));
+        }
+    }
+}
+
+/// `client` is what the connecting side saw, and `server` what the other end of the same
+/// connections did.
+fn client_and_server(client: &Finding, server: &Finding) -> bool {
+    let to = endpoint(client.remote.as_deref());
+    let at = endpoint(server.local.as_deref());
+    let (Some(to), Some(at)) = (to, at) else {
+        return false;
+    };
+    match (client.kind, client.cause, server.kind, server.cause) {
+        // A refused connect; the RST came from this host's own stack.
+        (Kind::RstReceived, Cause::ConnectionRefused, Kind::RstSent, Cause::NoListener) => to == at,
+        // A reset received; this host's other side sent it, to one of these connections.
+        (Kind::RstReceived, Cause::PeerReset | Cause::PeerResetDuringClose, Kind::RstSent, _) => {
+            to == at && shares_an_endpoint(client, server)
+        }
+        // Connects that were not answered, to a listener here whose queue overflowed.
+        (
+            Kind::Retransmit | Kind::State,
+            Cause::SynRetransmits | Cause::ConnectTimeout,
+            Kind::QueueDrop,
+            Cause::AcceptQueueOverflow | Cause::SynQueueOverflow,
+        ) => to.port() == at.port() && (to.ip() == at.ip() || at.ip().is_unspecified()),
+        _ => false,
+    }
+}
+
+/// Whether the client side's local endpoints and the server side's remote endpoints meet.
+fn shares_an_endpoint(client: &Finding, server: &Finding) -> bool {
+    let client_side: Vec<&str> = client
+        .local
+        .iter()
+        .map(String::as_str)
+        .chain(client.peers.iter().map(String::as_str))
+        .collect();
+    server
+        .remote
+        .iter()
+        .chain(server.peers.iter())
+        .any(|e| client_side.contains(&e.as_str()))
+}
+
+fn endpoint(text: Option<&str>) -> Option<SocketAddr> {
+    text?.parse().ok()
+}
