@@ -52,7 +52,7 @@ pub struct RetransmitFlow {
 
 #[cfg(test)]
 mod tests {
-    use tcpwhy_common::flow::FlowKey;
+    use tcpwhy_common::{family::AF_INET, flow::FlowKey};
 
     use super::*;
 
