@@ -177,8 +177,12 @@ pub fn run() -> Result<()> {
 
     println!("| tracepoint: ns per run (runs) | {} |", names.join(" | "));
     println!("|---|{}", "---|".repeat(columns.len()));
-    let tracepoints: std::collections::BTreeSet<&String> =
-        columns.iter().flat_map(|c| c.costs.keys()).collect();
+    let tracepoints: std::collections::BTreeSet<&String> = columns
+        .iter()
+        .flat_map(|c| c.costs.iter())
+        .filter(|(_, cost)| cost.runs > 0.0)
+        .map(|(tracepoint, _)| tracepoint)
+        .collect();
     for tracepoint in tracepoints {
         let cells: Vec<String> = columns
             .iter()
