@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::{probes::method::Method, settings::Settings};
+use crate::{analysis::filter::Filter, probes::method::Method, settings::Settings};
 
 /// Explains why TCP connections on this host are reset.
 ///
@@ -54,6 +54,25 @@ pub enum Command {
         /// Report format: `text` for people, `json` for scripts (one object on stdout).
         #[arg(long, short, value_enum, default_value_t = Format::Text)]
         format: Format,
+
+        #[command(flatten)]
+        filter: Filter,
+    },
+    /// Print each finding as it happens, one line each, until Ctrl-C.
+    ///
+    /// Resets and queue drops appear within a second of the event; retransmits and connection
+    /// states every few seconds, as they change.
+    ///
+    /// Examples:
+    ///   tcpwhy watch --port 8080
+    ///   tcpwhy watch --format json | jq 'select(.kind == "rst_sent")'
+    Watch {
+        /// `text`: one line per finding; `json`: one JSON object per line.
+        #[arg(long, short, value_enum, default_value_t = Format::Text)]
+        format: Format,
+
+        #[command(flatten)]
+        filter: Filter,
     },
     /// Run until stopped: Prometheus metrics on /metrics, /healthz, a JSON event stream.
     ///

@@ -13,6 +13,7 @@ mod metrics;
 mod model;
 mod probes;
 mod settings;
+mod watch;
 
 use std::process::ExitCode;
 
@@ -110,12 +111,17 @@ impl From<DaemonError> for RunError {
 
 async fn run(cli: Cli) -> Result<(), RunError> {
     match cli.command {
-        Command::Diagnose { duration, format } => {
+        Command::Diagnose {
+            duration,
+            format,
+            filter,
+        } => {
             let methods = cli
                 .probe_methods
                 .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
             let engine = Engine::start(&methods, EVENTS_RING_BYTES)?;
-            let report = diagnose(engine, Command::duration(duration)).await?;
+            let mut report = diagnose(engine, Command::duration(duration)).await?;
+            report.findings.retain(|f| filter.matches(f));
             match format {
                 Format::Text => print!("{}", text::render(&report)),
                 Format::Json => println!(
@@ -124,6 +130,13 @@ async fn run(cli: Cli) -> Result<(), RunError> {
                 ),
             }
             Ok(())
+        }
+        Command::Watch { format, filter } => {
+            let methods = cli
+                .probe_methods
+                .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
+            let engine = Engine::start(&methods, EVENTS_RING_BYTES)?;
+            Ok(watch::watch(engine, format, filter).await?)
         }
         Command::Daemon { config, settings } => {
             let given = Settings {

@@ -200,6 +200,9 @@ fn many_short_connections_build_up_time_wait() {
     }
     let ns = TestNetns::new();
     ns.sysctl("net.ipv4.ip_local_port_range", "40000 40099");
+    // With reuse allowed (2, the default, allows it on loopback), a slow run lets connect() take
+    // the port of a TIME_WAIT socket older than a second, and fewer than 30 remain.
+    ns.sysctl("net.ipv4.tcp_tw_reuse", "0");
     let server: SocketAddr = "127.0.0.1:7603".parse().unwrap();
     let agent = Agent::start(&[]);
     ns.enter(|| {

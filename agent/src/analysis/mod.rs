@@ -4,9 +4,11 @@
 
 pub mod classify;
 pub mod connections;
+pub mod filter;
 pub mod findings;
 pub mod grouping;
 pub mod narrative;
 pub mod queues;
 pub mod related;
+pub mod reported;
 pub mod reset_rules;

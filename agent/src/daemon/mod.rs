@@ -5,7 +5,6 @@ pub mod events;
 pub mod http;
 
 use std::{
-    collections::HashMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -15,12 +14,13 @@ use anyhow::Result;
 use self::events::{Emitted, EventStream};
 use crate::{
     analysis::{
-        classify::Classified, connections::connects::FailedConnects, findings, grouping::ResetGroup,
+        classify::Classified, connections::connects::FailedConnects, findings,
+        grouping::ResetGroup, reported::Reported,
     },
     engine::{Engine, Output, SAMPLE_EVERY, session::StartError},
     events::flow::ConnectFailed,
     metrics::Metrics,
-    model::{Cause, Finding, Kind},
+    model::Finding,
     probes::{attach::attached_count, coverage::coverage},
     settings::Settings,
 };
@@ -145,7 +145,7 @@ impl Output for Published {
 
 impl Published {
     fn publish_queues(&mut self, engine: &mut Engine) -> Result<()> {
-        for (drops, new) in engine.namespaces.take_new_drops() {
+        for (drops, finding) in engine.new_queue_findings() {
             let listener = drops
                 .listener
                 .map(|l| l.to_string())
@@ -154,10 +154,8 @@ impl Published {
                 drops.cause.id(),
                 &listener,
                 &drops.namespace.to_string(),
-                new,
+                finding.count,
             );
-            let mut finding = findings::of_queue_drops(&drops);
-            finding.count = new;
             self.emit(&finding)?;
         }
         let mut metrics = lock(&self.metrics);
@@ -211,30 +209,4 @@ fn fold_kernel_totals(engine: &Engine, metrics: &Mutex<Metrics>) -> Result<()> {
     metrics.fold_events_lost(lost);
     metrics.fold_program_stats(&programs);
     Ok(())
-}
-
-/// What the event stream already said about retransmits and states, so that each report says
-/// only what changed: retransmits as the growth since the last report, states as they are now.
-#[derive(Default)]
-struct Reported {
-    counts: HashMap<(Cause, Option<String>, Option<String>), u64>,
-}
-
-impl Reported {
-    fn changed(&mut self, found: Vec<Finding>) -> Vec<Finding> {
-        found
-            .into_iter()
-            .filter_map(|mut finding| {
-                let key = (finding.cause, finding.local.clone(), finding.remote.clone());
-                let before = self.counts.insert(key, finding.count).unwrap_or(0);
-                if finding.count == before {
-                    return None;
-                }
-                if finding.kind == Kind::Retransmit {
-                    finding.count = finding.count.saturating_sub(before);
-                }
-                Some(finding)
-            })
-            .collect()
-    }
 }

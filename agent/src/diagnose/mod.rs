@@ -4,7 +4,7 @@
 pub mod report;
 pub mod text;
 
-use std::time::Duration;
+use std::{io::IsTerminal, time::Duration};
 
 use anyhow::Result;
 
@@ -14,8 +14,9 @@ use crate::{
         classify::Classified, connections::connects::FailedConnects,
         connections::summary::ConnectionSummary, grouping::Groups,
     },
-    engine::{Ended, Engine, Output},
+    engine::{Ended, Engine, Output, SAMPLE_EVERY},
     events::flow::ConnectFailed,
+    model::Direction,
     probes::attach::attached_count,
 };
 
@@ -24,16 +25,66 @@ use crate::{
 struct Collected {
     resets: Groups,
     failed: FailedConnects,
+    progress: Option<Progress>,
+}
+
+/// A live one-line count on a terminal, so that a long window is not silent.
+#[derive(Default)]
+struct Progress {
+    resets: [u64; 2],
+    failed_connects: u64,
+    samples: u32,
+}
+
+impl Progress {
+    /// Only where a person watches: nothing is written when stderr is not a terminal.
+    fn on_terminal() -> Option<Self> {
+        std::io::stderr().is_terminal().then(Progress::default)
+    }
+
+    fn show(&mut self, queue_drops: u64) {
+        self.samples = self.samples.wrapping_add(1);
+        if self
+            .samples
+            .is_multiple_of(samples_in(Duration::from_secs(1)))
+        {
+            eprint!(
+                "\r  so far: {} resets sent, {} received, {} failed connects, {} queue drops ",
+                self.resets[0], self.resets[1], self.failed_connects, queue_drops
+            );
+        }
+    }
+
+    fn clear(&self) {
+        eprint!("\r\x1b[2K");
+    }
+}
+
+fn samples_in(period: Duration) -> u32 {
+    (period.as_millis() / SAMPLE_EVERY.as_millis()).max(1) as u32
 }
 
 impl Output for Collected {
     fn reset(&mut self, reset: &Classified) -> Result<()> {
         self.resets.add(reset);
+        if let Some(progress) = &mut self.progress {
+            progress.resets[usize::from(reset.reset.direction == Direction::Received)] += 1;
+        }
         Ok(())
     }
 
     fn connect_failed(&mut self, failed: ConnectFailed) -> Result<()> {
+        if let Some(progress) = &mut self.progress {
+            progress.failed_connects += 1;
+        }
         self.failed.add(failed);
+        Ok(())
+    }
+
+    fn sampled(&mut self, engine: &mut Engine) -> Result<()> {
+        if let Some(progress) = &mut self.progress {
+            progress.show(engine.namespaces.drops_so_far());
+        }
         Ok(())
     }
 }
@@ -51,8 +102,14 @@ pub async fn diagnose(mut engine: Engine, duration: Option<Duration>) -> Result<
         "attached {} probes, watching {window}",
         attached_count(&engine.session.probes)
     );
-    let mut seen = Collected::default();
+    let mut seen = Collected {
+        progress: Progress::on_terminal(),
+        ..Collected::default()
+    };
     let ended = engine.run(&mut seen, duration).await?;
+    if let Some(progress) = &seen.progress {
+        progress.clear();
+    }
     let elapsed = engine.watched_for();
     let listeners_at_end = engine.listeners_in_trouble();
     let counters = engine.session.counters()?;

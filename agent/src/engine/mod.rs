@@ -25,7 +25,8 @@ use crate::{
     analysis::{
         classify::{Classified, classify},
         connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
-        queues::conditions::ListenerCondition,
+        findings,
+        queues::{conditions::ListenerCondition, drops::ListenerDrops},
     },
     events::{flow::ConnectFailed, reset::Reset},
     host::{
@@ -162,6 +163,22 @@ impl Engine {
     fn abort_on_overflow(&self, netns: Option<u32>) -> Option<bool> {
         let sysctls = self.namespaces.sysctls(u64::from(netns?))?;
         sysctls.tcp_abort_on_overflow.map(|v| v != 0)
+    }
+
+    /// Queue drops counted since the last call: each listener's record, and its finding whose
+    /// count is the new drops.
+    pub fn new_queue_findings(&mut self) -> Vec<(ListenerDrops, Finding)> {
+        self.namespaces
+            .take_new_drops()
+            .into_iter()
+            .map(|(drops, new)| {
+                let finding = Finding {
+                    count: new,
+                    ..findings::of_queue_drops(&drops)
+                };
+                (drops, finding)
+            })
+            .collect()
     }
 
     /// Listeners full, nearly full or capped by somaxconn, as of the last sample.

@@ -264,6 +264,11 @@ impl Namespaces {
         found
     }
 
+    /// Every drop counted so far, over every listener.
+    pub fn drops_so_far(&self) -> u64 {
+        self.ledger.total()
+    }
+
     /// Drops recorded since the last call, each with how many are new.
     pub fn take_new_drops(&mut self) -> Vec<(ListenerDrops, u64)> {
         self.settle_all();

@@ -165,6 +165,11 @@ impl Ledger {
         fresh
     }
 
+    /// Drops counted so far, over every record.
+    pub fn total(&self) -> u64 {
+        self.drops.values().map(|d| d.count).sum()
+    }
+
     /// Every record, most drops first.
     pub fn into_sorted(self) -> Vec<ListenerDrops> {
         let mut drops: Vec<ListenerDrops> = self.drops.into_values().collect();

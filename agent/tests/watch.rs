@@ -1,0 +1,103 @@
+//! `tcpwhy watch` and the filters: findings printed as they happen, only those asked about.
+
+mod support;
+
+use std::{
+    io::{BufRead, BufReader},
+    net::{IpAddr, SocketAddr},
+    process::{Command, Stdio},
+    sync::mpsc,
+    time::{Duration, Instant},
+};
+
+use serde_json::Value;
+use support::{Agent, require_bpf, scenarios, unique_ipv4};
+
+#[test]
+fn watch_prints_each_finding_within_a_second_and_only_the_filtered_port() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let (wanted, other) = (SocketAddr::new(ip, 7), SocketAddr::new(ip, 9));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpwhy"))
+        .args(["watch", "--format", "json", "--port", "7"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawning tcpwhy watch");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    stderr.read_line(&mut line).unwrap();
+    assert!(line.starts_with("attached "), "{line}");
+    let (lines, received) = mpsc::channel();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    std::thread::spawn(move || {
+        for line in stdout.lines().map_while(Result::ok) {
+            let _ = lines.send(line);
+        }
+    });
+
+    scenarios::refused_connect(ip, other);
+    let client = scenarios::refused_connect(ip, wanted);
+    let started = Instant::now();
+    let mut seen: Vec<Value> = Vec::new();
+    while seen.len() < 2 && started.elapsed() < Duration::from_secs(5) {
+        if let Ok(line) = received.recv_timeout(Duration::from_millis(100)) {
+            seen.push(serde_json::from_str(&line).expect("a JSON line"));
+        }
+    }
+    let took = started.elapsed();
+    // SAFETY: kill with a pid we own.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    assert!(child.wait().unwrap().success());
+
+    assert_eq!(seen.len(), 2, "{seen:#?}");
+    assert!(took < Duration::from_secs(2), "took {took:?}");
+    let sent = seen
+        .iter()
+        .find(|f| f["kind"] == "rst_sent")
+        .expect("rst_sent");
+    assert_eq!(sent["cause"], "no_listener");
+    assert_eq!(sent["local"], wanted.to_string());
+    let received = seen
+        .iter()
+        .find(|f| f["kind"] == "rst_received")
+        .expect("rst_received");
+    assert_eq!(received["cause"], "connection_refused");
+    assert_eq!(received["local"], client.to_string());
+    // Nothing about the other port got through the filter, even after more time.
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        seen.iter().all(|f| f.to_string().contains(":7\"")),
+        "{seen:#?}"
+    );
+}
+
+#[test]
+fn diagnose_keeps_only_the_findings_of_the_filtered_process() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let agent = Agent::start(&["--pid", &std::process::id().to_string()]);
+    scenarios::refused_connect(ip, SocketAddr::new(ip, 7));
+    let report = agent.finish();
+    // Ours: the refused connect this process made. The no_listener reset has no process, so
+    // the filter leaves it out.
+    let refused: Vec<&Value> = report
+        .findings()
+        .iter()
+        .filter(|f| f["kind"] == "rst_received" && f["remote"] == format!("{ip}:7"))
+        .collect();
+    assert_eq!(refused.len(), 1, "{:#?}", report.findings());
+    assert_eq!(refused[0]["cause"], "connection_refused");
+    assert!(
+        report
+            .findings()
+            .iter()
+            .all(|f| f["process"]["pid"] == std::process::id()),
+        "{:#?}",
+        report.findings()
+    );
+}
