@@ -14,13 +14,9 @@
 //! crun adds a `container` cgroup below the scope; runtime monitors (`crio-conmon-<id>`,
 //! `libpod-conmon-<id>`) are not containers. Pods are `…kubepods[-<qos>]-pod<uid>.slice` (systemd
 //! driver, `-` in the uid written `_`) or `kubepods/[<qos>/]pod<uid>` (cgroupfs driver).
-// Wired into findings and the report by the integration of issue 13 item 4; until then only the
-// tests call it.
-#![allow(dead_code)]
-
 use std::{cmp::Reverse, fs, path::Path};
 
-use serde::Serialize;
+use crate::model::workload::{Container, Pod, Runtime, Workload};
 
 /// Where the kubelet keeps each pod's logs, in a directory named `<namespace>_<name>_<uid>`.
 const POD_LOGS: &str = "/var/log/pods";
@@ -39,43 +35,6 @@ const CONTAINER_PREFIXES: [(&str, Runtime); 4] = [
 
 /// The systemd unit types whose cgroups hold processes (slices only group other units).
 const UNIT_SUFFIXES: [&str; 5] = [".service", ".scope", ".socket", ".mount", ".swap"];
-
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Workload {
-    /// The cgroup path the rest was read from.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub cgroup: Option<String>,
-    /// The innermost systemd unit or scope, e.g. `nginx.service`, `session-3.scope`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub unit: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub container: Option<Container>,
-    /// Only when the kubelet's log directory for the pod's uid exists on this host.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub pod: Option<Pod>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Container {
-    pub id: String,
-    pub runtime: Runtime,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Runtime {
-    Docker,
-    Containerd,
-    CriO,
-    Podman,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Pod {
-    pub namespace: String,
-    pub name: String,
-    pub uid: String,
-}
 
 /// The workload of `pid`; empty when its cgroup file cannot be read (the process is gone).
 pub fn of_process(pid: u32) -> Workload {
