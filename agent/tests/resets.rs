@@ -251,9 +251,14 @@ fn many_refused_connects_are_one_finding_per_end_and_the_ends_are_linked() {
         .collect();
     let report = agent.finish();
 
+    // A refused connect leaves no TIME_WAIT, so a later connect may get the same port again.
+    let distinct = clients
+        .iter()
+        .collect::<std::collections::HashSet<_>>()
+        .len();
     let sent = report.one("rst_sent", "no_listener", &server.to_string());
     assert_eq!(sent["count"], 40);
-    assert_eq!(sent["evidence"]["distinct_remotes"], 40);
+    assert_eq!(sent["evidence"]["distinct_remotes"], distinct);
     // Resets received are grouped by the peer that sent them and the process that got them,
     // not by the ephemeral local port: one finding, not forty.
     let received: Vec<_> = report
@@ -266,8 +271,8 @@ fn many_refused_connects_are_one_finding_per_end_and_the_ends_are_linked() {
     assert_eq!(received["cause"], "connection_refused");
     assert_eq!(received["count"], 40);
     assert_eq!(received["local"], clients[0].to_string());
-    assert_eq!(received["peers"].as_array().unwrap().len(), 5);
-    assert_eq!(received["evidence"]["distinct_local_endpoints"], 40);
+    assert_eq!(received["peers"].as_array().unwrap().len(), distinct.min(5));
+    assert_eq!(received["evidence"]["distinct_local_endpoints"], distinct);
     assert_owned_by_us(received);
     assert!(received["first_seen"].as_str().unwrap() <= received["last_seen"].as_str().unwrap());
 

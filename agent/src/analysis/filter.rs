@@ -25,6 +25,14 @@ pub struct Filter {
     /// Only findings in this network namespace (its inode, as `lsns -t net` shows it).
     #[arg(long, value_name = "INODE")]
     pub netns: Option<u64>,
+
+    /// Only findings whose process runs in this container (its id, or the start of it).
+    #[arg(long, value_name = "ID")]
+    pub container: Option<String>,
+
+    /// Only findings whose process runs in this Kubernetes pod (`NAME` or `NAMESPACE/NAME`).
+    #[arg(long, value_name = "POD")]
+    pub pod: Option<String>,
 }
 
 impl Filter {
@@ -48,6 +56,16 @@ impl Filter {
             && self
                 .netns
                 .is_none_or(|netns| namespace_of(finding) == Some(netns))
+            && self.container.as_ref().is_none_or(|id| {
+                let container = process.and_then(|p| p.workload.container.as_ref());
+                container.is_some_and(|c| !id.is_empty() && c.id.starts_with(id.as_str()))
+            })
+            && self.pod.as_ref().is_none_or(|wanted| {
+                let pod = process.and_then(|p| p.workload.pod.as_ref());
+                pod.is_some_and(|pod| {
+                    *wanted == pod.name || *wanted == format!("{}/{}", pod.namespace, pod.name)
+                })
+            })
     }
 }
 
@@ -78,6 +96,7 @@ mod tests {
                 pid: 7,
                 comm: "curl".into(),
                 source: OwnerSource::Syscall,
+                workload: Default::default(),
             }),
             String::new(),
             evidence,

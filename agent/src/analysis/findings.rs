@@ -78,7 +78,7 @@ fn queue_evidence(drops: &ListenerDrops) -> Map<String, Value> {
     if let Some(owner) = &drops.owner {
         map.insert("open_fds".into(), json!(owner.open_fds));
         map.insert("fd_limit".into(), json!(owner.fd_limit));
-        if let Some(unit) = &owner.unit {
+        if let Some(unit) = &owner.process.workload.unit {
             map.insert("unit".into(), json!(unit));
         }
     }

@@ -3,7 +3,7 @@
 use std::fmt::Write;
 
 use super::report::Report;
-use crate::model::Finding;
+use crate::model::{Finding, workload::Workload};
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -106,7 +106,14 @@ pub fn headline(finding: &Finding) -> String {
     let process = finding
         .process
         .as_ref()
-        .map(|p| format!("  process {} (pid {})", p.comm, p.pid))
+        .map(|p| {
+            format!(
+                "  process {} (pid {}{})",
+                p.comm,
+                p.pid,
+                runs_in(&p.workload)
+            )
+        })
         .unwrap_or_default();
     format!(
         "[{}] {} ×{}{}{}{}",
@@ -117,6 +124,24 @@ pub fn headline(finding: &Finding) -> String {
         endpoint("remote", &finding.remote),
         process
     )
+}
+
+/// ", pod shop/web-0, container 3f2a…(containerd)": what people call where a process runs.
+fn runs_in(workload: &Workload) -> String {
+    let mut parts = Vec::new();
+    if let Some(pod) = &workload.pod {
+        parts.push(format!("pod {}/{}", pod.namespace, pod.name));
+    }
+    if let Some(container) = &workload.container {
+        let short: String = container.id.chars().take(12).collect();
+        parts.push(format!(
+            "container {short} ({})",
+            container.runtime.as_str()
+        ));
+    } else if let Some(unit) = &workload.unit {
+        parts.push(format!("unit {unit}"));
+    }
+    parts.iter().map(|p| format!(", {p}")).collect()
 }
 
 fn endpoint(label: &str, value: &Option<String>) -> String {

@@ -34,8 +34,9 @@ use crate::{
         netns,
         owners::{ProcessFacts, socket_owners},
         sock_diag::DiagSocket,
+        workload,
     },
-    model::{Finding, OwnerSource, Process, time::monotonic_ns},
+    model::{Finding, OwnerSource, Process, time::monotonic_ns, workload::Workload},
     probes::method::Method,
 };
 
@@ -68,8 +69,14 @@ pub enum Ended {
 pub struct Engine {
     pub session: Session,
     pub namespaces: Namespaces,
+    /// Workloads by pid: a process's cgroup is read once, not once per event.
+    workloads: HashMap<u32, Workload>,
     started: Instant,
 }
+
+/// Processes whose workload is remembered; beyond this the cache starts over, so that it stays
+/// small and a reused pid is read again.
+const WORKLOADS_REMEMBERED: usize = 4096;
 
 impl Engine {
     /// Attaches the probes and takes a first sample of every namespace.
@@ -80,6 +87,7 @@ impl Engine {
         Ok(Self {
             session,
             namespaces,
+            workloads: HashMap::new(),
             started: Instant::now(),
         })
     }
@@ -130,13 +138,21 @@ impl Engine {
             match observed {
                 Observed::Reset(mut reset) => {
                     self.name_owner_from_listener(&mut reset);
+                    if let Some(owner) = &mut reset.owner {
+                        self.fill_workload(owner);
+                    }
                     // Only a listener's reset can be an overflow abort.
                     let abort_on_overflow = (reset.state == Some(tcp_state::LISTEN))
                         .then(|| self.abort_on_overflow(reset.netns))
                         .flatten();
                     output.reset(&classify(&reset, &self.session.reasons, abort_on_overflow))?;
                 }
-                Observed::ConnectFailed(failed) => output.connect_failed(failed)?,
+                Observed::ConnectFailed(mut failed) => {
+                    if let Some(owner) = &mut failed.owner {
+                        self.fill_workload(owner);
+                    }
+                    output.connect_failed(failed)?
+                }
             }
         }
         Ok(())
@@ -158,6 +174,21 @@ impl Engine {
                 ..owner.process
             });
         }
+    }
+
+    /// The container, pod and unit of a process the kernel side named.
+    fn fill_workload(&mut self, process: &mut Process) {
+        if process.workload != Workload::default() {
+            return;
+        }
+        if self.workloads.len() >= WORKLOADS_REMEMBERED {
+            self.workloads.clear();
+        }
+        process.workload = self
+            .workloads
+            .entry(process.pid)
+            .or_insert_with(|| workload::of_process(process.pid))
+            .clone();
     }
 
     fn abort_on_overflow(&self, netns: Option<u32>) -> Option<bool> {

@@ -6,3 +6,4 @@ pub mod netns;
 pub mod netstat;
 pub mod owners;
 pub mod sock_diag;
+pub mod workload;

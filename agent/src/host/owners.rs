@@ -12,6 +12,7 @@ use std::{
 
 use serde::Serialize;
 
+use super::workload;
 use crate::model::{OwnerSource, Process};
 
 /// A process, with what its fd table and cgroup say about it.
@@ -23,8 +24,6 @@ pub struct ProcessFacts {
     pub open_fds: u64,
     /// RLIMIT_NOFILE soft limit; None when unlimited or unreadable.
     pub fd_limit: Option<u64>,
-    /// The systemd unit or container the process runs in, from its cgroup, when recognisable.
-    pub unit: Option<String>,
 }
 
 /// Finds the process holding socket `inode` among `pids`, and the descriptor it holds it by.
@@ -86,6 +85,7 @@ pub fn process_facts(pid: u32) -> ProcessFacts {
                 .map(|c| c.trim().to_string())
                 .unwrap_or_default(),
             source: OwnerSource::Socket,
+            workload: workload::of_process(pid),
         },
         open_fds: fs::read_dir(proc.join("fd"))
             .map(|d| d.count() as u64)
@@ -93,9 +93,6 @@ pub fn process_facts(pid: u32) -> ProcessFacts {
         fd_limit: fs::read_to_string(proc.join("limits"))
             .ok()
             .and_then(|l| parse_fd_limit(&l)),
-        unit: fs::read_to_string(proc.join("cgroup"))
-            .ok()
-            .and_then(|c| unit_from_cgroup(&c)),
     }
 }
 
@@ -105,14 +102,6 @@ fn parse_fd_limit(limits: &str) -> Option<u64> {
     line.split_whitespace().nth(3)?.parse().ok()
 }
 
-/// `system.slice/nginx.service` → `nginx.service`; a container scope → its name.
-fn unit_from_cgroup(cgroup: &str) -> Option<String> {
-    let path = cgroup.lines().find_map(|l| l.strip_prefix("0::"))?;
-    path.rsplit('/')
-        .find(|part| part.ends_with(".service") || part.ends_with(".scope"))
-        .map(str::to_string)
-}
-
 #[cfg(test)]
 mod tests {
     use std::{net::TcpListener, os::fd::AsRawFd};
@@ -120,19 +109,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn parses_limits_and_units() {
+    fn parses_limits() {
         let limits = "Limit                     Soft Limit           Hard Limit           Units\n\
                       Max open files            1024                 524288               files\n";
         assert_eq!(parse_fd_limit(limits), Some(1024));
-        assert_eq!(
-            unit_from_cgroup("0::/system.slice/nginx.service\n").as_deref(),
-            Some("nginx.service")
-        );
-        assert_eq!(
-            unit_from_cgroup("0::/kubepods.slice/cri-containerd-abc.scope\n").as_deref(),
-            Some("cri-containerd-abc.scope")
-        );
-        assert_eq!(unit_from_cgroup("0::/\n"), None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod flow;
 pub mod process;
 pub mod tcp_state;
 pub mod time;
+pub mod workload;
 
 pub use cause::{Cause, Direction, Kind};
 pub use finding::{Finding, Related};

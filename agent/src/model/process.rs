@@ -2,6 +2,8 @@
 
 use serde::Serialize;
 
+use super::workload::Workload;
+
 /// How a socket's owner was learned. Never from `current` in softirq context, where it names
 /// whatever task the interrupt landed on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -39,6 +41,9 @@ pub struct Process {
     pub comm: String,
     #[serde(skip)]
     pub source: OwnerSource,
+    /// Its cgroup, unit, container and pod, where known.
+    #[serde(flatten)]
+    pub workload: Workload,
 }
 
 impl Process {
@@ -49,6 +54,7 @@ impl Process {
             pid,
             comm: String::from_utf8_lossy(&comm[..end]).into_owned(),
             source,
+            workload: Workload::default(),
         }
     }
 }

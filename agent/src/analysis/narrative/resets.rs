@@ -160,6 +160,7 @@ mod tests {
                 pid: 42,
                 comm: "server".into(),
                 source: OwnerSource::Syscall,
+                workload: Default::default(),
             }),
             state: Some(tcpwhy_common::tcp_state::CLOSE),
             reason: None,
