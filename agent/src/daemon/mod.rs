@@ -12,7 +12,10 @@ use std::{
 
 use anyhow::Result;
 
-use self::events::{Emitted, EventStream};
+use self::{
+    events::{Emitted, EventStream},
+    http::Health,
+};
 use crate::{
     analysis::{
         classify::Classified, connections::connects::FailedConnects, findings, grouping::ResetGroup,
@@ -48,8 +51,9 @@ pub enum DaemonError {
 }
 
 pub async fn run(settings: Settings) -> Result<(), DaemonError> {
-    let listen = settings.listen();
-    let listener = http::bind(listen).await.map_err(DaemonError::Config)?;
+    let listener = http::bind(settings.listen())
+        .await
+        .map_err(DaemonError::Config)?;
     let events = EventStream::open(&settings.events(), settings.events_per_second())
         .map_err(|e| DaemonError::Config(format!("{e:#}")))?;
 
@@ -69,10 +73,12 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     }
     let metrics = Arc::new(Mutex::new(Metrics::new(settings.listener_label_limit())?));
     lock(&metrics).set_probes(&session.probes);
-    lock(&metrics).set_coverage(&coverage(&session.probes));
-    let server = http::serve(listener, metrics.clone());
+    let coverage = coverage(&session.probes);
+    lock(&metrics).set_coverage(&coverage);
+    let bound = listener.local_addr().map_err(anyhow::Error::from)?;
+    let server = http::serve(listener, metrics.clone(), Health::from_coverage(&coverage));
     let attached = attached_count(&session.probes);
-    tracing::info!(probes = attached, listen = %listen, "attached, serving /metrics and /healthz");
+    tracing::info!(probes = attached, listen = %bound, "attached, serving /metrics and /healthz");
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!("{attached} probes attached")),
