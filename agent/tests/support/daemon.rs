@@ -5,7 +5,7 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
@@ -48,11 +48,12 @@ impl Daemon {
             .arg("daemon")
             .arg("--listen")
             .arg(addr.to_string())
-            .arg("--events")
-            .arg(&events)
             .args(extra_args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap());
+        if !extra_args.contains(&"--events") {
+            command.arg("--events").arg(&events);
+        }
         adjust(&mut command);
         let child = command.spawn().expect("spawning tcpwhy daemon");
         let mut daemon = Daemon {
@@ -75,6 +76,18 @@ impl Daemon {
             std::thread::sleep(Duration::from_millis(100));
         }
         daemon
+    }
+
+    /// The daemon's stdout, when [`Daemon::start_with`] made it a pipe.
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.as_mut()?.stdout.take()
+    }
+
+    /// Whether the daemon is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().unwrap().is_none())
     }
 
     pub fn pid(&self) -> u32 {
