@@ -13,7 +13,9 @@ mod model;
 mod probes;
 mod settings;
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
+
+use anyhow::Context;
 
 use clap::Parser;
 use tcpwhy_common::maps::EVENTS_RING_BYTES;
@@ -41,21 +43,26 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("tcpwhy: cannot start the async runtime: {err}");
+            report_failure(format_args!("cannot start the async runtime: {err}"));
             return ExitCode::from(EXIT_FAILURE);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(RunError::Usage(message)) => {
-            eprintln!("tcpwhy: {message}");
+            report_failure(format_args!("{message}"));
             ExitCode::from(EXIT_USAGE)
         }
         Err(RunError::Other(err)) => {
-            eprintln!("tcpwhy: {err:#}");
+            report_failure(format_args!("{err:#}"));
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// Says why tcpwhy fails; a closed stderr must not turn that into a panic.
+fn report_failure(message: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "tcpwhy: {message}");
 }
 
 /// Logs go to stderr. Under systemd (JOURNAL_STREAM set) journald adds timestamps and colours
@@ -107,6 +114,19 @@ impl From<DaemonError> for RunError {
     }
 }
 
+/// A reader that went away before the report (`tcpwhy diagnose | head -1`) is not a failure:
+/// the report had nowhere to go.
+fn print_report(report: &str) -> Result<(), RunError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(report.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written.context("writing the report to stdout")?),
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), RunError> {
     match cli.command {
         Command::Diagnose { duration, format } => {
@@ -115,14 +135,13 @@ async fn run(cli: Cli) -> Result<(), RunError> {
                 .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
             let engine = Engine::start(&methods, EVENTS_RING_BYTES)?;
             let report = diagnose(engine, Command::duration(duration)).await?;
-            match format {
-                Format::Text => print!("{}", text::render(&report)),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-                ),
-            }
-            Ok(())
+            let rendered = match format {
+                Format::Text => text::render(&report),
+                Format::Json => {
+                    serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)? + "\n"
+                }
+            };
+            print_report(&rendered)
         }
         Command::Daemon { config, settings } => {
             let given = Settings {
