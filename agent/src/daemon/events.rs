@@ -272,18 +272,16 @@ mod tests {
     }
 
     #[test]
-    fn fifos_and_devices_are_refused_by_name() {
+    fn a_fifo_fails_to_open_at_once_and_a_device_is_refused() {
         let fifo = temporary("fifo");
         let _ = std::fs::remove_file(&fifo);
         let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
         // SAFETY: a valid NUL-terminated path.
         assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // Nobody reads it: a blocking open would hang here.
         let err = open_file(&fifo).unwrap_err();
         std::fs::remove_file(&fifo).unwrap();
-        assert!(
-            err.contains("key `events`") && err.contains("a FIFO"),
-            "{err}"
-        );
+        assert!(err.contains("key `events`"), "{err}");
         let err = open_file(Path::new("/dev/full")).unwrap_err();
         assert!(err.contains("/dev/full is a device"), "{err}");
     }

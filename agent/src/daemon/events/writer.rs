@@ -5,7 +5,7 @@
 use std::{
     fs::{File, OpenOptions},
     io::{self, Write},
-    os::unix::fs::{FileTypeExt, OpenOptionsExt},
+    os::unix::fs::OpenOptionsExt,
     path::{Path, PathBuf},
     sync::{
         Arc,
@@ -14,6 +14,8 @@ use std::{
     },
     time::Duration,
 };
+
+use crate::settings::unusable_event_file;
 
 /// One write per this many bytes at most, whatever the queue holds.
 const BATCH_BYTES: usize = 64 * 1024;
@@ -45,32 +47,10 @@ impl Sink {
     }
 }
 
-/// Opens the event file for appending. Only a regular file will do: opening a FIFO blocks until
-/// someone reads it, and a device such as /dev/full fails every write.
+/// Opens the event file for appending. Only a regular file will do ([`unusable_event_file`]);
+/// the settings checked the path, this checks what was opened, so that a FIFO swapped in since
+/// fails (non-blocking) instead of hanging.
 pub fn open_file(path: &Path) -> Result<File, String> {
-    let refuse = |what: &str| {
-        format!(
-            "key `events`: {} is {what}, not a regular file; use a regular file, `stdout` or `off`",
-            path.display()
-        )
-    };
-    let kind = |file_type: std::fs::FileType| {
-        if file_type.is_fifo() {
-            "a FIFO"
-        } else if file_type.is_char_device() || file_type.is_block_device() {
-            "a device"
-        } else if file_type.is_socket() {
-            "a socket"
-        } else {
-            "not a file"
-        }
-    };
-    if let Ok(existing) = std::fs::metadata(path) {
-        if !existing.is_file() {
-            return Err(refuse(kind(existing.file_type())));
-        }
-    }
-    // Non-blocking, so that a FIFO swapped in since the check fails instead of hanging.
     let file = OpenOptions::new()
         .create(true)
         .append(true)
@@ -80,10 +60,13 @@ pub fn open_file(path: &Path) -> Result<File, String> {
     let opened = file
         .metadata()
         .map_err(|e| format!("key `events`: {}: {e}", path.display()))?;
-    if !opened.is_file() {
-        return Err(refuse(kind(opened.file_type())));
+    match unusable_event_file(opened.file_type()) {
+        Some(kind) => Err(format!(
+            "key `events`: {} is {kind}, not a regular file",
+            path.display()
+        )),
+        None => Ok(file),
     }
-    Ok(file)
 }
 
 /// A request, from the SIGHUP handler, to reopen the event file.
