@@ -47,8 +47,9 @@ pub enum Command {
     ///   tcpwhy diagnose                        # 10 s, text report
     ///   tcpwhy diagnose --duration 60 --format json | jq '.findings[] | {cause, count, local}'
     Diagnose {
-        /// How long to watch, in seconds (0 = until Ctrl-C).
-        #[arg(long, short, default_value_t = 10, value_name = "SECONDS")]
+        /// How long to watch, in seconds (0 = until Ctrl-C; at most a year).
+        #[arg(long, short, default_value_t = 10, value_name = "SECONDS",
+              value_parser = clap::value_parser!(u64).range(..=MAX_DURATION_SECONDS))]
         duration: u64,
 
         /// Report format: `text` for people, `json` for scripts (one object on stdout).
@@ -98,6 +99,9 @@ pub enum Command {
     #[command(hide = true)]
     GenerateDocs { dir: std::path::PathBuf },
 }
+
+/// A year: beyond what anyone watches, and far from the clock's overflow.
+const MAX_DURATION_SECONDS: u64 = 365 * 24 * 3600;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {

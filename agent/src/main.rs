@@ -15,7 +15,9 @@ mod probes;
 mod settings;
 mod watch;
 
-use std::process::ExitCode;
+use std::{io::Write, process::ExitCode};
+
+use anyhow::Context;
 
 use clap::Parser;
 use tcpwhy_common::maps::EVENTS_RING_BYTES;
@@ -43,21 +45,26 @@ fn main() -> ExitCode {
     {
         Ok(runtime) => runtime,
         Err(err) => {
-            eprintln!("tcpwhy: cannot start the async runtime: {err}");
+            report_failure(format_args!("cannot start the async runtime: {err}"));
             return ExitCode::from(EXIT_FAILURE);
         }
     };
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(RunError::Usage(message)) => {
-            eprintln!("tcpwhy: {message}");
+            report_failure(format_args!("{message}"));
             ExitCode::from(EXIT_USAGE)
         }
         Err(RunError::Other(err)) => {
-            eprintln!("tcpwhy: {err:#}");
+            report_failure(format_args!("{err:#}"));
             ExitCode::from(EXIT_FAILURE)
         }
     }
+}
+
+/// Says why tcpwhy fails; a closed stderr must not turn that into a panic.
+fn report_failure(message: std::fmt::Arguments) {
+    let _ = writeln!(std::io::stderr(), "tcpwhy: {message}");
 }
 
 /// Logs go to stderr. Under systemd (JOURNAL_STREAM set) journald adds timestamps and colours
@@ -109,6 +116,19 @@ impl From<DaemonError> for RunError {
     }
 }
 
+/// A reader that went away before the report (`tcpwhy diagnose | head -1`) is not a failure:
+/// the report had nowhere to go.
+fn print_report(report: &str) -> Result<(), RunError> {
+    let mut stdout = std::io::stdout().lock();
+    match stdout
+        .write_all(report.as_bytes())
+        .and_then(|()| stdout.flush())
+    {
+        Err(err) if err.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        written => Ok(written.context("writing the report to stdout")?),
+    }
+}
+
 async fn run(cli: Cli) -> Result<(), RunError> {
     match cli.command {
         Command::Diagnose {
@@ -122,14 +142,15 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let engine = Engine::start(&methods, EVENTS_RING_BYTES)?;
             let mut report = diagnose(engine, Command::duration(duration)).await?;
             report.findings.retain(|f| filter.matches(f));
-            match format {
-                Format::Text => print!("{}", text::render(&report)),
-                Format::Json => println!(
-                    "{}",
+            let rendered = match format {
+                Format::Text => text::render(&report),
+                Format::Json => {
                     serde_json::to_string_pretty(&report).map_err(anyhow::Error::from)?
-                ),
-            }
-            Ok(())
+                        + "
+"
+                }
+            };
+            print_report(&rendered)
         }
         Command::Watch { format, filter } => {
             let methods = cli

@@ -14,6 +14,12 @@ use tcpwhy_common::maps::EVENTS_RING_BYTES;
 
 use crate::probes::method::Method;
 
+/// The kernel's smallest ring buffer is a page.
+const MIN_RING_BYTES: u32 = 4096;
+/// 64 times the default, and a bound on memory: the ring is mapped into the daemon, so a few
+/// GiB would be that much resident memory.
+const MAX_RING_BYTES: u32 = 64 << 20;
+
 #[derive(Debug, Default, Clone, PartialEq, clap::Args, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Settings {
@@ -43,7 +49,7 @@ pub struct Settings {
     #[serde(default, deserialize_with = "parsed_list")]
     pub probe_methods: Option<Vec<Method>>,
 
-    /// Size of the kernel→agent event ring buffer in bytes (a power of two, at least 4096);
+    /// Size of the kernel→agent event ring buffer in bytes (a power of two, 4096 to 64 MiB);
     /// events that do not fit are counted in tcpwhy_events_lost_total [default: 1048576].
     #[arg(long, env = "TCPWHY_RING_BUFFER_BYTES", value_name = "BYTES")]
     pub ring_buffer_bytes: Option<u32>,
@@ -99,10 +105,29 @@ impl Settings {
             .map(|f| format!("{} (or its flag / environment variable)", f.display()))
             .unwrap_or_else(|| "the command line or environment".to_string());
         let bytes = settings.ring_buffer_bytes();
-        if !bytes.is_power_of_two() || bytes < 4096 {
+        if !bytes.is_power_of_two() || !(MIN_RING_BYTES..=MAX_RING_BYTES).contains(&bytes) {
             return Err(SettingsError(format!(
-                "{origin}: key `ring_buffer_bytes` must be a power of two of at least 4096, not {bytes}"
+                "{origin}: key `ring_buffer_bytes` must be a power of two from {MIN_RING_BYTES} \
+                 to {MAX_RING_BYTES}, not {bytes}"
             )));
+        }
+        if settings.probe_methods().is_empty() {
+            return Err(SettingsError(format!(
+                "{origin}: key `probe_methods` must name at least one method (tracepoint, \
+                 tp_btf, fentry, kprobe)"
+            )));
+        }
+        if let EventSink::File(path) = settings.events() {
+            if let Some(kind) = std::fs::metadata(&path)
+                .ok()
+                .and_then(|m| unusable_event_file(m.file_type()))
+            {
+                return Err(SettingsError(format!(
+                    "{origin}: key `events`: {} is {kind}, not a regular file; use a regular \
+                     file, `stdout` or `off`",
+                    path.display()
+                )));
+            }
         }
         if settings.events_per_second() == 0 {
             return Err(SettingsError(format!(
@@ -202,6 +227,23 @@ impl FromStr for EventSink {
             "off" | "none" => EventSink::Off,
             path => EventSink::File(PathBuf::from(path)),
         })
+    }
+}
+
+/// What a non-regular file is, if it is one: a FIFO blocks the daemon until someone reads it,
+/// and a device such as /dev/full fails every write.
+pub fn unusable_event_file(file_type: std::fs::FileType) -> Option<&'static str> {
+    use std::os::unix::fs::FileTypeExt;
+    if file_type.is_file() {
+        None
+    } else if file_type.is_fifo() {
+        Some("a FIFO")
+    } else if file_type.is_char_device() || file_type.is_block_device() {
+        Some("a device")
+    } else if file_type.is_socket() {
+        Some("a socket")
+    } else {
+        Some("a directory or another special file")
     }
 }
 

@@ -32,8 +32,16 @@ pub async fn watch(mut engine: Engine, format: Format, filter: Filter) -> Result
         reported: Reported::default(),
         samples: 0,
     };
-    engine.run(&mut printer, None).await?;
-    Ok(())
+    match engine.run(&mut printer, None).await {
+        // The reader went away (`tcpwhy watch | head -3`): nobody is left to tell.
+        Err(err) if is_broken_pipe(&err) => Ok(()),
+        ended => ended.map(drop),
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 struct Printer {

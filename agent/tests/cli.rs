@@ -107,3 +107,77 @@ fn text_report_groups_by_cause_with_explanation_and_advice() {
         "{text}"
     );
 }
+
+#[test]
+fn a_huge_duration_is_bad_usage_not_a_panic() {
+    let output = tcpwhy()
+        .args(["diagnose", "--duration", "18446744073709551615"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--duration"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn a_reader_that_went_away_is_a_clean_exit() {
+    if !require_bpf() {
+        return;
+    }
+    // As `tcpwhy diagnose | true`: the pipe's reader is gone before the report is written.
+    let mut child = tcpwhy()
+        .args(["diagnose", "--duration", "1"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn control_characters_in_a_process_name_are_escaped_in_the_text_report() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let mut child = tcpwhy()
+        .args(["diagnose", "--duration", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    assert!(line.starts_with("attached "), "{line}");
+    // The owner is recorded from the thread that calls listen(), under the name it chose.
+    let pair = std::thread::spawn(move || {
+        let name = c"ev\n\x1b[31mil";
+        // SAFETY: PR_SET_NAME reads a NUL-terminated string of at most 16 bytes.
+        assert_eq!(unsafe { libc::prctl(libc::PR_SET_NAME, name.as_ptr()) }, 0);
+        scenarios::close_with_unread_data(ip, 18)
+    })
+    .join()
+    .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert!(!text.contains('\x1b'), "{text:?}");
+    let header = format!(
+        "[rst_sent] close_with_unread_data ×1  local {}  remote {}  process ev\\n\\u{{1b}}[31mil (pid {})",
+        pair.server,
+        pair.client,
+        std::process::id()
+    );
+    assert!(text.contains(&header), "{text}");
+    let why = text
+        .lines()
+        .find(|l| l.starts_with("  why: ") && l.contains(&pair.server.to_string()))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(why.contains("ev\\n\\u{1b}[31mil"), "{why}");
+}

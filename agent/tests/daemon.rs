@@ -237,6 +237,15 @@ fn bad_configuration_exits_2_naming_key_and_file() {
         ("listen = \"not an address\"\n", "key `listen`"),
         ("events_per_second = -3\n", "events_per_second"),
         ("ring_buffer_bytes = 5000\n", "ring_buffer_bytes"),
+        ("ring_buffer_bytes = 2147483648\n", "ring_buffer_bytes"),
+        (
+            "probe_methods = []\n",
+            "key `probe_methods` must name at least one method",
+        ),
+        (
+            "events = \"/dev/full\"\n",
+            "key `events`: /dev/full is a device",
+        ),
     ] {
         let file = dir.join("tcpwhy.toml");
         std::fs::write(&file, text).unwrap();
@@ -358,4 +367,59 @@ fn a_timed_out_connect_is_counted_and_reported_as_a_state_event() {
     assert_eq!(reported[0]["kind"], "state");
     assert_eq!(reported[0]["remote"], silent.to_string());
     assert_eq!(reported[0]["count"], 1);
+}
+
+#[test]
+fn a_fifo_as_the_event_file_is_refused_at_once() {
+    let fifo = std::env::temp_dir().join(format!("tcpwhy-fifo-{}", std::process::id()));
+    let _ = std::fs::remove_file(&fifo);
+    let status = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(status.success());
+    let started = std::time::Instant::now();
+    let output = Command::new(env!("CARGO_BIN_EXE_tcpwhy"))
+        .args(["daemon", "--listen", "127.0.0.1:0", "--events"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    std::fs::remove_file(&fifo).unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("key `events`") && stderr.contains("is a FIFO"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+fn an_ephemeral_listen_port_is_logged_as_bound() {
+    if !require_bpf() {
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tcpwhy"))
+        .args(["daemon", "--listen", "127.0.0.1:0", "--events", "off"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut logged = String::new();
+    let listen = loop {
+        let mut line = String::new();
+        if std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() == 0 {
+            panic!("the daemon exited: {logged}");
+        }
+        logged.push_str(&line);
+        if line.contains("serving /metrics") {
+            break line;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let port: u16 = listen
+        .split("listen=127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|port| port.parse().ok())
+        .unwrap_or_else(|| panic!("{listen}"));
+    assert_ne!(port, 0, "{listen}");
 }

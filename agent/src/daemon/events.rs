@@ -1,19 +1,33 @@
 //! The JSON event stream: one object per line, the fields of a `diagnose` finding plus a
 //! timestamp. A burst is cut by a token bucket; what it cut is counted and reported in its own
 //! line once a second (and in `tcpwhy_events_suppressed_total`), never dropped silently.
+//!
+//! Lines are written by a thread of their own behind a bounded queue, so that a stalled reader
+//! (a full pipe, journald under pressure) or a failing disk never holds up the engine or the
+//! metrics: a line that finds the queue full, or that cannot be written, is dropped and counted.
+
+mod writer;
 
 use std::{
     collections::BTreeMap,
-    fs::OpenOptions,
-    io::{self, Write},
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+        mpsc::{self, SyncSender, TrySendError},
+    },
     time::{Instant, SystemTime},
 };
 
-use anyhow::{Context, Result};
 use serde::Serialize;
 use serde_json::json;
 
+pub use self::writer::{Reopen, open_file};
+use self::writer::{Sink, Writer};
 use crate::{model::Finding, settings::EventSink};
+
+/// Lines waiting for the writer; beyond this they are dropped. Seconds of output at the default
+/// rate, a fraction of a second of a burst.
+const QUEUE_LINES: usize = 1024;
 
 #[derive(Serialize)]
 struct EventLine<'a> {
@@ -52,63 +66,81 @@ impl TokenBucket {
 }
 
 pub struct EventStream {
-    out: Box<dyn Write + Send>,
+    queue: SyncSender<String>,
     bucket: TokenBucket,
     /// "kind/cause" → events cut since the last report.
     suppressed: BTreeMap<String, u64>,
+    /// Lines the writer could not write, not yet taken by [`EventStream::take_write_failures`].
+    write_failures: Arc<AtomicU64>,
+    reopen: Reopen,
+    /// Closed by the writer when it has written everything and exited.
+    finished: mpsc::Receiver<()>,
 }
 
-/// Whether an event was written or cut by the rate limit.
+/// What became of an event.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Emitted {
-    Written,
+    /// Handed to the writer.
+    Queued,
+    /// Cut by the rate limit.
     Suppressed,
+    /// The writer is behind (its queue is full).
+    Dropped,
 }
 
 impl EventStream {
-    pub fn open(sink: &EventSink, per_second: u32) -> Result<Option<Self>> {
-        let out: Box<dyn Write + Send> = match sink {
+    /// Opens the sink (a file must be a regular file: a FIFO would block, a device fail) and
+    /// starts its writer.
+    pub fn open(sink: &EventSink, per_second: u32) -> Result<Option<Self>, String> {
+        let sink = match sink {
             EventSink::Off => return Ok(None),
-            EventSink::Stdout => Box::new(io::stdout()),
-            EventSink::File(path) => Box::new(
-                OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .with_context(|| format!("opening the event file {}", path.display()))?,
-            ),
+            EventSink::Stdout => Sink::Stdout,
+            EventSink::File(path) => Sink::File {
+                file: open_file(path)?,
+                path: path.clone(),
+            },
         };
-        Ok(Some(Self::to_writer(out, per_second, Instant::now())))
+        Ok(Some(Self::start(sink, per_second, Instant::now())))
     }
 
-    fn to_writer(out: Box<dyn Write + Send>, per_second: u32, now: Instant) -> Self {
+    fn start(sink: Sink, per_second: u32, now: Instant) -> Self {
+        let (queue, lines) = mpsc::sync_channel(QUEUE_LINES);
+        let (done, finished) = mpsc::channel();
+        let write_failures = Arc::new(AtomicU64::new(0));
+        let reopen = Reopen::default();
+        Writer::new(sink, write_failures.clone(), reopen.clone()).spawn(lines, done);
         Self {
-            out,
+            queue,
             bucket: TokenBucket::new(per_second, now),
             suppressed: BTreeMap::new(),
+            write_failures,
+            reopen,
+            finished,
         }
     }
 
-    pub fn emit(&mut self, now: Instant, finding: &Finding) -> Result<Emitted> {
+    /// Asks the writer to reopen its file (after log rotation moved it away).
+    pub fn reopen(&self) -> Reopen {
+        self.reopen.clone()
+    }
+
+    pub fn emit(&mut self, now: Instant, finding: &Finding) -> Emitted {
         if !self.bucket.take(now) {
             let key = format!("{}/{}", finding.kind.as_str(), finding.cause.id());
             *self.suppressed.entry(key).or_insert(0) += 1;
-            return Ok(Emitted::Suppressed);
+            return Emitted::Suppressed;
         }
         let line = EventLine {
             timestamp: timestamp(),
             finding,
         };
-        serde_json::to_writer(&mut self.out, &line)?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()?;
-        Ok(Emitted::Written)
+        self.send(serde_json::to_string(&line).expect("a finding serializes"))
     }
 
-    /// Writes one line saying what the rate limit cut since the last call, if anything.
-    pub fn report_suppressed(&mut self) -> Result<()> {
+    /// Queues one line saying what the rate limit cut since the last call, if anything.
+    pub fn report_suppressed(&mut self) -> Option<Emitted> {
         if self.suppressed.is_empty() {
-            return Ok(());
+            return None;
         }
         let total: u64 = self.suppressed.values().sum();
         let line = json!({
@@ -121,10 +153,29 @@ impl EventStream {
                  the metrics still count them"
             ),
         });
-        serde_json::to_writer(&mut self.out, &line)?;
-        self.out.write_all(b"\n")?;
-        self.out.flush()?;
-        Ok(())
+        Some(self.send(line.to_string()))
+    }
+
+    /// Lines the writer failed to write since the last call.
+    pub fn take_write_failures(&self) -> u64 {
+        self.write_failures.swap(0, Ordering::Relaxed)
+    }
+
+    fn send(&self, line: String) -> Emitted {
+        match self.queue.try_send(line) {
+            Ok(()) => Emitted::Queued,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => Emitted::Dropped,
+        }
+    }
+
+    /// Lets the writer finish what is queued, waiting at most `patience` (a stalled reader must
+    /// not hold up the exit).
+    pub fn close(self, patience: std::time::Duration) {
+        let Self {
+            queue, finished, ..
+        } = self;
+        drop(queue);
+        let _ = finished.recv_timeout(patience);
     }
 }
 
@@ -134,27 +185,17 @@ fn timestamp() -> String {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use std::{
-        sync::{Arc, Mutex},
-        time::Duration,
+        fs::File,
+        path::{Path, PathBuf},
     };
 
     use serde_json::{Map, Value};
 
     use super::*;
     use crate::model::{Cause, Kind};
-
-    #[derive(Clone, Default)]
-    struct Shared(Arc<Mutex<Vec<u8>>>);
-
-    impl Write for Shared {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().write(buf)
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
 
     fn finding() -> Finding {
         Finding {
@@ -175,28 +216,32 @@ mod tests {
         }
     }
 
+    fn temporary(name: &str) -> PathBuf {
+        std::env::temp_dir().join(format!("tcpwhy-unit-{}-{name}", std::process::id()))
+    }
+
     #[test]
     fn a_burst_is_cut_counted_and_reported() {
-        let buffer = Shared::default();
+        let path = temporary("burst.jsonl");
+        let _ = std::fs::remove_file(&path);
+        let sink = Sink::File {
+            file: open_file(&path).unwrap(),
+            path: path.clone(),
+        };
         let start = Instant::now();
-        let mut stream = EventStream::to_writer(Box::new(buffer.clone()), 3, start);
-        let results: Vec<Emitted> = (0..5)
-            .map(|_| stream.emit(start, &finding()).unwrap())
-            .collect();
-        assert_eq!(
-            results.iter().filter(|r| **r == Emitted::Written).count(),
-            3
-        );
-        stream.report_suppressed().unwrap();
+        let mut stream = EventStream::start(sink, 3, start);
+        let results: Vec<Emitted> = (0..5).map(|_| stream.emit(start, &finding())).collect();
+        assert_eq!(results.iter().filter(|r| **r == Emitted::Queued).count(), 3);
+        assert_eq!(stream.report_suppressed(), Some(Emitted::Queued));
         // A second later the bucket has refilled.
         assert_eq!(
-            stream
-                .emit(start + Duration::from_secs(1), &finding())
-                .unwrap(),
-            Emitted::Written
+            stream.emit(start + Duration::from_secs(1), &finding()),
+            Emitted::Queued
         );
+        stream.close(Duration::from_secs(5));
 
-        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        std::fs::remove_file(&path).unwrap();
         let lines: Vec<Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
@@ -207,5 +252,41 @@ mod tests {
         assert!(lines[0]["timestamp"].as_str().unwrap().ends_with('Z'));
         assert_eq!(lines[3]["kind"], "suppressed");
         assert_eq!(lines[3]["suppressed"]["rst_sent/no_listener"], 2);
+    }
+
+    #[test]
+    fn lines_that_cannot_be_written_are_counted() {
+        let full = File::options().append(true).open("/dev/full").unwrap();
+        let sink = Sink::File {
+            file: full,
+            path: "/dev/full".into(),
+        };
+        let start = Instant::now();
+        let mut stream = EventStream::start(sink, 10, start);
+        for _ in 0..4 {
+            assert_eq!(stream.emit(start, &finding()), Emitted::Queued);
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let mut failed = 0;
+        while failed < 4 && Instant::now() < deadline {
+            failed += stream.take_write_failures();
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(failed, 4);
+    }
+
+    #[test]
+    fn a_fifo_fails_to_open_at_once_and_a_device_is_refused() {
+        let fifo = temporary("fifo");
+        let _ = std::fs::remove_file(&fifo);
+        let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+        // SAFETY: a valid NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+        // Nobody reads it: a blocking open would hang here.
+        let err = open_file(&fifo).unwrap_err();
+        std::fs::remove_file(&fifo).unwrap();
+        assert!(err.contains("key `events`"), "{err}");
+        let err = open_file(Path::new("/dev/full")).unwrap_err();
+        assert!(err.contains("/dev/full is a device"), "{err}");
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod events;
 pub mod http;
+mod signals;
 
 use std::{
     sync::{Arc, Mutex},
@@ -11,7 +12,10 @@ use std::{
 
 use anyhow::Result;
 
-use self::events::{Emitted, EventStream};
+use self::{
+    events::{Emitted, EventStream},
+    http::Health,
+};
 use crate::{
     analysis::{
         classify::Classified, connections::connects::FailedConnects, findings,
@@ -19,7 +23,7 @@ use crate::{
     },
     engine::{Engine, Output, SAMPLE_EVERY, session::StartError},
     events::flow::ConnectFailed,
-    metrics::Metrics,
+    metrics::{DropReason, Metrics},
     model::Finding,
     probes::{attach::attached_count, coverage::coverage},
     settings::Settings,
@@ -30,6 +34,9 @@ const FOLD_EVERY: Duration = Duration::from_secs(1);
 /// Sockets by state and the connection findings: a dump of every socket of every namespace, so
 /// not often.
 const COUNT_CONNECTIONS_EVERY: Duration = Duration::from_secs(10);
+
+/// How long the exit waits for the event writer to write what is queued.
+const CLOSE_PATIENCE: Duration = Duration::from_millis(500);
 
 /// How many engine samples make `period`.
 fn samples_in(period: Duration) -> u32 {
@@ -48,10 +55,14 @@ pub enum DaemonError {
 }
 
 pub async fn run(settings: Settings) -> Result<(), DaemonError> {
-    let listen = settings.listen();
-    let listener = http::bind(listen).await.map_err(DaemonError::Config)?;
+    let listener = http::bind(settings.listen())
+        .await
+        .map_err(DaemonError::Config)?;
     let events = EventStream::open(&settings.events(), settings.events_per_second())
-        .map_err(|e| DaemonError::Config(format!("{e:#}")))?;
+        .map_err(DaemonError::Config)?;
+    // Before the probes load (which takes a while): a SIGHUP meanwhile must not kill us.
+    let signals = signals::handle(events.as_ref().map(EventStream::reopen))
+        .map_err(|e| DaemonError::Runtime(anyhow::anyhow!("installing signal handlers: {e}")))?;
 
     let mut engine = Engine::start(&settings.probe_methods(), settings.ring_buffer_bytes())?;
     // Held for the daemon's lifetime: the kernel measures BPF run time while it is open.
@@ -69,10 +80,12 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     }
     let metrics = Arc::new(Mutex::new(Metrics::new(settings.listener_label_limit())?));
     lock(&metrics).set_probes(&session.probes);
-    lock(&metrics).set_coverage(&coverage(&session.probes));
-    let server = http::serve(listener, metrics.clone());
+    let coverage = coverage(&session.probes);
+    lock(&metrics).set_coverage(&coverage);
+    let bound = listener.local_addr().map_err(anyhow::Error::from)?;
+    let server = http::serve(listener, metrics.clone(), Health::from_coverage(&coverage));
     let attached = attached_count(&session.probes);
-    tracing::info!(probes = attached, listen = %listen, "attached, serving /metrics and /healthz");
+    tracing::info!(probes = attached, listen = %bound, "attached, serving /metrics and /healthz");
     notify(&[
         sd_notify::NotifyState::Ready,
         sd_notify::NotifyState::Status(&format!("{attached} probes attached")),
@@ -89,6 +102,10 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: detaching every probe");
     server.abort();
+    signals.abort();
+    if let Some(events) = published.events.take() {
+        events.close(CLOSE_PATIENCE);
+    }
     // Dropping the engine closes every link, program and map: nothing is pinned.
     drop(engine);
     Ok(())
@@ -109,7 +126,8 @@ impl Output for Published {
     fn reset(&mut self, reset: &Classified) -> Result<()> {
         let finding = findings::of_resets(&ResetGroup::single(reset));
         lock(&self.metrics).count_reset(reset.reset.direction.as_str(), finding.cause.id());
-        self.emit(&finding)
+        self.emit(&finding);
+        Ok(())
     }
 
     fn connect_failed(&mut self, failed: ConnectFailed) -> Result<()> {
@@ -122,11 +140,15 @@ impl Output for Published {
 
     fn sampled(&mut self, engine: &mut Engine) -> Result<()> {
         self.samples = self.samples.wrapping_add(1);
+        if let Some(events) = &self.events {
+            lock(&self.metrics)
+                .count_dropped(DropReason::WriteFailed, events.take_write_failures());
+        }
         self.publish_queues(engine)?;
         if self.samples.is_multiple_of(samples_in(FOLD_EVERY)) {
             fold_kernel_totals(engine, &self.metrics)?;
             if let Some(events) = self.events.as_mut() {
-                events.report_suppressed()?;
+                events.report_suppressed();
             }
         }
         if self
@@ -136,7 +158,7 @@ impl Output for Published {
             lock(&self.metrics).set_connections(&engine.namespaces.connections_by_state());
             let found = engine.connection_findings(&std::mem::take(&mut self.timeouts));
             for finding in self.reported.changed(found) {
-                self.emit(&finding)?;
+                self.emit(&finding);
             }
         }
         Ok(())
@@ -156,7 +178,7 @@ impl Published {
                 &drops.namespace.to_string(),
                 finding.count,
             );
-            self.emit(&finding)?;
+            self.emit(&finding);
         }
         let mut metrics = lock(&self.metrics);
         for (namespace, listener) in engine.namespaces.listeners_now() {
@@ -170,13 +192,16 @@ impl Published {
         Ok(())
     }
 
-    fn emit(&mut self, finding: &Finding) -> Result<()> {
-        if let Some(events) = self.events.as_mut() {
-            if events.emit(Instant::now(), finding)? == Emitted::Suppressed {
-                lock(&self.metrics).count_suppressed(finding.kind.as_str());
-            }
+    /// Streams a finding the metrics have already counted; the stream may cut or drop it.
+    fn emit(&mut self, finding: &Finding) {
+        let Some(events) = self.events.as_mut() else {
+            return;
+        };
+        match events.emit(Instant::now(), finding) {
+            Emitted::Queued => {}
+            Emitted::Suppressed => lock(&self.metrics).count_suppressed(finding.kind.as_str()),
+            Emitted::Dropped => lock(&self.metrics).count_dropped(DropReason::WriterBehind, 1),
         }
-        Ok(())
     }
 }
 

@@ -1,6 +1,6 @@
 //! The report for people: findings grouped by cause, most frequent first.
 
-use std::fmt::Write;
+use std::{borrow::Cow, fmt::Write};
 
 use super::report::Report;
 use crate::model::{Finding, workload::Workload};
@@ -47,7 +47,7 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "  not attached: {}: {reason}", names.join(", "));
     }
     for warning in &report.warnings {
-        let _ = writeln!(out, "warning: {warning}");
+        let _ = writeln!(out, "warning: {}", printable(warning));
     }
     let _ = writeln!(out);
 
@@ -58,14 +58,14 @@ pub fn render(report: &Report) -> String {
     for finding in &report.findings {
         let _ = writeln!(out, "{}", headline(finding));
         if let Some(reason) = &finding.kernel_reason {
-            let _ = writeln!(out, "  kernel reason: {reason}");
+            let _ = writeln!(out, "  kernel reason: {}", printable(reason));
         }
-        let _ = writeln!(out, "  why: {}", finding.explanation);
+        let _ = writeln!(out, "  why: {}", printable(&finding.explanation));
         if let (Some(first), Some(last)) = (&finding.first_seen, &finding.last_seen) {
             let _ = writeln!(out, "  seen: {first} .. {last}");
         }
         if !finding.peers.is_empty() {
-            let _ = writeln!(out, "  peers: {}", finding.peers.join(", "));
+            let _ = writeln!(out, "  peers: {}", printable(&finding.peers.join(", ")));
         }
         for related in &finding.related {
             let _ = writeln!(
@@ -82,19 +82,17 @@ pub fn render(report: &Report) -> String {
             .iter()
             .filter(|(key, value)| key.as_str() != "rule" && !value.is_null())
             .map(|(key, value)| {
-                format!(
-                    "{key}={}",
-                    value
-                        .as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| value.to_string())
-                )
+                let value = value
+                    .as_str()
+                    .map(str::to_string)
+                    .unwrap_or_else(|| value.to_string());
+                format!("{key}={}", printable(&value))
             })
             .collect();
         let _ = writeln!(out, "  evidence: {}", evidence.join(", "));
         let _ = writeln!(out, "  advice:");
         for advice in &finding.advice {
-            let _ = writeln!(out, "    - {advice}");
+            let _ = writeln!(out, "    - {}", printable(advice));
         }
         let _ = writeln!(out);
     }
@@ -109,7 +107,7 @@ pub fn headline(finding: &Finding) -> String {
         .map(|p| {
             format!(
                 "  process {} (pid {}{})",
-                p.comm,
+                printable(&p.comm),
                 p.pid,
                 runs_in(&p.workload)
             )
@@ -141,16 +139,51 @@ fn runs_in(workload: &Workload) -> String {
     } else if let Some(unit) = &workload.unit {
         parts.push(format!("unit {unit}"));
     }
-    parts.iter().map(|p| format!(", {p}")).collect()
+    parts
+        .iter()
+        .map(|p| format!(", {}", printable(p)))
+        .collect()
 }
 
 fn endpoint(label: &str, value: &Option<String>) -> String {
     value
         .as_ref()
-        .map(|v| format!("  {label} {v}"))
+        .map(|v| format!("  {label} {}", printable(v)))
         .unwrap_or_default()
+}
+
+/// `text` with control characters escaped (`\n`, `\u{1b}`): process names, and the explanations
+/// and evidence that quote them, are chosen by any local user, and must not break the report's
+/// lines or send escape sequences to the terminal of whoever reads it.
+fn printable(text: &str) -> Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return Cow::Borrowed(text);
+    }
+    Cow::Owned(
+        text.chars()
+            .map(|c| {
+                if c.is_control() {
+                    c.escape_default().to_string()
+                } else {
+                    c.to_string()
+                }
+            })
+            .collect(),
+    )
 }
 
 fn method(method: Option<crate::probes::method::Method>) -> &'static str {
     method.map(|m| m.as_str()).unwrap_or("-")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::printable;
+
+    #[test]
+    fn control_characters_are_escaped_and_the_rest_kept() {
+        assert_eq!(printable("python3 ×3"), "python3 ×3");
+        assert_eq!(printable("evil\n\x1b[31mroot"), "evil\\n\\u{1b}[31mroot");
+        assert_eq!(printable("a\tb\u{9b}c"), "a\\tb\\u{9b}c");
+    }
 }

@@ -35,6 +35,7 @@ pub struct Metrics {
     coverage: IntGaugeVec,
     events_lost: IntCounter,
     events_suppressed: IntCounterVec,
+    events_dropped: IntCounterVec,
     bpf_run_seconds: CounterVec,
     bpf_runs: IntCounterVec,
     listeners: ListenerLabels,
@@ -70,6 +71,26 @@ impl ConnectResult {
         match self {
             ConnectResult::Refused => "refused",
             ConnectResult::Timeout => "timeout",
+        }
+    }
+}
+
+/// The `reason` label of `tcpwhy_events_dropped_total`.
+#[derive(Debug, Clone, Copy)]
+pub enum DropReason {
+    /// The writer's queue was full (a stalled reader or a slow disk).
+    WriterBehind,
+    /// The write itself failed (disk full, the reader went away).
+    WriteFailed,
+}
+
+impl DropReason {
+    const ALL: [DropReason; 2] = [DropReason::WriterBehind, DropReason::WriteFailed];
+
+    fn label(self) -> &'static str {
+        match self {
+            DropReason::WriterBehind => "writer_behind",
+            DropReason::WriteFailed => "write_failed",
         }
     }
 }
@@ -164,6 +185,12 @@ impl Metrics {
                 "Events not written to the event stream because of its rate limit (still counted in the metrics).",
                 &["kind"],
             )?,
+            events_dropped: counter(
+                &r,
+                "tcpwhy_events_dropped_total",
+                "Events the event stream could not take: its writer was behind (writer_behind) or writing failed (write_failed). Still counted in the metrics.",
+                &["reason"],
+            )?,
             bpf_runs: counter(
                 &r,
                 "tcpwhy_bpf_program_runs_total",
@@ -194,6 +221,9 @@ impl Metrics {
         }
         for result in ConnectResult::ALL {
             self.connect_failures.with_label_values(&[result.label()]);
+        }
+        for reason in DropReason::ALL {
+            self.events_dropped.with_label_values(&[reason.label()]);
         }
     }
 
@@ -238,6 +268,12 @@ impl Metrics {
 
     pub fn count_suppressed(&self, kind: &str) {
         self.events_suppressed.with_label_values(&[kind]).inc();
+    }
+
+    pub fn count_dropped(&self, reason: DropReason, count: u64) {
+        self.events_dropped
+            .with_label_values(&[reason.label()])
+            .inc_by(count);
     }
 
     /// Sets the queue gauges of a listener that has labels of its own; others are not exported.

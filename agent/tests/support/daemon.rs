@@ -5,7 +5,7 @@ use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpListener, TcpStream},
     path::PathBuf,
-    process::{Child, Command, ExitStatus, Stdio},
+    process::{Child, ChildStdout, Command, ExitStatus, Stdio},
     sync::atomic::{AtomicU32, Ordering},
     time::{Duration, Instant},
 };
@@ -30,6 +30,11 @@ fn free_loopback_port() -> SocketAddr {
 impl Daemon {
     /// Starts the daemon and waits until /healthz answers (probes attached).
     pub fn start(extra_args: &[&str]) -> Daemon {
+        Self::start_with(extra_args, |_| {})
+    }
+
+    /// [`Daemon::start`], with the command adjusted first (limits, stdout).
+    pub fn start_with(extra_args: &[&str], adjust: impl FnOnce(&mut Command)) -> Daemon {
         static NEXT: AtomicU32 = AtomicU32::new(0);
         let addr = free_loopback_port();
         let events = std::env::temp_dir().join(format!(
@@ -38,17 +43,19 @@ impl Daemon {
             NEXT.fetch_add(1, Ordering::Relaxed)
         ));
         let log = events.with_extension("log");
-        let child = Command::new(env!("CARGO_BIN_EXE_tcpwhy"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_tcpwhy"));
+        command
             .arg("daemon")
             .arg("--listen")
             .arg(addr.to_string())
-            .arg("--events")
-            .arg(&events)
             .args(extra_args)
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("spawning tcpwhy daemon");
+            .stderr(std::fs::File::create(&log).unwrap());
+        if !extra_args.contains(&"--events") {
+            command.arg("--events").arg(&events);
+        }
+        adjust(&mut command);
+        let child = command.spawn().expect("spawning tcpwhy daemon");
         let mut daemon = Daemon {
             child: Some(child),
             addr,
@@ -71,16 +78,34 @@ impl Daemon {
         daemon
     }
 
+    /// The daemon's stdout, when [`Daemon::start_with`] made it a pipe.
+    pub fn take_stdout(&mut self) -> Option<ChildStdout> {
+        self.child.as_mut()?.stdout.take()
+    }
+
+    /// Whether the daemon is still running.
+    pub fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| child.try_wait().unwrap().is_none())
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.as_ref().unwrap().id()
     }
 
     /// A plain HTTP/1.1 GET: (status, body).
     pub fn get(&self, path: &str) -> Option<(u16, String)> {
+        self.request("GET", path)
+    }
+
+    /// One HTTP/1.1 request, answered within 5 s: (status, body).
+    pub fn request(&self, method: &str, path: &str) -> Option<(u16, String)> {
         let mut stream = TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)).ok()?;
+        stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         write!(
             stream,
-            "GET {path} HTTP/1.1\r\nHost: tcpwhy\r\nConnection: close\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: tcpwhy\r\nConnection: close\r\n\r\n"
         )
         .ok()?;
         let mut response = String::new();
@@ -106,6 +131,11 @@ impl Daemon {
                     .unwrap_or_else(|e| panic!("bad event line ({e}): {line}"))
             })
             .collect()
+    }
+
+    /// The daemon's stderr so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
     }
 
     /// SIGTERM, then wait: the exit status and how long the exit took.
