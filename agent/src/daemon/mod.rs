@@ -75,7 +75,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
     for warning in &session.warnings {
         tracing::warn!("{warning}");
     }
-    for probe in session.probes.iter().filter(|p| !p.attached) {
+    for probe in session.probes.iter().filter(|p| !p.attached && !p.standby) {
         tracing::info!(probe = %probe.name, reason = probe.error.as_deref().unwrap_or(""), "probe not attached");
     }
     let metrics = Arc::new(Mutex::new(Metrics::new(settings.listener_label_limit())?));

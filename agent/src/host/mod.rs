@@ -1,5 +1,6 @@
 //! Reading the host: network namespaces and entering them, sock_diag dumps, TcpExt counters,
-//! per-namespace sysctls, and the processes that hold sockets. No decisions are made here.
+//! per-namespace sysctls, the processes that hold sockets and the workloads they run in. No
+//! decisions are made here.
 
 pub mod namespace;
 pub mod netns;
