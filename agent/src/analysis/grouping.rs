@@ -137,8 +137,9 @@ const MAX_PEERS_TRACKED: usize = 1024;
 const SAMPLE_PEERS: usize = 5;
 
 /// A group's identity: direction, cause, the endpoint that names it (local for resets sent,
-/// remote for resets received) and, for resets received, the process that got them.
-type GroupKey = (Direction, Cause, SocketAddr, Option<u32>);
+/// remote for resets received) and, for resets received, the program that got them (by name:
+/// three runs of curl are one story, not three).
+type GroupKey = (Direction, Cause, SocketAddr, Option<String>);
 
 #[derive(Default)]
 pub struct Groups {
@@ -154,7 +155,7 @@ impl Groups {
                 reset.direction,
                 seen.cause,
                 reset.remote,
-                reset.owner.as_ref().map(|p| p.pid),
+                reset.owner.as_ref().map(|p| p.comm.clone()),
             ),
         };
         self.groups

@@ -17,8 +17,10 @@ pub fn link(findings: &mut [Finding]) {
             }
         }
     }
+    // Each side tells the other's own part, not what linking added to it.
+    let stories: Vec<String> = findings.iter().map(|f| f.explanation.clone()).collect();
     for (i, j) in pairs {
-        let (related, story) = (Related::of(&findings[j]), findings[j].explanation.clone());
+        let (related, story) = (Related::of(&findings[j]), &stories[j]);
         let finding = &mut findings[i];
         if !finding.related.contains(&related) {
             finding.related.push(related);
@@ -72,4 +74,71 @@ fn shares_an_endpoint(client: &Finding, server: &Finding) -> bool {
 
 fn endpoint(text: Option<&str>) -> Option<SocketAddr> {
     text?.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+
+    fn finding(kind: Kind, cause: Cause, local: &str, remote: &str, story: &str) -> Finding {
+        Finding::observed(
+            kind,
+            cause,
+            1,
+            Some(local.parse().unwrap()),
+            Some(remote.parse().unwrap()),
+            None,
+            story.to_string(),
+            Map::new(),
+        )
+    }
+
+    #[test]
+    fn both_ends_name_each_other_and_tell_only_the_other_sides_own_part() {
+        let mut findings = vec![
+            finding(
+                Kind::RstSent,
+                Cause::NoListener,
+                "127.0.0.9:80",
+                "127.0.0.1:40001",
+                "S.",
+            ),
+            finding(
+                Kind::RstReceived,
+                Cause::ConnectionRefused,
+                "127.0.0.1:40001",
+                "127.0.0.9:80",
+                "A.",
+            ),
+            finding(
+                Kind::RstReceived,
+                Cause::ConnectionRefused,
+                "127.0.0.2:40002",
+                "127.0.0.9:80",
+                "B.",
+            ),
+            finding(
+                Kind::RstReceived,
+                Cause::ConnectionRefused,
+                "127.0.0.1:40003",
+                "127.0.0.9:81",
+                "C.",
+            ),
+        ];
+        link(&mut findings);
+        let [server, a, b, unrelated] = &findings[..] else {
+            unreachable!()
+        };
+        assert_eq!(server.related.len(), 2);
+        assert_eq!(
+            server.explanation,
+            "S. The other end is on this host: A. The other end is on this host: B."
+        );
+        assert_eq!(a.explanation, "A. The other end is on this host: S.");
+        assert_eq!(b.related, vec![Related::of(server)]);
+        assert!(unrelated.related.is_empty(), "another port");
+        assert_eq!(unrelated.explanation, "C.");
+    }
 }
