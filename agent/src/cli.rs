@@ -94,6 +94,10 @@ pub enum Command {
 
         #[command(flatten)]
         settings: Settings,
+
+        /// Only these findings go to the event stream; metrics count everything.
+        #[command(flatten)]
+        filter: Filter,
     },
     /// Write the man pages and shell completions under DIR (for packaging).
     #[command(hide = true)]

@@ -159,14 +159,18 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let engine = Engine::start(&methods, EVENTS_RING_BYTES)?;
             Ok(watch::watch(engine, format, filter).await?)
         }
-        Command::Daemon { config, settings } => {
+        Command::Daemon {
+            config,
+            settings,
+            filter,
+        } => {
             let given = Settings {
                 probe_methods: cli.probe_methods,
                 ..settings
             };
             let settings = Settings::load(given, config.as_deref())
                 .map_err(|e| RunError::Usage(e.to_string()))?;
-            Ok(daemon::run(settings).await?)
+            Ok(daemon::run(settings, filter).await?)
         }
         Command::GenerateDocs { dir } => {
             Ok(generate::write_all(&dir).map_err(anyhow::Error::from)?)

@@ -423,3 +423,37 @@ fn an_ephemeral_listen_port_is_logged_as_bound() {
         .unwrap_or_else(|| panic!("{listen}"));
     assert_ne!(port, 0, "{listen}");
 }
+
+#[test]
+fn the_event_stream_keeps_only_the_filtered_port_while_metrics_count_everything() {
+    if !require_bpf() {
+        return;
+    }
+    let daemon = Daemon::start(&["--port", "7"]);
+    let sent = |text: &str| {
+        metric(
+            text,
+            "tcpwhy_resets_total",
+            &[("direction", "sent"), ("cause", "no_listener")],
+        )
+        .unwrap_or(0.0)
+    };
+    let before = sent(&daemon.scrape());
+    let ip = IpAddr::V4(unique_ipv4());
+    scenarios::refused_connect(ip, SocketAddr::new(ip, 7));
+    scenarios::refused_connect(ip, SocketAddr::new(ip, 9));
+    sleep(SETTLE);
+    let after = sent(&daemon.scrape());
+    let events = daemon.events();
+
+    assert_eq!(
+        ours(&events, "rst_sent", "no_listener", &format!("{ip}:7")).len(),
+        1
+    );
+    assert!(
+        ours(&events, "rst_sent", "no_listener", &format!("{ip}:9")).is_empty(),
+        "filtered out of the stream: {events:#?}"
+    );
+    // Other traffic on the host may add to the counter; ours adds at least both.
+    assert!(after - before >= 2.0, "{before} → {after}");
+}

@@ -141,4 +141,39 @@ mod tests {
         assert!(unrelated.related.is_empty(), "another port");
         assert_eq!(unrelated.explanation, "C.");
     }
+
+    #[test]
+    fn unanswered_connects_are_linked_to_the_listener_whose_queue_overflowed() {
+        let mut findings = vec![
+            finding(
+                Kind::QueueDrop,
+                Cause::AcceptQueueOverflow,
+                "0.0.0.0:8080",
+                "10.0.0.2:1",
+                "Q.",
+            ),
+            finding(
+                Kind::Retransmit,
+                Cause::SynRetransmits,
+                "10.0.0.2:40000",
+                "10.0.0.1:8080",
+                "R.",
+            ),
+            finding(
+                Kind::State,
+                Cause::ConnectTimeout,
+                "10.0.0.2:40001",
+                "10.0.0.1:8081",
+                "T.",
+            ),
+        ];
+        link(&mut findings);
+        assert_eq!(findings[1].related, vec![Related::of(&findings[0])]);
+        assert_eq!(
+            findings[0].related.len(),
+            1,
+            "only the connects to its port"
+        );
+        assert!(findings[2].related.is_empty());
+    }
 }

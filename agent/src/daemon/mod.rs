@@ -18,7 +18,7 @@ use self::{
 };
 use crate::{
     analysis::{
-        classify::Classified, connections::connects::FailedConnects, findings,
+        classify::Classified, connections::connects::FailedConnects, filter::Filter, findings,
         grouping::ResetGroup, reported::Reported,
     },
     engine::{Engine, Output, SAMPLE_EVERY, session::StartError},
@@ -54,7 +54,7 @@ pub enum DaemonError {
     Runtime(#[from] anyhow::Error),
 }
 
-pub async fn run(settings: Settings) -> Result<(), DaemonError> {
+pub async fn run(settings: Settings, filter: Filter) -> Result<(), DaemonError> {
     let listener = http::bind(settings.listen())
         .await
         .map_err(DaemonError::Config)?;
@@ -97,6 +97,7 @@ pub async fn run(settings: Settings) -> Result<(), DaemonError> {
         timeouts: FailedConnects::default(),
         reported: Reported::default(),
         samples: 0,
+        filter,
     };
     engine.run(&mut published, None).await?;
     notify(&[sd_notify::NotifyState::Stopping]);
@@ -120,6 +121,8 @@ struct Published {
     timeouts: FailedConnects,
     reported: Reported,
     samples: u32,
+    /// What the event stream shows (`--port`, `--pid`...); metrics are never filtered.
+    filter: Filter,
 }
 
 impl Output for Published {
@@ -197,6 +200,9 @@ impl Published {
         let Some(events) = self.events.as_mut() else {
             return;
         };
+        if !self.filter.matches(finding) {
+            return;
+        }
         match events.emit(Instant::now(), finding) {
             Emitted::Queued => {}
             Emitted::Suppressed => lock(&self.metrics).count_suppressed(finding.kind.as_str()),
