@@ -167,6 +167,7 @@ impl Output for Published {
 
 impl Published {
     fn publish_queues(&mut self, engine: &mut Engine) -> Result<()> {
+        let now = Instant::now();
         for (drops, finding) in engine.new_queue_findings() {
             let listener = drops
                 .listener
@@ -177,6 +178,7 @@ impl Published {
                 &listener,
                 &drops.namespace.to_string(),
                 finding.count,
+                now,
             );
             self.emit(&finding);
         }
@@ -187,8 +189,10 @@ impl Published {
                 &namespace.to_string(),
                 listener.queue_len,
                 listener.queue_limit,
+                now,
             );
         }
+        metrics.free_idle_listeners(now);
         Ok(())
     }
 
