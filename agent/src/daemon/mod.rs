@@ -23,7 +23,7 @@ use crate::{
     },
     engine::{Engine, Output, SAMPLE_EVERY, session::StartError},
     events::flow::ConnectFailed,
-    metrics::{DropReason, Metrics},
+    metrics::{DropReason, Metrics, StateMap},
     model::Finding,
     probes::{attach::attached_count, coverage::coverage},
     settings::Settings,
@@ -160,6 +160,8 @@ impl Output for Published {
             for finding in self.reported.changed(found) {
                 self.emit(&finding);
             }
+            lock(&self.metrics)
+                .count_evictions(StateMap::ReportedFindings, self.reported.take_forgotten());
         }
         Ok(())
     }

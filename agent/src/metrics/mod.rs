@@ -45,6 +45,7 @@ pub struct Metrics {
     events_dropped: IntCounterVec,
     bpf_run_seconds: CounterVec,
     bpf_runs: IntCounterVec,
+    evictions: IntCounterVec,
     listeners: ListenerLabels,
     /// Kernel totals already folded into the counters, so that each scrape adds only the delta.
     folded: HashMap<String, u64>,
@@ -98,6 +99,26 @@ impl DropReason {
         match self {
             DropReason::WriterBehind => "writer_behind",
             DropReason::WriteFailed => "write_failed",
+        }
+    }
+}
+
+/// The `map` label of `tcpwhy_state_evictions_total`: the daemon's per-key state.
+#[derive(Debug, Clone, Copy)]
+pub enum StateMap {
+    /// Listeners with a `listener` label of their own (freed when gone for a while).
+    ListenerLabels,
+    /// What the event stream already said of each retransmit and state finding.
+    ReportedFindings,
+}
+
+impl StateMap {
+    const ALL: [StateMap; 2] = [StateMap::ListenerLabels, StateMap::ReportedFindings];
+
+    fn label(self) -> &'static str {
+        match self {
+            StateMap::ListenerLabels => "listener_labels",
+            StateMap::ReportedFindings => "reported_findings",
         }
     }
 }
@@ -204,6 +225,12 @@ impl Metrics {
                 "Times the kernel ran each tcpwhy program (needs --bpf-stats or kernel.bpf_stats_enabled=1).",
                 &["program"],
             )?,
+            evictions: counter(
+                &r,
+                "tcpwhy_state_evictions_total",
+                "Entries the daemon let go from its per-key state (listener_labels, reported_findings) so that its memory stays bounded.",
+                &["map"],
+            )?,
             events_lost,
             bpf_run_seconds,
             registry: r,
@@ -231,6 +258,9 @@ impl Metrics {
         }
         for reason in DropReason::ALL {
             self.events_dropped.with_label_values(&[reason.label()]);
+        }
+        for map in StateMap::ALL {
+            self.evictions.with_label_values(&[map.label()]);
         }
     }
 
@@ -318,7 +348,9 @@ impl Metrics {
     /// series: a gone listener's gauges would say "full" forever, and its counters would hold
     /// series that no longer move.
     pub fn free_idle_listeners(&mut self, now: Instant) {
-        for (listener, namespace) in self.listeners.free_idle(now) {
+        let freed = self.listeners.free_idle(now);
+        self.count_evictions(StateMap::ListenerLabels, freed.len() as u64);
+        for (listener, namespace) in freed {
             let labels = [listener.as_str(), namespace.as_str()];
             let _ = self.queue_length.remove_label_values(&labels);
             let _ = self.queue_limit.remove_label_values(&labels);
@@ -328,6 +360,12 @@ impl Metrics {
                     .remove_label_values(&[cause.id(), labels[0], labels[1]]);
             }
         }
+    }
+
+    pub fn count_evictions(&self, map: StateMap, count: u64) {
+        self.evictions
+            .with_label_values(&[map.label()])
+            .inc_by(count);
     }
 
     pub fn set_connections(&self, by_state: &HashMap<u8, u64>) {
@@ -401,6 +439,8 @@ mod tests {
             r#"tcpwhy_resets_total{cause="peer_reset",direction="received"} 0"#,
             r#"tcpwhy_retransmits_total{kind="synack"} 0"#,
             r#"tcpwhy_connect_failures_total{result="timeout"} 0"#,
+            r#"tcpwhy_state_evictions_total{map="listener_labels"} 0"#,
+            r#"tcpwhy_state_evictions_total{map="reported_findings"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
@@ -433,6 +473,10 @@ mod tests {
         metrics.free_idle_listeners(idle);
         let text = metrics.encode().unwrap();
         assert!(!text.contains(r#"listener="10.0.0.1:80""#), "{text}");
+        assert!(
+            text.contains(r#"tcpwhy_state_evictions_total{map="listener_labels"} 1"#),
+            "{text}"
+        );
         // Its label went to the listener still running.
         metrics.set_listener_queue("10.0.0.2:80", "7", 6, 4, idle);
         let text = metrics.encode().unwrap();
