@@ -62,9 +62,14 @@ fn queue_evidence(drops: &ListenerDrops) -> Map<String, Value> {
     };
     map.insert("attribution".into(), json!(method));
     map.insert("certainty".into(), json!(drops.certainty));
-    if !drops.shared_with.is_empty() {
-        let others: Vec<String> = drops.shared_with.iter().map(|a| a.to_string()).collect();
+    if let Some(split) = &drops.split {
+        let others: Vec<String> = split
+            .others(drops.listener)
+            .iter()
+            .map(|a| a.to_string())
+            .collect();
         map.insert("shared_with".into(), json!(others));
+        map.insert("split".into(), json!(split.to_string()));
     }
     map.insert("queue_len_max".into(), json!(drops.queue_len_max));
     map.insert("queue_limit".into(), json!(drops.queue_limit));

@@ -6,20 +6,35 @@ use std::collections::HashMap;
 
 use crate::model::{Cause, Finding, Kind};
 
+/// Rounds a finding may be absent before what was said about it is forgotten. Every distinct
+/// endpoint (a port scan, connects into a black hole) would otherwise stay here for good.
+const FORGET_AFTER_ROUNDS: u64 = 6;
+
+type Key = (Cause, Option<String>, Option<String>);
+
 /// What the event stream already said about retransmits and states, so that each report says
 /// only what changed: retransmits as the growth since the last report, states as they are now.
 #[derive(Default)]
 pub struct Reported {
-    counts: HashMap<(Cause, Option<String>, Option<String>), u64>,
+    /// The count last said of each finding, and the round it was last found in.
+    counts: HashMap<Key, (u64, u64)>,
+    round: u64,
+    /// Entries forgotten since the last [`Reported::take_forgotten`].
+    forgotten: u64,
 }
 
 impl Reported {
     pub fn changed(&mut self, found: Vec<Finding>) -> Vec<Finding> {
-        found
+        self.round += 1;
+        let round = self.round;
+        let changed = found
             .into_iter()
             .filter_map(|mut finding| {
                 let key = (finding.cause, finding.local.clone(), finding.remote.clone());
-                let before = self.counts.insert(key, finding.count).unwrap_or(0);
+                let before = self
+                    .counts
+                    .insert(key, (finding.count, round))
+                    .map_or(0, |(count, _)| count);
                 if finding.count == before {
                     return None;
                 }
@@ -28,6 +43,56 @@ impl Reported {
                 }
                 Some(finding)
             })
-            .collect()
+            .collect();
+        let held = self.counts.len();
+        self.counts
+            .retain(|_, (_, found_in)| round - *found_in < FORGET_AFTER_ROUNDS);
+        self.forgotten += (held - self.counts.len()) as u64;
+        changed
+    }
+
+    /// How many findings were forgotten (absent for [`FORGET_AFTER_ROUNDS`]) since the last call.
+    pub fn take_forgotten(&mut self) -> u64 {
+        std::mem::take(&mut self.forgotten)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+
+    fn timeout_to(port: u16) -> Finding {
+        Finding::observed(
+            Kind::State,
+            Cause::ConnectTimeout,
+            1,
+            None,
+            Some(std::net::SocketAddr::from(([10, 0, 0, 1], port))),
+            None,
+            String::new(),
+            Map::new(),
+        )
+    }
+
+    #[test]
+    fn findings_absent_for_a_while_are_forgotten_and_counted() {
+        let mut reported = Reported::default();
+        let scan: Vec<Finding> = (1..=100).map(timeout_to).collect();
+        assert_eq!(reported.changed(scan).len(), 100);
+        // The same finding again: nothing changed, nothing said.
+        assert!(reported.changed(vec![timeout_to(1)]).is_empty());
+        for _ in 0..FORGET_AFTER_ROUNDS - 2 {
+            reported.changed(vec![timeout_to(1)]);
+        }
+        assert_eq!(reported.take_forgotten(), 0, "not absent long enough yet");
+        reported.changed(vec![timeout_to(1)]);
+        // Only the one still found is remembered.
+        assert_eq!(reported.take_forgotten(), 99);
+        assert_eq!(reported.counts.len(), 1);
+        assert_eq!(reported.take_forgotten(), 0);
+        // A forgotten finding found again is said again.
+        assert_eq!(reported.changed(vec![timeout_to(2)]).len(), 1);
     }
 }

@@ -23,7 +23,7 @@ use crate::{
     },
     engine::{Engine, Output, SAMPLE_EVERY, session::StartError},
     events::flow::ConnectFailed,
-    metrics::{DropReason, Metrics},
+    metrics::{DropReason, Metrics, StateMap},
     model::Finding,
     probes::{attach::attached_count, coverage::coverage},
     settings::Settings,
@@ -163,6 +163,8 @@ impl Output for Published {
             for finding in self.reported.changed(found) {
                 self.emit(&finding);
             }
+            lock(&self.metrics)
+                .count_evictions(StateMap::ReportedFindings, self.reported.take_forgotten());
         }
         Ok(())
     }
@@ -170,6 +172,7 @@ impl Output for Published {
 
 impl Published {
     fn publish_queues(&mut self, engine: &mut Engine) -> Result<()> {
+        let now = Instant::now();
         for (drops, finding) in engine.new_queue_findings() {
             let listener = drops
                 .listener
@@ -180,6 +183,7 @@ impl Published {
                 &listener,
                 &drops.namespace.to_string(),
                 finding.count,
+                now,
             );
             self.emit(&finding);
         }
@@ -190,8 +194,10 @@ impl Published {
                 &namespace.to_string(),
                 listener.queue_len,
                 listener.queue_limit,
+                now,
             );
         }
+        metrics.free_idle_listeners(now);
         Ok(())
     }
 

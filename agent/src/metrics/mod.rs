@@ -4,7 +4,7 @@
 
 pub mod listener_labels;
 
-use std::collections::HashMap;
+use std::{collections::HashMap, time::Instant};
 
 use anyhow::Result;
 use prometheus::{
@@ -20,6 +20,13 @@ use crate::{
 };
 
 type CounterVec = GenericCounterVec<AtomicF64>;
+
+/// The causes of `tcpwhy_queue_drops_total`.
+const QUEUE_DROP_CAUSES: [Cause; 3] = [
+    Cause::AcceptQueueOverflow,
+    Cause::SynQueueOverflow,
+    Cause::SynFloodCookies,
+];
 
 pub struct Metrics {
     registry: Registry,
@@ -38,6 +45,7 @@ pub struct Metrics {
     events_dropped: IntCounterVec,
     bpf_run_seconds: CounterVec,
     bpf_runs: IntCounterVec,
+    evictions: IntCounterVec,
     listeners: ListenerLabels,
     /// Kernel totals already folded into the counters, so that each scrape adds only the delta.
     folded: HashMap<String, u64>,
@@ -91,6 +99,26 @@ impl DropReason {
         match self {
             DropReason::WriterBehind => "writer_behind",
             DropReason::WriteFailed => "write_failed",
+        }
+    }
+}
+
+/// The `map` label of `tcpwhy_state_evictions_total`: the daemon's per-key state.
+#[derive(Debug, Clone, Copy)]
+pub enum StateMap {
+    /// Listeners with a `listener` label of their own (freed when gone for a while).
+    ListenerLabels,
+    /// What the event stream already said of each retransmit and state finding.
+    ReportedFindings,
+}
+
+impl StateMap {
+    const ALL: [StateMap; 2] = [StateMap::ListenerLabels, StateMap::ReportedFindings];
+
+    fn label(self) -> &'static str {
+        match self {
+            StateMap::ListenerLabels => "listener_labels",
+            StateMap::ReportedFindings => "reported_findings",
         }
     }
 }
@@ -197,6 +225,12 @@ impl Metrics {
                 "Times the kernel ran each tcpwhy program (needs --bpf-stats or kernel.bpf_stats_enabled=1).",
                 &["program"],
             )?,
+            evictions: counter(
+                &r,
+                "tcpwhy_state_evictions_total",
+                "Entries the daemon let go from its per-key state (listener_labels, reported_findings) so that its memory stays bounded.",
+                &["map"],
+            )?,
             events_lost,
             bpf_run_seconds,
             registry: r,
@@ -225,6 +259,9 @@ impl Metrics {
         for reason in DropReason::ALL {
             self.events_dropped.with_label_values(&[reason.label()]);
         }
+        for map in StateMap::ALL {
+            self.evictions.with_label_values(&[map.label()]);
+        }
     }
 
     pub fn set_probes(&self, probes: &[ProbeReport]) {
@@ -248,8 +285,15 @@ impl Metrics {
         self.resets.with_label_values(&[direction, cause]).inc();
     }
 
-    pub fn count_queue_drops(&mut self, cause: &str, listener: &str, namespace: &str, count: u64) {
-        let (listener, namespace) = self.listeners.admit(listener, namespace);
+    pub fn count_queue_drops(
+        &mut self,
+        cause: &str,
+        listener: &str,
+        namespace: &str,
+        count: u64,
+        now: Instant,
+    ) {
+        let (listener, namespace) = self.listeners.admit(listener, namespace, now);
         self.queue_drops
             .with_label_values(&[cause, listener.as_str(), namespace.as_str()])
             .inc_by(count);
@@ -276,12 +320,20 @@ impl Metrics {
             .inc_by(count);
     }
 
-    /// Sets the queue gauges of a listener that has labels of its own; others are not exported.
-    pub fn set_listener_queue(&mut self, listener: &str, namespace: &str, length: u32, limit: u32) {
+    /// Sets the queue gauges of a listener seen at `now` that has labels of its own; others are
+    /// not exported.
+    pub fn set_listener_queue(
+        &mut self,
+        listener: &str,
+        namespace: &str,
+        length: u32,
+        limit: u32,
+        now: Instant,
+    ) {
         if length > 0 {
-            self.listeners.admit(listener, namespace);
+            self.listeners.admit(listener, namespace, now);
         }
-        if self.listeners.is_admitted(listener, namespace) {
+        if self.listeners.seen(listener, namespace, now) {
             let labels = [listener, namespace];
             self.queue_length
                 .with_label_values(&labels)
@@ -290,6 +342,30 @@ impl Metrics {
                 .with_label_values(&labels)
                 .set(i64::from(limit));
         }
+    }
+
+    /// Frees the labels of listeners gone for [`listener_labels::IDLE`] and removes their
+    /// series: a gone listener's gauges would say "full" forever, and its counters would hold
+    /// series that no longer move.
+    pub fn free_idle_listeners(&mut self, now: Instant) {
+        let freed = self.listeners.free_idle(now);
+        self.count_evictions(StateMap::ListenerLabels, freed.len() as u64);
+        for (listener, namespace) in freed {
+            let labels = [listener.as_str(), namespace.as_str()];
+            let _ = self.queue_length.remove_label_values(&labels);
+            let _ = self.queue_limit.remove_label_values(&labels);
+            for cause in QUEUE_DROP_CAUSES {
+                let _ = self
+                    .queue_drops
+                    .remove_label_values(&[cause.id(), labels[0], labels[1]]);
+            }
+        }
+    }
+
+    pub fn count_evictions(&self, map: StateMap, count: u64) {
+        self.evictions
+            .with_label_values(&[map.label()])
+            .inc_by(count);
     }
 
     pub fn set_connections(&self, by_state: &HashMap<u8, u64>) {
@@ -363,10 +439,50 @@ mod tests {
             r#"tcpwhy_resets_total{cause="peer_reset",direction="received"} 0"#,
             r#"tcpwhy_retransmits_total{kind="synack"} 0"#,
             r#"tcpwhy_connect_failures_total{result="timeout"} 0"#,
+            r#"tcpwhy_state_evictions_total{map="listener_labels"} 0"#,
+            r#"tcpwhy_state_evictions_total{map="reported_findings"} 0"#,
         ] {
             assert!(text.contains(line), "{line} missing from:\n{text}");
         }
         // A received cause is never paired with the sent direction.
         assert!(!text.contains(r#"tcpwhy_resets_total{cause="peer_reset",direction="sent"}"#));
+    }
+
+    #[test]
+    fn a_listener_gone_for_the_idle_time_loses_its_series_and_its_label() {
+        let start = Instant::now();
+        let mut metrics = Metrics::new(1).unwrap();
+        metrics.set_listener_queue("10.0.0.1:80", "7", 5, 4, start);
+        metrics.count_queue_drops("accept_queue_overflow", "10.0.0.1:80", "7", 3, start);
+        // The only label is taken: a second listener is `other`, with no gauges of its own.
+        metrics.count_queue_drops("accept_queue_overflow", "10.0.0.2:80", "7", 1, start);
+        metrics.set_listener_queue("10.0.0.2:80", "7", 5, 4, start);
+        let text = metrics.encode().unwrap();
+        for line in [
+            r#"tcpwhy_listen_queue_length{listener="10.0.0.1:80",namespace="7"} 5"#,
+            r#"tcpwhy_queue_drops_total{cause="accept_queue_overflow",listener="10.0.0.1:80",namespace="7"} 3"#,
+            r#"tcpwhy_queue_drops_total{cause="accept_queue_overflow",listener="other",namespace="other"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing from:\n{text}");
+        }
+        assert!(!text.contains(r#"listener="10.0.0.2:80""#), "{text}");
+
+        // The first listener is gone (no longer sampled); the second still runs.
+        let idle = start + listener_labels::IDLE;
+        metrics.set_listener_queue("10.0.0.2:80", "7", 5, 4, idle);
+        metrics.free_idle_listeners(idle);
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains(r#"listener="10.0.0.1:80""#), "{text}");
+        assert!(
+            text.contains(r#"tcpwhy_state_evictions_total{map="listener_labels"} 1"#),
+            "{text}"
+        );
+        // Its label went to the listener still running.
+        metrics.set_listener_queue("10.0.0.2:80", "7", 6, 4, idle);
+        let text = metrics.encode().unwrap();
+        assert!(
+            text.contains(r#"tcpwhy_listen_queue_length{listener="10.0.0.2:80",namespace="7"} 6"#),
+            "{text}"
+        );
     }
 }

@@ -3,7 +3,10 @@
 use std::fmt::Write;
 
 use crate::{
-    analysis::queues::drops::{Certainty, ListenerDrops},
+    analysis::queues::{
+        drops::{Certainty, ListenerDrops},
+        split,
+    },
     model::Cause,
 };
 
@@ -112,12 +115,19 @@ pub fn explain(drops: &ListenerDrops) -> String {
     match drops.certainty {
         Certainty::High | Certainty::Exact => {}
         Certainty::Shared => {
-            let others: Vec<String> = drops.shared_with.iter().map(|a| a.to_string()).collect();
+            let others: Vec<String> = drops
+                .split
+                .iter()
+                .flat_map(|split| split.others(drops.listener))
+                .map(|a| a.to_string())
+                .collect();
             let _ = write!(
                 text,
                 "Other listeners in the namespace were full at the same time ({}); the counters \
-                 cannot say how the drops split between them. ",
-                others.join(", ")
+                 cannot say which of them dropped what, so the namespace's drops were divided \
+                 between them ({}), and {n} is this listener's share. ",
+                others.join(", "),
+                split::RULE,
             );
         }
         Certainty::Retransmits => {

@@ -14,7 +14,7 @@ use std::{
 
 use tcpwhy_common::listen_overflow::ListenOverflows;
 
-use super::drops::Certainty;
+use super::{drops::Certainty, split};
 use crate::{
     host::{namespace::ListenerNow, netstat::CounterGrowth},
     model::Cause,
@@ -58,8 +58,9 @@ pub struct Credit {
     pub count: u64,
     pub listener: Option<ListenerNow>,
     pub certainty: Certainty,
-    /// The other listeners credited with the same drops (certainty `shared`).
-    pub shared_with: Vec<SocketAddr>,
+    /// With several candidates: every candidate's share of the namespace's count (this one's
+    /// included), summing to exactly that count.
+    pub split: Vec<(SocketAddr, u64)>,
     /// The listener's half-open count in this sample.
     pub half_open: u32,
 }
@@ -188,7 +189,7 @@ impl History {
                 count: accept,
                 listener: Some(listener),
                 certainty: Certainty::Exact,
-                shared_with: Vec::new(),
+                split: Vec::new(),
                 half_open: g.half_open,
             });
         }
@@ -304,7 +305,8 @@ fn credit_syn_queue(sample: &Sample, named: &[ListenerNow]) -> Vec<Credit> {
 }
 
 /// One credit per candidate (or one unidentified credit), with the certainty the number of
-/// candidates implies unless the caller knows better.
+/// candidates implies unless the caller knows better. Several candidates divide `count` between
+/// them (see [`split::divide`]): the credits never add up to more drops than the kernel counted.
 fn credit(
     cause: Cause,
     count: u64,
@@ -323,27 +325,36 @@ fn credit(
             count,
             listener: None,
             certainty,
-            shared_with: Vec::new(),
+            split: Vec::new(),
             half_open: 0,
         }];
     }
+    let half_open_of = |l: &ListenerNow| half_open.get(&l.local).copied().unwrap_or(0);
+    // How full each candidate was, by the queue this cause overflows.
+    let queued: Vec<(SocketAddr, u32)> = candidates
+        .iter()
+        .map(|l| match cause {
+            Cause::AcceptQueueOverflow => (l.local, l.queue_len),
+            _ => (l.local, half_open_of(l)),
+        })
+        .collect();
+    let shares = split::divide(count, &queued);
+    let split = if candidates.len() > 1 {
+        shares.clone()
+    } else {
+        Vec::new()
+    };
     candidates
         .iter()
-        .map(|listener| Credit {
+        .zip(shares)
+        .filter(|(_, (_, share))| *share > 0)
+        .map(|(listener, (_, share))| Credit {
             cause,
-            count,
+            count: share,
             listener: Some(listener.clone()),
             certainty,
-            shared_with: if certainty == Certainty::Shared {
-                candidates
-                    .iter()
-                    .map(|c| c.local)
-                    .filter(|local| *local != listener.local)
-                    .collect()
-            } else {
-                Vec::new()
-            },
-            half_open: half_open.get(&listener.local).copied().unwrap_or(0),
+            split: split.clone(),
+            half_open: half_open_of(listener),
         })
         .collect()
 }
@@ -438,22 +449,42 @@ mod tests {
     }
 
     #[test]
-    fn two_full_listeners_share_the_drops_and_name_each_other() {
+    fn full_listeners_divide_the_drops_and_name_each_other() {
         let start = Instant::now();
         let mut history = History::default();
-        let both = vec![listener(8080, LIMIT + 1), listener(9090, LIMIT + 1)];
-        let credits = history.observe(&sample(start, 0, both, overflows(5)));
-        assert_eq!(credits.len(), 2);
+        let three = vec![
+            listener(8080, LIMIT + 1),
+            listener(9090, LIMIT + 1),
+            listener(7070, LIMIT + 1),
+        ];
+        let credits = history.observe(&sample(start, 0, three.clone(), overflows(9)));
+        assert_eq!(credits.len(), 3);
         for credit in &credits {
             assert_eq!(credit.certainty, Certainty::Shared);
-            assert_eq!(
-                credit.count, 5,
-                "each is credited with the namespace's count"
+            assert_eq!(credit.count, 3, "9 drops split 3/3/3");
+            assert_eq!(credit.split.len(), 3);
+            assert!(
+                credit
+                    .split
+                    .iter()
+                    .any(|(local, _)| *local == three[0].local)
             );
-            let ours = credit.listener.as_ref().unwrap().local;
-            assert_eq!(credit.shared_with.len(), 1);
-            assert_ne!(credit.shared_with[0], ours);
         }
+        // 5 drops over 3 full queues: 2/2/1, the remainder to the longest queues, never more in
+        // all than the namespace counted.
+        let mut uneven = three.clone();
+        uneven[2].queue_len = LIMIT + 3;
+        let credits = history.observe(&sample(start, 1, uneven, overflows(5)));
+        let by_port: Vec<(u16, u64)> = credits
+            .iter()
+            .map(|c| (c.listener.as_ref().unwrap().local.port(), c.count))
+            .collect();
+        assert_eq!(by_port, vec![(8080, 2), (9090, 1), (7070, 2)]);
+        // One drop: one listener gets it; none is credited with a drop that did not happen.
+        let credits = history.observe(&sample(start, 2, three, overflows(1)));
+        assert_eq!(credits.len(), 1);
+        assert_eq!(credits[0].count, 1);
+        assert_eq!(credits[0].certainty, Certainty::Shared);
     }
 
     #[test]

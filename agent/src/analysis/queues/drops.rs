@@ -8,7 +8,10 @@ use std::{
 
 use serde::Serialize;
 
-use super::attribution::{Credit, History};
+use super::{
+    attribution::{Credit, History},
+    split::Split,
+};
 use crate::{
     host::{namespace::QueueSysctls, netstat::CounterGrowth, owners::ProcessFacts},
     model::Cause,
@@ -22,7 +25,8 @@ pub enum Certainty {
     Exact,
     /// The only listener of the namespace seen full (or with a full SYN queue) when the counter moved.
     High,
-    /// Several listeners were full at once; each is credited with the namespace's drops.
+    /// Several listeners were full at once; the namespace's drops are divided between them
+    /// (the record's `split` says how).
     Shared,
     /// No sample saw a full queue, but this listener was re-sending SYN-ACKs when the counter
     /// moved: its handshakes' final ACKs were being dropped.
@@ -56,7 +60,9 @@ pub struct ListenerDrops {
     pub sysctls: QueueSysctls,
     /// The namespace's counter growth over the window (all its listeners together).
     pub counters: CounterGrowth,
-    pub shared_with: Vec<SocketAddr>,
+    /// How the namespace's drops were divided with the other listeners full at once (certainty
+    /// `shared`).
+    pub split: Option<Split>,
     /// When the first and the last of these drops were counted.
     pub first_seen: Option<SystemTime>,
     pub last_seen: Option<SystemTime>,
@@ -110,7 +116,7 @@ impl Ledger {
                 requested_backlog: None,
                 sysctls: sysctls.clone(),
                 counters: CounterGrowth::default(),
-                shared_with: Vec::new(),
+                split: None,
                 first_seen: Some(at),
                 last_seen: None,
             });
@@ -119,11 +125,10 @@ impl Ledger {
         entry.sysctls = sysctls.clone();
         if credit.certainty == Certainty::Shared {
             entry.certainty = Certainty::Shared;
-            for other in &credit.shared_with {
-                if !entry.shared_with.contains(other) {
-                    entry.shared_with.push(*other);
-                }
-            }
+            entry
+                .split
+                .get_or_insert_with(Split::default)
+                .add(&credit.split);
         }
         if let Some(listener) = &credit.listener {
             entry.queue_len_max = entry.queue_len_max.max(listener.queue_len);

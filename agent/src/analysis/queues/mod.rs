@@ -9,3 +9,4 @@
 pub mod attribution;
 pub mod conditions;
 pub mod drops;
+pub mod split;
