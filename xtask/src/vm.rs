@@ -125,6 +125,12 @@ fn fetch(line: &KernelLine) -> Result<Kernel> {
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .next()
                     .context("the kernel package has no modules")?;
+                // What installing the package would do: modprobe (here, and in the systemd
+                // guests that carry this tree) finds modules through modules.dep.
+                checked(
+                    "resolving module dependencies",
+                    Command::new("depmod").arg("-b").arg(&root).arg(&release),
+                )?;
                 return Ok(Kernel {
                     release,
                     root,
@@ -231,13 +237,6 @@ fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
 /// Copies modules and their dependencies (none for those built in) to `root/modules`,
 /// decompressed, and returns their file names in load order.
 fn install_modules(root: &Path, kernel: &Kernel, modules: &[&str]) -> Result<Vec<String>> {
-    checked(
-        "resolving module dependencies",
-        Command::new("depmod")
-            .arg("-b")
-            .arg(&kernel.root)
-            .arg(&kernel.release),
-    )?;
     let mut order: Vec<String> = Vec::new();
     for module in modules {
         let plan = output_text(Command::new("modprobe").arg("-d").arg(&kernel.root).args([
