@@ -61,7 +61,11 @@ sandboxed() {
 }
 
 # Type=notify: `systemctl start` returns, and the unit turns active, only after the agent logged
-# that its probes are attached (each time in microseconds since boot).
+# that its probes are attached (each time in microseconds since boot). journald stamps a line when
+# it reads it, which may come after systemd took the readiness the agent sent next: a little
+# slack, far below the seconds attaching takes under TCG (a unit active at exec would be seconds
+# early).
+READINESS_SLACK_US=250000
 ready_after_attach() {
     systemctl stop tcpwhy && systemctl start tcpwhy || { agent_log; return 1; }
     local started active attached
@@ -70,7 +74,8 @@ ready_after_attach() {
     attached=$(journalctl -u tcpwhy -o short-monotonic | grep 'attached, serving' | tail -n 1 |
         sed 's/^\[ *\([0-9]*\)\.\([0-9]*\)\].*/\1\2/')
     echo "exec=$started attached=$attached active=$active"
-    [ -n "$attached" ] && [ "$started" -lt "$attached" ] && [ "$attached" -le "$active" ]
+    [ -n "$attached" ] && [ "$started" -lt "$attached" ] &&
+        [ "$attached" -le $((active + READINESS_SLACK_US)) ]
 }
 
 probes_attached() {
