@@ -65,7 +65,11 @@ pub const PACKAGES: &[Package] = &[
     ),
     package(
         "debootstrap",
-        "the kernel matrix builds guest systems with systemd",
+        "the kernel matrix builds a Debian system with systemd for its guests",
+    ),
+    package(
+        "e2fsprogs",
+        "the kernel matrix makes the systemd guests' disks with mkfs.ext4",
     ),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";

@@ -7,6 +7,7 @@
 //! the test binaries at their host paths, and runs the reset, queue and connection scenarios.
 
 mod archive;
+mod systemd;
 
 use std::{
     collections::BTreeMap,
@@ -71,7 +72,7 @@ const GUEST_TESTS: [&str; 3] = ["resets", "queues", "connections"];
 const MEMLOCK_LIMITED: &str = "prlimit --memlock=65536:65536 setpriv --bounding-set=-sys_resource";
 
 /// Modules the scenarios need (veth pairs, nftables, sock_diag for TCP), with their dependencies.
-const MODULES: [&str; 3] = ["veth", "nf_tables", "tcp_diag"];
+const SCENARIO_MODULES: [&str; 3] = ["veth", "nf_tables", "tcp_diag"];
 
 /// A guest that has not powered off by then is stuck.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(900);
@@ -124,6 +125,12 @@ fn fetch(line: &KernelLine) -> Result<Kernel> {
                     .map(|e| e.file_name().to_string_lossy().into_owned())
                     .next()
                     .context("the kernel package has no modules")?;
+                // What installing the package would do: modprobe (here, and in the systemd
+                // guests that carry this tree) finds modules through modules.dep.
+                checked(
+                    "resolving module dependencies",
+                    Command::new("depmod").arg("-b").arg(&root).arg(&release),
+                )?;
                 return Ok(Kernel {
                     release,
                     root,
@@ -227,17 +234,11 @@ fn test_binaries() -> Result<Vec<(String, PathBuf)>> {
     Ok(found)
 }
 
-/// The modules the scenarios need, in load order, decompressed.
-fn install_modules(root: &Path, kernel: &Kernel) -> Result<Vec<String>> {
-    checked(
-        "resolving module dependencies",
-        Command::new("depmod")
-            .arg("-b")
-            .arg(&kernel.root)
-            .arg(&kernel.release),
-    )?;
+/// Copies modules and their dependencies (none for those built in) to `root/modules`,
+/// decompressed, and returns their file names in load order.
+fn install_modules(root: &Path, kernel: &Kernel, modules: &[&str]) -> Result<Vec<String>> {
     let mut order: Vec<String> = Vec::new();
-    for module in MODULES {
+    for module in modules {
         let plan = output_text(Command::new("modprobe").arg("-d").arg(&kernel.root).args([
             "-S",
             &kernel.release,
@@ -312,15 +313,29 @@ fn init_script(modules: &[String], agent: &Path, tests: &[(String, PathBuf)]) ->
     script
 }
 
-/// Builds the guest's initramfs for a kernel.
-fn initramfs(kernel: &Kernel, agent: &Path, tests: &[(String, PathBuf)]) -> Result<PathBuf> {
-    let root = cache().join("roots").join(&kernel.release);
+/// A fresh initramfs tree under the cache, with busybox and the directories an init mounts on.
+fn busybox_root(name: &str) -> Result<PathBuf> {
+    let root = cache().join("roots").join(name);
     let _ = fs::remove_dir_all(&root);
     for dir in ["bin", "sbin", "proc", "sys", "dev", "tmp", "run", "etc"] {
         fs::create_dir_all(root.join(dir))?;
     }
     fs::copy("/usr/bin/busybox", root.join("bin/busybox"))
         .context("copying /usr/bin/busybox (busybox-static)")?;
+    Ok(root)
+}
+
+/// Writes the initramfs's init script and packs the tree into `image`.
+fn pack_with_init(root: &Path, init: &str, image: &Path) -> Result<()> {
+    let path = root.join("init");
+    fs::write(&path, init)?;
+    fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    pack(root, image)
+}
+
+/// Builds the guest's initramfs for a kernel.
+fn initramfs(kernel: &Kernel, agent: &Path, tests: &[(String, PathBuf)]) -> Result<PathBuf> {
+    let root = busybox_root(&kernel.release)?;
     for program in [
         Path::new("/usr/sbin/ip"),
         Path::new("/usr/sbin/nft"),
@@ -333,12 +348,9 @@ fn initramfs(kernel: &Kernel, agent: &Path, tests: &[(String, PathBuf)]) -> Resu
     for (_, binary) in tests {
         install_with_libraries(&root, binary)?;
     }
-    let modules = install_modules(&root, kernel)?;
-    let init = root.join("init");
-    fs::write(&init, init_script(&modules, agent, tests))?;
-    fs::set_permissions(&init, std::os::unix::fs::PermissionsExt::from_mode(0o755))?;
+    let modules = install_modules(&root, kernel, &SCENARIO_MODULES)?;
     let image = cache().join(format!("initramfs-{}.cpio.gz", kernel.release));
-    pack(&root, &image)?;
+    pack_with_init(&root, &init_script(&modules, agent, tests), &image)?;
     Ok(image)
 }
 
@@ -399,54 +411,21 @@ pub struct MemlockRun {
 }
 
 fn boot(kernel: &Kernel, image: &Path, run: &'static str, methods: &str) -> Result<RunResult> {
-    let logs = cache().join("logs");
-    fs::create_dir_all(&logs)?;
-    let log = logs.join(format!("{}-{run}.log", kernel.release));
+    let log = guest_log(&format!("{}-{run}", kernel.release))?;
     eprintln!(
         "xtask: vm-test: booting Linux {} ({run} methods: {methods})...",
         kernel.release
     );
     let started = Instant::now();
-    let mut child = Command::new("qemu-system-x86_64")
-        // One CPU: the kernel patches its code live (jump labels, kprobes) with int3, which
-        // emulated SMP (TCG) does not always survive.
-        .args([
-            "-m",
-            "2048",
-            "-smp",
-            "1",
-            "-accel",
-            "tcg",
-            "-nographic",
-            "-no-reboot",
-        ])
-        .arg("-kernel")
-        .arg(kernel.vmlinuz())
-        .arg("-initrd")
-        .arg(image)
-        .arg("-append")
-        .arg(format!(
-            "console=ttyS0 quiet panic=-1 tcpwhy.methods={methods}"
-        ))
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&log)?)
-        .stderr(Stdio::null())
-        .spawn()
-        .context("starting qemu-system-x86_64")?;
-    loop {
-        if child.try_wait()?.is_some() {
-            break;
-        }
-        if started.elapsed() > GUEST_TIMEOUT {
-            let _ = child.kill();
-            bail!(
-                "Linux {} ({run}) did not finish within {GUEST_TIMEOUT:?}; see {}",
-                kernel.release,
-                log.display()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(500));
-    }
+    run_qemu(
+        kernel,
+        image,
+        &format!("console=ttyS0 quiet panic=-1 tcpwhy.methods={methods}"),
+        None,
+        &log,
+        GUEST_TIMEOUT,
+    )
+    .with_context(|| format!("Linux {} ({run})", kernel.release))?;
     let text = String::from_utf8_lossy(&fs::read(&log)?).into_owned();
     let result = parse(&text, kernel, run, log)?;
     eprintln!(
@@ -461,6 +440,69 @@ fn boot(kernel: &Kernel, image: &Path, run: &'static str, methods: &str) -> Resu
             .join(", ")
     );
     Ok(result)
+}
+
+/// Where a guest's serial console is kept.
+fn guest_log(name: &str) -> Result<PathBuf> {
+    let logs = cache().join("logs");
+    fs::create_dir_all(&logs)?;
+    Ok(logs.join(format!("{name}.log")))
+}
+
+/// Boots a kernel under qemu until the guest powers off, its serial console written to `log`;
+/// a guest still running after `timeout` is stuck and killed.
+fn run_qemu(
+    kernel: &Kernel,
+    initrd: &Path,
+    append: &str,
+    disk: Option<&Path>,
+    log: &Path,
+    timeout: Duration,
+) -> Result<()> {
+    let started = Instant::now();
+    let mut qemu = Command::new("qemu-system-x86_64");
+    // One CPU: the kernel patches its code live (jump labels, kprobes) with int3, which
+    // emulated SMP (TCG) does not always survive.
+    qemu.args([
+        "-m",
+        "2048",
+        "-smp",
+        "1",
+        "-accel",
+        "tcg",
+        "-nographic",
+        "-no-reboot",
+    ])
+    // No network device: the guests' traffic stays on their own loopback.
+    .args(["-nic", "none"])
+    .arg("-kernel")
+    .arg(kernel.vmlinuz())
+    .arg("-initrd")
+    .arg(initrd)
+    .arg("-append")
+    .arg(append);
+    if let Some(disk) = disk {
+        qemu.arg("-drive")
+            .arg(format!("file={},format=raw,if=virtio", disk.display()));
+    }
+    let mut child = qemu
+        .stdin(Stdio::null())
+        .stdout(fs::File::create(log)?)
+        .stderr(Stdio::null())
+        .spawn()
+        .context("starting qemu-system-x86_64")?;
+    while child.try_wait()?.is_none() {
+        if started.elapsed() > timeout {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!(
+                "the guest did not power off within {timeout:?}; see {}",
+                log.display()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    Ok(())
 }
 
 fn parse(text: &str, kernel: &Kernel, run: &'static str, log: PathBuf) -> Result<RunResult> {
@@ -603,8 +645,18 @@ impl MemlockRun {
     }
 }
 
-/// Runs the matrix for the kernel lines selected (a line's label, or "all").
-pub fn run(selection: &str) -> Result<Vec<RunResult>> {
+/// What each kernel boots.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Guests {
+    /// The scenario runs, then the package under systemd.
+    All,
+    /// Only the package under systemd.
+    Systemd,
+}
+
+/// Runs the matrix for the kernel lines selected (a line's label, or "all"), and the package's
+/// unit under systemd on each of them.
+pub fn run(selection: &str, guests: Guests, deb: &Path) -> Result<Vec<RunResult>> {
     let lines: Vec<&KernelLine> = KERNELS
         .iter()
         .filter(|k| selection == "all" || k.label == selection)
@@ -616,24 +668,32 @@ pub fn run(selection: &str) -> Result<Vec<RunResult>> {
             labels.join(", ")
         );
     }
-    let tests = test_binaries()?;
+    let tests = match guests {
+        Guests::All => test_binaries()?,
+        Guests::Systemd => Vec::new(),
+    };
     let agent = workspace_root().join("target/release/tcpwhy");
     let mut results = Vec::new();
+    let mut problems = Vec::new();
     for line in lines {
         let kernel = fetch(line)?;
-        let image = initramfs(&kernel, &agent, &tests)?;
-        for (run, methods) in RUNS {
-            results.push(boot(&kernel, &image, run, methods)?);
+        if guests == Guests::All {
+            let image = initramfs(&kernel, &agent, &tests)?;
+            for (run, methods) in RUNS {
+                results.push(boot(&kernel, &image, run, methods)?);
+            }
         }
-    }
-    let problems: Vec<String> = results
-        .iter()
-        .flat_map(|r| {
-            r.problems()
+        problems.extend(
+            systemd::run(&kernel, deb)?
                 .into_iter()
-                .map(move |p| format!("Linux {} ({}): {p}", r.kernel, r.run))
-        })
-        .collect();
+                .map(|p| format!("Linux {} under systemd: {p}", kernel.release)),
+        );
+    }
+    problems.extend(results.iter().flat_map(|r| {
+        r.problems()
+            .into_iter()
+            .map(move |p| format!("Linux {} ({}): {p}", r.kernel, r.run))
+    }));
     if !problems.is_empty() {
         bail!("the kernel matrix failed:\n  {}", problems.join("\n  "));
     }

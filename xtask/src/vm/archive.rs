@@ -8,6 +8,9 @@ use anyhow::Result;
 
 use crate::run::checked;
 
+/// The Debian registry, as the host's own apt sources name it.
+pub const DEBIAN_MIRROR: &str = "http://deb.debian.org/debian";
+
 pub enum Archive {
     /// The host's configured sources and their lists.
     Host,
@@ -41,8 +44,8 @@ impl Archive {
         fs::write(
             dir.join("sources.list"),
             format!(
-                "deb [signed-by={keyring}] http://deb.debian.org/debian {release} main\n\
-                 deb [signed-by={keyring}] http://deb.debian.org/debian-security {release}-security main\n"
+                "deb [signed-by={keyring}] {DEBIAN_MIRROR} {release} main\n\
+                 deb [signed-by={keyring}] {DEBIAN_MIRROR}-security {release}-security main\n"
             ),
         )?;
         fs::write(dir.join("state/status"), "")?;
