@@ -13,7 +13,9 @@ use crate::{analysis::filter::Filter, probes::method::Method, settings::Settings
 /// close, peer reset, ...) from the kernel's own reason and the socket's state, names the process,
 /// and says what to change.
 ///
-/// Needs root, or CAP_BPF and CAP_PERFMON (CAP_SYS_ADMIN to mount tracefs when it is not mounted).
+/// Needs root, or CAP_BPF and CAP_PERFMON to load its probes; listen queues in every network
+/// namespace also need CAP_SYS_ADMIN, and owners of sockets CAP_SYS_PTRACE and CAP_DAC_READ_SEARCH
+/// (the systemd unit grants all five).
 ///
 /// Exit codes: 0 success, 1 runtime failure, 2 bad usage or missing privileges.
 #[derive(Debug, Parser)]
