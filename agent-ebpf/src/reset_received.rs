@@ -2,6 +2,7 @@
 //! in `tcp_reset()` before the socket is closed, so the state read is the one the RST hit.
 
 use aya_ebpf::{
+    EbpfContext,
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
 };
@@ -13,18 +14,13 @@ use crate::{
     reset_event::{Sighting, report},
 };
 
-/// Marks the socket, so that a connect() failing next is known to have been refused.
+/// Marks the socket, so that a connect() failing next is known to have been refused, and
+/// reports the reset with the state it hit.
 #[inline(always)]
-fn mark(sk: u64) {
+fn received<C: EbpfContext>(ctx: &C, sk: u64) {
     let _ = RESET_SEEN.insert(sk, 1, 0);
-}
-
-#[tracepoint(category = "tcp", name = "tcp_receive_reset")]
-pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
-    let sk = tracepoint_field::<u64>(&ctx, |l| &l.tp_receive_reset_skaddr).unwrap_or(0);
-    mark(sk);
     report(
-        &ctx,
+        ctx,
         &Sighting {
             origin: ResetOrigin::ReceiveReset,
             sk,
@@ -32,21 +28,18 @@ pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
             reason: NO_REASON,
         },
     );
+}
+
+#[tracepoint(category = "tcp", name = "tcp_receive_reset")]
+pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
+    let sk = tracepoint_field::<u64>(&ctx, |l| &l.tp_receive_reset_skaddr).unwrap_or(0);
+    received(&ctx, sk);
     0
 }
 
 #[btf_tracepoint(function = "tcp_receive_reset")]
 pub fn tcp_receive_reset_btf(ctx: BtfTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
-    mark(sk);
-    report(
-        &ctx,
-        &Sighting {
-            origin: ResetOrigin::ReceiveReset,
-            sk,
-            skb: 0,
-            reason: NO_REASON,
-        },
-    );
+    received(&ctx, sk);
     0
 }

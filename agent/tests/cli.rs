@@ -69,13 +69,13 @@ fn help_teaches_the_attach_line_and_exit_codes() {
     assert!(String::from_utf8_lossy(&output.stdout).contains("Exit codes"));
 }
 
-#[test]
-fn text_report_groups_by_cause_with_explanation_and_advice() {
-    if !require_bpf() {
-        return;
-    }
-    let ip = IpAddr::V4(unique_ipv4());
-    let server = SocketAddr::new(ip, 7);
+/// `tcpwhy diagnose --duration 3` with the text report, started: the child, its stderr (kept
+/// open for the rest of the run) and its first stderr line (the "attached" line scripts wait for).
+fn text_diagnose_for_3_s() -> (
+    std::process::Child,
+    std::io::BufReader<std::process::ChildStderr>,
+    String,
+) {
     let mut child = tcpwhy()
         .args(["diagnose", "--duration", "3"])
         .stdout(std::process::Stdio::piped())
@@ -85,6 +85,17 @@ fn text_report_groups_by_cause_with_explanation_and_advice() {
     let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
     let mut line = String::new();
     std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    (child, stderr, line)
+}
+
+#[test]
+fn text_report_groups_by_cause_with_explanation_and_advice() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let server = SocketAddr::new(ip, 7);
+    let (child, _stderr, line) = text_diagnose_for_3_s();
     assert!(
         line.starts_with("attached ") && line.trim_end().ends_with("watching for 3 s"),
         "{line}"
@@ -145,15 +156,7 @@ fn control_characters_in_a_process_name_are_escaped_in_the_text_report() {
         return;
     }
     let ip = IpAddr::V4(unique_ipv4());
-    let mut child = tcpwhy()
-        .args(["diagnose", "--duration", "3"])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut stderr, &mut line).unwrap();
+    let (child, _stderr, line) = text_diagnose_for_3_s();
     assert!(line.starts_with("attached "), "{line}");
     // The owner is recorded from the thread that calls listen(), under the name it chose.
     let pair = std::thread::spawn(move || {

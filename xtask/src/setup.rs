@@ -68,6 +68,10 @@ pub const PACKAGES: &[Package] = &[
         "the kernel matrix builds a Debian system with systemd for its guests",
     ),
     package(
+        "curl",
+        "the systemd guests' checks and the README's daemon examples query /metrics with it",
+    ),
+    package(
         "e2fsprogs",
         "the kernel matrix makes the systemd guests' disks with mkfs.ext4",
     ),
