@@ -109,6 +109,33 @@ fn full_accept_queue_drops_silently_with_abort_on_overflow_0() {
             )
             .is_empty()
     );
+
+    // The clients whose SYNs were dropped retransmitted them: their finding names the full
+    // listener, and tells its story.
+    let clients: Vec<&Value> = report
+        .findings()
+        .iter()
+        .filter(|f| {
+            f["kind"] == "retransmit"
+                && f["cause"] == "syn_retransmits"
+                && f["remote"] == "127.0.0.1:7100"
+                && (f["evidence"]["netns"] == inode || f["evidence"]["namespace"] == inode)
+        })
+        .collect();
+    assert_eq!(clients.len(), 1, "{}", report.touching("127.0.0.1:7100"));
+    let related = &clients[0]["related"];
+    assert!(
+        related
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["kind"] == "queue_drop"
+                && r["cause"] == "accept_queue_overflow"
+                && r["local"] == "127.0.0.1:7100"),
+        "{related:#}"
+    );
+    let story = clients[0]["explanation"].as_str().unwrap();
+    assert!(story.contains("connections waiting"), "{story}");
 }
 
 /// A client whose handshake completes on its side while its final ACK is held back (nftables in

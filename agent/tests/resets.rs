@@ -131,6 +131,16 @@ fn closing_with_unread_bytes_is_close_with_unread_data() {
     let received = report.one("rst_received", "peer_reset", &pair.client.to_string());
     assert_eq!(received["count"], 1);
     assert_owned_by_us(received);
+
+    // Both ends are on this host: the reset received names the close that caused it.
+    assert_eq!(
+        received["related"],
+        serde_json::json!([{"kind": "rst_sent", "cause": "close_with_unread_data",
+                            "local": pair.server.to_string(), "remote": pair.client.to_string()}])
+    );
+    assert_eq!(sent["related"][0]["cause"], "peer_reset");
+    let story = received["explanation"].as_str().unwrap();
+    assert!(story.contains("7 bytes unread"), "{story}");
 }
 
 #[test]
