@@ -92,6 +92,18 @@ fn full_listeners_divide_the_namespace_drops_and_the_metrics_sum_to_the_kernel_c
             "{addr} has no series: {series:#?}"
         );
     }
+    // Who owns each listener, to sum its drops by process, pod, container or unit.
+    let comm = std::fs::read_to_string("/proc/self/comm").unwrap();
+    for addr in &listeners {
+        let owner = format!("tcpwhy_listener_info{{comm=\"{}\",", comm.trim_end());
+        let series = format!("listener=\"{addr}\",namespace=\"{inode}\"");
+        assert!(
+            metrics
+                .lines()
+                .any(|l| l.starts_with(&owner) && l.contains(&series) && l.ends_with(" 1")),
+            "no owner for {addr}:\n{metrics}"
+        );
+    }
 
     // The stream says how shared drops were divided.
     let events = daemon.events();

@@ -178,13 +178,13 @@ impl Published {
                 .listener
                 .map(|l| l.to_string())
                 .unwrap_or_else(|| "unidentified".to_string());
-            lock(&self.metrics).count_queue_drops(
-                drops.cause.id(),
-                &listener,
-                &drops.namespace.to_string(),
-                finding.count,
-                now,
-            );
+            let namespace = drops.namespace.to_string();
+            let mut metrics = lock(&self.metrics);
+            metrics.count_queue_drops(drops.cause.id(), &listener, &namespace, finding.count, now);
+            if let Some(owner) = &finding.process {
+                metrics.describe_listener(&listener, &namespace, owner);
+            }
+            drop(metrics);
             self.emit(&finding);
         }
         let mut metrics = lock(&self.metrics);

@@ -128,12 +128,12 @@ pub fn headline(finding: &Finding) -> String {
 fn runs_in(workload: &Workload) -> String {
     let mut parts = Vec::new();
     if let Some(pod) = &workload.pod {
-        parts.push(format!("pod {}/{}", pod.namespace, pod.name));
+        parts.push(format!("pod {}", pod.qualified_name()));
     }
     if let Some(container) = &workload.container {
-        let short: String = container.id.chars().take(12).collect();
         parts.push(format!(
-            "container {short} ({})",
+            "container {} ({})",
+            container.short_id(),
             container.runtime.as_str()
         ));
     } else if let Some(unit) = &workload.unit {

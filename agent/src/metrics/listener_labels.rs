@@ -59,6 +59,10 @@ impl ListenerLabels {
         }
     }
 
+    pub fn is_admitted(&self, labels: &Labels) -> bool {
+        self.admitted.contains_key(labels)
+    }
+
     /// Frees the labels of listeners not seen for [`IDLE`] before `now`, and returns them.
     pub fn free_idle(&mut self, now: Instant) -> Vec<Labels> {
         let idle: Vec<Labels> = self

@@ -15,7 +15,7 @@ use prometheus::{
 use self::listener_labels::ListenerLabels;
 use crate::{
     engine::session::Session,
-    model::{Cause, Direction, tcp_state},
+    model::{Cause, Direction, Process, tcp_state},
     probes::report::ProbeReport,
 };
 
@@ -46,9 +46,17 @@ pub struct Metrics {
     bpf_run_seconds: CounterVec,
     bpf_runs: IntCounterVec,
     evictions: IntCounterVec,
+    listener_info: IntGaugeVec,
+    /// The `tcpwhy_listener_info` labels of each listener that has a series, to replace it when
+    /// the owner changes and remove it with the listener's label.
+    described: HashMap<listener_labels::Labels, [String; 4]>,
     listeners: ListenerLabels,
     /// Kernel totals already folded into the counters, so that each scrape adds only the delta.
     folded: HashMap<String, u64>,
+}
+
+fn info_labels<'a>(listener: &'a str, namespace: &'a str, info: &'a [String; 4]) -> [&'a str; 6] {
+    [listener, namespace, &info[0], &info[1], &info[2], &info[3]]
 }
 
 fn counter(registry: &Registry, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec> {
@@ -231,6 +239,13 @@ impl Metrics {
                 "Entries the daemon let go from its per-key state (listener_labels, reported_findings) so that its memory stays bounded.",
                 &["map"],
             )?,
+            listener_info: gauge(
+                &r,
+                "tcpwhy_listener_info",
+                "Who owns a listener with queue drops: its process name and, where the cgroup names them, pod (namespace/name), container (short id) and systemd unit; always 1. Join on listener and namespace.",
+                &["listener", "namespace", "comm", "pod", "container", "unit"],
+            )?,
+            described: HashMap::new(),
             events_lost,
             bpf_run_seconds,
             registry: r,
@@ -299,6 +314,42 @@ impl Metrics {
             .inc_by(count);
     }
 
+    /// Names the owner of a listener that has labels of its own in `tcpwhy_listener_info`, so
+    /// that queue series can be summed by pod, container or unit without a workload label on
+    /// each (which would multiply them). Bounded by the listener labels.
+    pub fn describe_listener(&mut self, listener: &str, namespace: &str, owner: &Process) {
+        let labels = (listener.to_string(), namespace.to_string());
+        if !self.listeners.is_admitted(&labels) {
+            return;
+        }
+        let workload = &owner.workload;
+        let info = [
+            owner.comm.clone(),
+            workload
+                .pod
+                .as_ref()
+                .map(|p| p.qualified_name())
+                .unwrap_or_default(),
+            workload
+                .container
+                .as_ref()
+                .map(|c| c.short_id())
+                .unwrap_or_default(),
+            workload.unit.clone().unwrap_or_default(),
+        ];
+        if self.described.get(&labels) == Some(&info) {
+            return;
+        }
+        if let Some(previous) = self.described.insert(labels, info.clone()) {
+            let _ = self
+                .listener_info
+                .remove_label_values(&info_labels(listener, namespace, &previous));
+        }
+        self.listener_info
+            .with_label_values(&info_labels(listener, namespace, &info))
+            .set(1);
+    }
+
     pub fn count_connect_failure(&self, refused: bool) {
         let result = if refused {
             ConnectResult::Refused
@@ -358,6 +409,14 @@ impl Metrics {
                 let _ = self
                     .queue_drops
                     .remove_label_values(&[cause.id(), labels[0], labels[1]]);
+            }
+            if let Some(info) = self
+                .described
+                .remove(&(listener.clone(), namespace.clone()))
+            {
+                let _ = self
+                    .listener_info
+                    .remove_label_values(&info_labels(&listener, &namespace, &info));
             }
         }
     }
@@ -446,6 +505,49 @@ mod tests {
         }
         // A received cause is never paired with the sent direction.
         assert!(!text.contains(r#"tcpwhy_resets_total{cause="peer_reset",direction="sent"}"#));
+    }
+
+    #[test]
+    fn a_listener_owner_is_described_once_replaced_when_it_changes_and_freed_with_its_label() {
+        use crate::model::{
+            OwnerSource,
+            workload::{Container, Pod, Runtime, Workload},
+        };
+        let start = Instant::now();
+        let mut metrics = Metrics::new(1).unwrap();
+        let mut owner = Process::from_raw(7, b"nginx\0\0\0\0\0\0\0\0\0\0\0", OwnerSource::Socket);
+        owner.workload = Workload {
+            pod: Some(Pod {
+                namespace: "shop".into(),
+                name: "web-0".into(),
+                uid: "u".into(),
+            }),
+            container: Some(Container {
+                id: "3f2a9c0d1e2b3c4d5e6f".into(),
+                runtime: Runtime::Containerd,
+            }),
+            ..Workload::default()
+        };
+        metrics.count_queue_drops("accept_queue_overflow", "10.0.0.1:80", "7", 1, start);
+        metrics.describe_listener("10.0.0.1:80", "7", &owner);
+        // A listener under `other` gets no owner series: that would undo the label cap.
+        metrics.describe_listener("10.0.0.2:80", "7", &owner);
+        let text = metrics.encode().unwrap();
+        assert!(text.contains(r#"tcpwhy_listener_info{comm="nginx",container="3f2a9c0d1e2b",listener="10.0.0.1:80",namespace="7",pod="shop/web-0",unit=""} 1"#), "{text}");
+        assert!(!text.contains(r#"listener="10.0.0.2:80""#), "{text}");
+
+        owner.comm = "envoy".into();
+        metrics.describe_listener("10.0.0.1:80", "7", &owner);
+        let text = metrics.encode().unwrap();
+        assert_eq!(text.matches("tcpwhy_listener_info{").count(), 1, "{text}");
+        assert!(
+            text.contains(r#"tcpwhy_listener_info{comm="envoy","#),
+            "{text}"
+        );
+
+        metrics.free_idle_listeners(start + listener_labels::IDLE);
+        let text = metrics.encode().unwrap();
+        assert!(!text.contains("tcpwhy_listener_info{"), "{text}");
     }
 
     #[test]

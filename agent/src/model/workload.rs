@@ -24,6 +24,13 @@ pub struct Container {
     pub runtime: Runtime,
 }
 
+impl Container {
+    /// The id as `docker ps` and `crictl ps` print it: its first 12 characters.
+    pub fn short_id(&self) -> String {
+        self.id.chars().take(12).collect()
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Runtime {
@@ -49,4 +56,11 @@ pub struct Pod {
     pub namespace: String,
     pub name: String,
     pub uid: String,
+}
+
+impl Pod {
+    /// `namespace/name`, as `kubectl` names a pod across namespaces.
+    pub fn qualified_name(&self) -> String {
+        format!("{}/{}", self.namespace, self.name)
+    }
 }
