@@ -119,7 +119,7 @@ fn full_accept_queue_drops_silently_with_abort_on_overflow_0() {
             f["kind"] == "retransmit"
                 && f["cause"] == "syn_retransmits"
                 && f["remote"] == "127.0.0.1:7100"
-                && (f["evidence"]["netns"] == inode || f["evidence"]["namespace"] == inode)
+                && support::in_namespace(f, inode)
         })
         .collect();
     assert_eq!(clients.len(), 1, "{}", report.touching("127.0.0.1:7100"));

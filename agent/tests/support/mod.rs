@@ -151,7 +151,15 @@ impl Report {
     pub fn in_namespace(&self, kind: &str, cause: &str, local: &str, inode: u64) -> Vec<&Value> {
         self.find(kind, cause, local)
             .into_iter()
-            .filter(|f| f["evidence"]["namespace"] == inode || f["evidence"]["netns"] == inode)
+            .filter(|f| in_namespace(f, inode))
+            .collect()
+    }
+
+    /// Every finding at `local` inside namespace `inode`, whatever its kind and cause.
+    pub fn in_namespace_at(&self, local: &str, inode: u64) -> Vec<&Value> {
+        self.findings()
+            .iter()
+            .filter(|f| f["local"] == local && in_namespace(f, inode))
             .collect()
     }
 
@@ -200,4 +208,10 @@ pub fn free_port(ip: std::net::IpAddr) -> u16 {
 /// The pid the agent should name for sockets this test process owns.
 pub fn our_pid() -> u64 {
     u64::from(std::process::id())
+}
+
+/// Whether `finding` happened in namespace `inode` (queue findings name it `namespace`, the
+/// others `netns`).
+pub fn in_namespace(finding: &Value, inode: u64) -> bool {
+    finding["evidence"]["namespace"] == inode || finding["evidence"]["netns"] == inode
 }
