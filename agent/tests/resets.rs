@@ -355,3 +355,52 @@ fn a_peer_that_stops_answering_keepalive_probes_is_keepalive_timeout() {
         Some(Some(libc::ETIMEDOUT))
     );
 }
+
+#[test]
+fn a_client_aborting_many_connections_to_one_service_is_one_finding_on_each_side() {
+    if !require_bpf() {
+        return;
+    }
+    use std::{
+        io::Write,
+        net::{TcpListener, TcpStream},
+    };
+    let ip = IpAddr::V4(unique_ipv4());
+    let agent = Agent::start(&[]);
+    let listener = TcpListener::bind(SocketAddr::new(ip, 7)).unwrap();
+    let service = listener.local_addr().unwrap();
+    let mut clients = Vec::new();
+    for _ in 0..12 {
+        let client = TcpStream::connect(service).unwrap();
+        let (mut accepted, _) = listener.accept().unwrap();
+        // The client never reads the reply: its close is an abort.
+        accepted.write_all(b"reply").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        clients.push(client.local_addr().unwrap());
+        drop(client);
+        drop(accepted);
+    }
+    let report = agent.finish();
+
+    // Twelve ephemeral ports, one service: one finding per side, named by the service.
+    let sent: Vec<&Value> = report
+        .findings()
+        .iter()
+        .filter(|f| f["kind"] == "rst_sent" && f["remote"] == service.to_string())
+        .collect();
+    assert_eq!(sent.len(), 1, "{}", report.touching(&service.to_string()));
+    let sent = sent[0];
+    assert_eq!(sent["cause"], "close_with_unread_data");
+    assert_eq!(sent["count"], 12);
+    assert_eq!(sent["evidence"]["distinct_local_endpoints"], 12);
+    assert_eq!(sent["local"], clients[0].to_string());
+    assert_owned_by_us(sent);
+    let story = sent["explanation"].as_str().unwrap();
+    assert!(story.contains("and 11 other local ports"), "{story}");
+
+    let received = report.one("rst_received", "peer_reset", &service.to_string());
+    assert_eq!(received["count"], 12);
+    assert_eq!(received["evidence"]["distinct_remotes"], 12);
+    let story = received["explanation"].as_str().unwrap();
+    assert!(story.contains("and 11 other clients reset 12"), "{story}");
+}

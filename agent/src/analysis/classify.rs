@@ -1,8 +1,15 @@
 //! Applies the reset rules to one reset, with the facts of this host they need.
 
-use super::reset_rules::{Evidence, classify as apply_rules};
+use tcpwhy_common::tcp_state as st;
+
+use super::{
+    reset_rules::{Evidence, classify as apply_rules},
+    service::{End, EphemeralPorts, service_end},
+};
 use crate::{
-    events::reset::Reset, kernel::reset_reasons::ResetReasons, model::Cause,
+    events::reset::Reset,
+    kernel::reset_reasons::ResetReasons,
+    model::{Cause, Direction},
     probes::catalog::reset_origin_name,
 };
 
@@ -15,13 +22,17 @@ pub struct Classified<'a> {
     /// The kernel's own reason, by its name on the running kernel.
     pub reason: Option<&'a str>,
     pub origin: &'static str,
+    /// The end the finding is named by (see [`super::service`]).
+    pub service: End,
 }
 
-/// `abort_on_overflow`: `net.ipv4.tcp_abort_on_overflow` of the reset's namespace, where known.
+/// `abort_on_overflow`: `net.ipv4.tcp_abort_on_overflow` of the reset's namespace, where known;
+/// `ports`: its ephemeral port range.
 pub fn classify<'a>(
     reset: &'a Reset,
     reasons: &'a ResetReasons,
     abort_on_overflow: Option<bool>,
+    ports: EphemeralPorts,
 ) -> Classified<'a> {
     let reason = reset.reason.and_then(|r| reasons.name(r));
     let (cause, rule) = apply_rules(&Evidence {
@@ -35,5 +46,28 @@ pub fn classify<'a>(
         rule,
         reason,
         origin: reset_origin_name(reset.origin),
+        service: service_end(
+            reset.local,
+            reset.remote,
+            known_service_end(reset),
+            ports,
+            // Without a clue, a reset sent is this host's service speaking; one received, its
+            // peer's.
+            match reset.direction {
+                Direction::Sent => End::Local,
+                Direction::Received => End::Remote,
+            },
+        ),
+    }
+}
+
+/// What the socket says about which end is the service: a listener's side of a handshake (or
+/// a SYN to a port with no socket) is; a connecting socket's side is not.
+fn known_service_end(reset: &Reset) -> Option<End> {
+    match reset.state {
+        Some(st::SYN_SENT) => Some(End::Remote),
+        Some(st::LISTEN | st::SYN_RECV | st::NEW_SYN_RECV) => Some(End::Local),
+        None if reset.segment_is_syn() => Some(End::Local),
+        _ => None,
     }
 }

@@ -7,8 +7,9 @@ use super::{
     grouping::ResetGroup,
     narrative,
     queues::drops::{Certainty, ListenerDrops},
+    service::End,
 };
-use crate::model::{Direction, Finding, Kind, tcp_state, time};
+use crate::model::{Finding, Kind, tcp_state, time};
 
 /// The finding of a group of resets.
 pub fn of_resets(group: &ResetGroup) -> Finding {
@@ -128,9 +129,9 @@ fn evidence(group: &ResetGroup) -> Map<String, Value> {
     if let Some(from) = group.owner_learned_from {
         map.insert("process_from".into(), json!(from.as_str()));
     }
-    let distinct = match group.direction {
-        Direction::Sent => "distinct_remotes",
-        Direction::Received => "distinct_local_endpoints",
+    let distinct = match group.service {
+        End::Local => "distinct_remotes",
+        End::Remote => "distinct_local_endpoints",
     };
     map.insert(distinct.into(), json!(group.distinct_peers()));
     map.insert(

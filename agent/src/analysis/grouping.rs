@@ -1,14 +1,15 @@
-//! Groups resets by what a person acts on. A reset this host sent belongs to the service that
-//! sent it: its local endpoint. A reset this host received belongs to the peer that sent it and
-//! the process that got it: grouping those by the local endpoint would make every connect (each
-//! from its own ephemeral port) a finding of its own.
+//! Groups resets by what a person acts on: the service end of the connections (see
+//! [`super::service`]) and, where that end is the peer's, the program that talked to it. A
+//! server's resets are one finding per port it serves, and a client program's are one per
+//! service it talks to, whichever side sent them: grouping by both endpoints would make every
+//! connection (each from its own ephemeral port) a finding of its own.
 
 use std::{
     collections::{BTreeMap, HashSet},
     net::SocketAddr,
 };
 
-use super::classify::Classified;
+use super::{classify::Classified, service::End};
 use crate::model::{Cause, Direction, OwnerSource, Process};
 
 /// Everything the explanation and the evidence of one finding need.
@@ -18,12 +19,13 @@ pub struct ResetGroup {
     pub cause: Cause,
     pub rule: &'static str,
     pub count: u64,
-    /// The local endpoint (for resets received: the first seen).
+    /// The end the group is named by; the other end varies within it.
+    pub service: End,
+    /// The local endpoint (when the service end is remote: the first seen).
     pub local: SocketAddr,
-    /// The remote endpoint (for resets sent: the first seen).
+    /// The remote endpoint (when the service end is local: the first seen).
     pub sample_remote: SocketAddr,
-    /// The endpoints that vary within the group, up to [`MAX_PEERS_TRACKED`]: the remote
-    /// endpoints of resets sent, the local endpoints of resets received.
+    /// The endpoints of the other end, up to [`MAX_PEERS_TRACKED`].
     pub peers: HashSet<SocketAddr>,
     /// The first few of them, in the order seen.
     pub sample_peers: Vec<SocketAddr>,
@@ -55,6 +57,7 @@ impl ResetGroup {
             direction: reset.direction,
             cause: seen.cause,
             rule: seen.rule,
+            service: seen.service,
             local: reset.local,
             sample_remote: reset.remote,
             first_ns: reset.timestamp_ns,
@@ -75,9 +78,9 @@ impl ResetGroup {
         let reset = seen.reset;
         self.count += 1;
         self.last_ns = reset.timestamp_ns;
-        let peer = match reset.direction {
-            Direction::Sent => reset.remote,
-            Direction::Received => reset.local,
+        let peer = match self.service {
+            End::Local => reset.remote,
+            End::Remote => reset.local,
         };
         let new_peer = self.peers.len() < MAX_PEERS_TRACKED && self.peers.insert(peer);
         if new_peer && self.sample_peers.len() < SAMPLE_PEERS {
@@ -110,6 +113,7 @@ impl Default for ResetGroup {
             cause: Cause::Unclassified,
             rule: "",
             count: 0,
+            service: End::Local,
             local: unspecified,
             sample_remote: unspecified,
             peers: HashSet::new(),
@@ -136,10 +140,9 @@ const MAX_PEERS_TRACKED: usize = 1024;
 /// Peers a finding names.
 const SAMPLE_PEERS: usize = 5;
 
-/// A group's identity: direction, cause, the endpoint that names it (local for resets sent,
-/// remote for resets received) and, for resets received, the program that got them (by name:
-/// three runs of curl are one story, not three).
-type GroupKey = (Direction, Cause, SocketAddr, Option<String>);
+/// A group's identity: direction, cause, the service endpoint and, when that is the peer's,
+/// the program on this end (by name: three runs of curl are one story, not three).
+type GroupKey = (Direction, Cause, End, SocketAddr, Option<String>);
 
 #[derive(Default)]
 pub struct Groups {
@@ -149,11 +152,12 @@ pub struct Groups {
 impl Groups {
     pub fn add(&mut self, seen: &Classified) {
         let reset = seen.reset;
-        let key = match reset.direction {
-            Direction::Sent => (reset.direction, seen.cause, reset.local, None),
-            Direction::Received => (
+        let key = match seen.service {
+            End::Local => (reset.direction, seen.cause, End::Local, reset.local, None),
+            End::Remote => (
                 reset.direction,
                 seen.cause,
+                End::Remote,
                 reset.remote,
                 reset.owner.as_ref().map(|p| p.comm.clone()),
             ),

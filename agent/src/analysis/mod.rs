@@ -12,3 +12,4 @@ pub mod queues;
 pub mod related;
 pub mod reported;
 pub mod reset_rules;
+pub mod service;

@@ -27,6 +27,7 @@ use crate::{
         connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
         findings,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
+        service::EphemeralPorts,
     },
     events::{flow::ConnectFailed, reset::Reset},
     host::{
@@ -145,7 +146,13 @@ impl Engine {
                     let abort_on_overflow = (reset.state == Some(tcp_state::LISTEN))
                         .then(|| self.abort_on_overflow(reset.netns))
                         .flatten();
-                    output.reset(&classify(&reset, &self.session.reasons, abort_on_overflow))?;
+                    let ports = self.ephemeral_ports(reset.netns);
+                    output.reset(&classify(
+                        &reset,
+                        &self.session.reasons,
+                        abort_on_overflow,
+                        ports,
+                    ))?;
                 }
                 Observed::ConnectFailed(mut failed) => {
                     if let Some(owner) = &mut failed.owner {
@@ -189,6 +196,15 @@ impl Engine {
             .entry(process.pid)
             .or_insert_with(|| workload::of_process(process.pid))
             .clone();
+    }
+
+    fn ephemeral_ports(&self, netns: Option<u32>) -> EphemeralPorts {
+        let range = netns.and_then(|netns| {
+            self.namespaces
+                .connection_sysctls(u64::from(netns))?
+                .ip_local_port_range
+        });
+        EphemeralPorts::from_sysctl(range)
     }
 
     fn abort_on_overflow(&self, netns: Option<u32>) -> Option<bool> {

@@ -2,14 +2,32 @@
 //! check it against `ss`, `nstat` or a packet capture.
 
 use crate::{
-    analysis::grouping::ResetGroup,
+    analysis::{grouping::ResetGroup, service::End},
     model::{Cause, tcp_state},
 };
 
 pub fn explain(cause: Cause, group: &ResetGroup) -> String {
     let n = group.count;
-    let local = group.local;
-    let remote = group.sample_remote;
+    // The service end is one endpoint; the other end may be many, named with how many more.
+    let distinct = group.distinct_peers();
+    let (local, remote) = match group.service {
+        End::Local => (
+            group.local.to_string(),
+            format!(
+                "{}{}",
+                group.sample_remote,
+                others(distinct, "client", "clients")
+            ),
+        ),
+        End::Remote => (
+            format!(
+                "{}{}",
+                group.local,
+                others(distinct, "local port", "local ports")
+            ),
+            group.sample_remote.to_string(),
+        ),
+    };
     let who = group
         .process
         .as_ref()
@@ -20,16 +38,14 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
     match cause {
         Cause::NoListener => format!(
             "{n} {} arrived for {local}, where nothing listens; this host answered each with RST, so \
-             the client ({remote}{}) got \"connection refused\".",
+             the client ({remote}) got \"connection refused\".",
             plural(n, "SYN", "SYNs"),
-            others(group.distinct_peers(), "client", "clients"),
         ),
         Cause::UnknownConnection => format!(
-            "{n} {} from {remote}{} arrived for {local}, a connection this host does not have (no socket); \
+            "{n} {} from {remote} arrived for {local}, a connection this host does not have (no socket); \
              this host answered with RST. One side has forgotten the connection: it restarted, \
              already gave up on it, or a NAT entry in between expired.",
             plural(n, "segment", "segments"),
-            others(group.distinct_peers(), "client", "clients"),
         ),
         Cause::CloseWithUnreadData => format!(
             "{who} closed {n} {} on {local} with {} unread in the receive queue; the kernel discarded \
@@ -44,8 +60,10 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
             plural(n, "it", "them"),
         ),
         Cause::DataAfterClose => format!(
-            "{remote} sent data {n} {times} to {local} after {who} had already closed the connection \
-             (socket state {state}); the data could not be delivered, so this host reset it.",
+            "{remote} sent data {n} {times} to {local} after {who} had already closed {} \
+             (socket state {state}); the data could not be delivered, so this host reset {}.",
+            plural(n, "the connection", "the connections"),
+            plural(n, "it", "them"),
         ),
         Cause::TimewaitReject => format!(
             "{n} {} from {remote} hit a connection on {local} that had already ended and sat in \
@@ -89,16 +107,14 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
                 .unwrap_or_default(),
         ),
         Cause::ConnectionRefused => format!(
-            "{n} {} from {local}{} to {remote} {} refused: the RST answered the SYN (state SYN_SENT); \
+            "{n} {} from {local} to {remote} {} refused: the RST answered the SYN (state SYN_SENT); \
              {who} got ECONNREFUSED.",
             plural(n, "connect", "connects"),
-            others(group.distinct_peers(), "local port", "local ports"),
             plural(n, "was", "were"),
         ),
         Cause::PeerReset => format!(
-            "{remote} reset {n} established {} with {local}{}; {who} gets ECONNRESET on its next read or write.",
+            "{remote} reset {n} established {} with {local}; {who} gets ECONNRESET on its next read or write.",
             plural(n, "connection", "connections"),
-            others(group.distinct_peers(), "local endpoint", "local endpoints"),
         ),
         Cause::PeerResetDuringClose => format!(
             "{remote} reset {n} {} with {local} while {} closing (local state {state}).",
