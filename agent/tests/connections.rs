@@ -144,6 +144,58 @@ fn dropped_segments_are_data_retransmits() {
 }
 
 #[test]
+fn a_server_whose_replies_are_lost_to_many_clients_is_one_finding() {
+    if !require_bpf() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let server: SocketAddr = "127.0.0.1:7602".parse().unwrap();
+    let (_listener, clients, mut accepted) = ns.enter(|| {
+        let listener = TcpListener::bind(server).unwrap();
+        let clients: Vec<TcpStream> = (0..3)
+            .map(|_| TcpStream::connect(server).unwrap())
+            .collect();
+        let accepted: Vec<TcpStream> = (0..3).map(|_| listener.accept().unwrap().0).collect();
+        (listener, clients, accepted)
+    });
+    let agent = Agent::start(&[]);
+    // Nothing the server sends reaches its clients: its replies are retransmitted on timeout.
+    ns.nft("add table inet lossy");
+    ns.nft("add chain inet lossy in { type filter hook input priority 0 ; }");
+    ns.nft("add rule inet lossy in tcp sport 7602 drop");
+    for stream in &mut accepted {
+        stream.write_all(b"your reply").unwrap();
+    }
+    sleep(Duration::from_millis(1500));
+    let report = agent.finish();
+
+    let data: Vec<_> = report
+        .findings()
+        .iter()
+        .filter(|f| f["cause"] == "data_retransmits" && f["evidence"]["namespace"] == ns.inode())
+        .collect();
+    // Three clients on three ephemeral ports, one service: one finding, named by the service.
+    assert_eq!(data.len(), 1, "{data:#?}");
+    let finding = data[0];
+    assert_eq!(finding["local"], server.to_string());
+    assert_eq!(finding["evidence"]["connections"], 3);
+    assert!(finding["count"].as_u64().unwrap() >= 3, "{finding:#}");
+    let ports: Vec<String> = clients
+        .iter()
+        .map(|c| c.local_addr().unwrap().to_string())
+        .collect();
+    assert!(
+        ports.contains(&finding["remote"].as_str().unwrap().to_string()),
+        "{finding:#}"
+    );
+    let story = finding["explanation"].as_str().unwrap();
+    assert!(
+        story.contains("from 127.0.0.1:7602 to 3 clients"),
+        "{story}"
+    );
+}
+
+#[test]
 fn a_process_that_never_closes_leaks_close_wait_and_its_peers_wait_in_fin_wait2() {
     if !require_bpf() {
         return;

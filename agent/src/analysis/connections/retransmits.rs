@@ -1,5 +1,6 @@
-//! Retransmit findings: per remote endpoint (SYN, data, tail loss probes) and per listener
-//! (SYN-ACKs), explained with the live sysctls and the timing actually seen.
+//! Retransmit findings: per service end of the connections (SYN, data, tail loss probes: see
+//! [`crate::analysis::service`]) and per listener (SYN-ACKs), explained with the live sysctls
+//! and the timing actually seen.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -12,7 +13,10 @@ use tcpwhy_common::maps::RetransmitKind;
 
 use super::{HostLookup, give_up_after, human, owner_by_endpoints};
 use crate::{
-    analysis::queues::attribution::SynAckSeen,
+    analysis::{
+        queues::attribution::SynAckSeen,
+        service::{End, EphemeralPorts, service_end},
+    },
     events::flow::RetransmitFlow,
     host::namespace::ConnectionSysctls,
     model::{Cause, Finding, Flow, Kind, OwnerSource, Process},
@@ -27,13 +31,15 @@ pub fn syn_retransmits_by_flow(flows: &[RetransmitFlow]) -> HashMap<Flow, u64> {
         .collect()
 }
 
+/// The retransmits of one kind on the connections to (or from) one service endpoint.
 #[derive(Default)]
-struct ToRemote {
+struct Group {
     count: u64,
     connections: u64,
     first_ns: u64,
     last_ns: u64,
     sample_local: Option<SocketAddr>,
+    sample_remote: Option<SocketAddr>,
     owner: Option<Process>,
 }
 
@@ -42,10 +48,22 @@ pub fn findings(
     synacks: &HashMap<(u64, SocketAddr), SynAckSeen>,
     host: &dyn HostLookup,
 ) -> Vec<Finding> {
-    let mut by_remote: BTreeMap<(u32, u64, SocketAddr), ToRemote> = BTreeMap::new();
+    let sysctls = |netns: &u64| host.connection_sysctls(*netns);
+    let mut by_service: BTreeMap<(u32, u64, End, SocketAddr), Group> = BTreeMap::new();
     for flow in flows.iter().filter(|f| f.kind != RetransmitKind::SynAck) {
-        let group = by_remote
-            .entry((flow.kind as u32, flow.flow.netns, flow.flow.remote))
+        let (local, remote) = (flow.flow.local, flow.flow.remote);
+        // A SYN is the connecting side's; other segments go either way.
+        let known = (flow.kind == RetransmitKind::Syn).then_some(End::Remote);
+        let ports = EphemeralPorts::from_sysctl(
+            sysctls(&flow.flow.netns).and_then(|s| s.ip_local_port_range),
+        );
+        let end = service_end(local, remote, known, ports, End::Remote);
+        let service = match end {
+            End::Local => local,
+            End::Remote => remote,
+        };
+        let group = by_service
+            .entry((flow.kind as u32, flow.flow.netns, end, service))
             .or_default();
         group.count += flow.count;
         group.connections += 1;
@@ -55,27 +73,25 @@ pub fn findings(
             group.first_ns.min(flow.first_ns)
         };
         group.last_ns = group.last_ns.max(flow.last_ns);
-        group.sample_local.get_or_insert(flow.flow.local);
+        group.sample_local.get_or_insert(local);
+        group.sample_remote.get_or_insert(remote);
         if flow.owner.is_some() {
             group.owner = flow.owner.clone();
         }
     }
-    let sysctls = |netns: &u64| host.connection_sysctls(*netns);
-    let mut found: Vec<Finding> = by_remote
+    let mut found: Vec<Finding> = by_service
         .into_iter()
-        .filter_map(|((kind, netns, remote), mut g)| {
+        .filter_map(|((kind, netns, end, _), mut g)| {
             let kind = RetransmitKind::from_u16(kind as u16)?;
+            let (local, remote) = (g.sample_local?, g.sample_remote?);
             if g.owner.is_none() {
                 // The connection predates tcpwhy: find its socket, and the socket's process.
-                g.owner = g
-                    .sample_local
-                    .and_then(|local| owner_by_endpoints(host, netns, local, remote))
-                    .map(|facts| Process {
-                        source: OwnerSource::Socket,
-                        ..facts.process
-                    });
+                g.owner = owner_by_endpoints(host, netns, local, remote).map(|facts| Process {
+                    source: OwnerSource::Socket,
+                    ..facts.process
+                });
             }
-            Some(to_remote(kind, netns, remote, &g, sysctls(&netns)))
+            Some(of_group(kind, netns, end, &g, sysctls(&netns)))
         })
         .collect();
     found.extend(synacks.iter().map(|((netns, listener), seen)| {
@@ -85,15 +101,17 @@ pub fn findings(
     found
 }
 
-fn to_remote(
+fn of_group(
     kind: RetransmitKind,
     netns: u64,
-    remote: SocketAddr,
-    g: &ToRemote,
+    end: End,
+    g: &Group,
     sysctls: Option<&ConnectionSysctls>,
 ) -> Finding {
     let span = Duration::from_nanos(g.last_ns.saturating_sub(g.first_ns));
     let n = g.count;
+    let (local, remote) = (g.sample_local, g.sample_remote);
+    let remote_text = remote.map(|r| r.to_string()).unwrap_or_default();
     let connections = format!(
         "{} {}",
         g.connections,
@@ -103,6 +121,19 @@ fn to_remote(
             "connections"
         }
     );
+    // Named by the service: "to db:5432", or "from :8081 to 40 clients".
+    let direction = match end {
+        End::Remote => format!("to {remote_text}"),
+        End::Local if g.connections > 1 => format!(
+            "from {} to {} clients ({remote_text} among them)",
+            local.map(|l| l.to_string()).unwrap_or_default(),
+            g.connections
+        ),
+        End::Local => format!(
+            "from {} to {remote_text}",
+            local.map(|l| l.to_string()).unwrap_or_default()
+        ),
+    };
     let sysctl = |f: fn(&ConnectionSysctls) -> Option<i64>| sysctls.and_then(f);
     let (cause, explanation) = match kind {
         RetransmitKind::Syn => {
@@ -110,7 +141,7 @@ fn to_remote(
             (
                 Cause::SynRetransmits,
                 format!(
-                    "{n} SYN {} to {remote} over {} on {connections}: connect() is not being answered \
+                    "{n} SYN {} {direction} over {} on {connections}: connect() is not being answered \
                      (the destination is unreachable, a firewall drops the SYNs, or its listener is full).{}",
                     plural(n, "retransmit", "retransmits"),
                     human(span),
@@ -133,7 +164,7 @@ fn to_remote(
             (
                 Cause::DataRetransmits,
                 format!(
-                    "{n} data {} to {remote} over {} on {connections} (every {} on average): segments \
+                    "{n} data {} {direction} over {} on {connections} (every {} on average): segments \
                      or their acknowledgements are being lost, or the peer stopped answering.{}",
                     plural(n, "retransmit", "retransmits"),
                     human(span),
@@ -147,7 +178,7 @@ fn to_remote(
         RetransmitKind::TailLossProbe | RetransmitKind::SynAck => (
             Cause::TailLossProbes,
             format!(
-                "{n} tail loss {} to {remote} over {} on {connections}: the last segments of bursts went \
+                "{n} tail loss {} {direction} over {} on {connections}: the last segments of bursts went \
                  unacknowledged and were re-sent before the retransmission timer fired.",
                 plural(n, "probe", "probes"),
                 human(span)
@@ -163,8 +194,8 @@ fn to_remote(
         Kind::Retransmit,
         cause,
         n,
-        g.sample_local,
-        Some(remote),
+        local,
+        remote,
         g.owner.clone(),
         explanation,
         evidence,
