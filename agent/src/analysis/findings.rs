@@ -72,15 +72,18 @@ fn queue_evidence(drops: &ListenerDrops) -> Map<String, Value> {
         map.insert("shared_with".into(), json!(others));
         map.insert("split".into(), json!(split.to_string()));
     }
-    map.insert("queue_len_max".into(), json!(drops.queue_len_max));
-    map.insert("queue_limit".into(), json!(drops.queue_limit));
-    map.insert("half_open_max".into(), json!(drops.half_open_max));
-    map.insert(
-        "full_for_ms".into(),
-        json!(drops.full_for.as_millis() as u64),
-    );
-    map.insert("synack_retransmits".into(), json!(drops.synack_retransmits));
-    map.insert("requested_backlog".into(), json!(drops.requested_backlog));
+    // A listener's own numbers; drops no sample could pin on a listener have none.
+    if drops.listener.is_some() {
+        map.insert("queue_len_max".into(), json!(drops.queue_len_max));
+        map.insert("queue_limit".into(), json!(drops.queue_limit));
+        map.insert("half_open_max".into(), json!(drops.half_open_max));
+        map.insert(
+            "full_for_ms".into(),
+            json!(drops.full_for.as_millis() as u64),
+        );
+        map.insert("synack_retransmits".into(), json!(drops.synack_retransmits));
+        map.insert("requested_backlog".into(), json!(drops.requested_backlog));
+    }
     if let Some(owner) = &drops.owner {
         map.insert("open_fds".into(), json!(owner.open_fds));
         map.insert("fd_limit".into(), json!(owner.fd_limit));

@@ -53,6 +53,11 @@ fn client_and_server(client: &Finding, server: &Finding) -> bool {
             Kind::QueueDrop,
             Cause::AcceptQueueOverflow | Cause::SynQueueOverflow,
         ) => to.port() == at.port() && (to.ip() == at.ip() || at.ip().is_unspecified()),
+        // A client whose handshake's final ACK was dropped at the full accept queue believes it
+        // is connected: its first data goes unanswered and is retransmitted.
+        (Kind::Retransmit, Cause::DataRetransmits, Kind::QueueDrop, Cause::AcceptQueueOverflow) => {
+            to.port() == at.port() && (to.ip() == at.ip() || at.ip().is_unspecified())
+        }
         _ => false,
     }
 }
@@ -140,6 +145,40 @@ mod tests {
         assert_eq!(b.related, vec![Related::of(server)]);
         assert!(unrelated.related.is_empty(), "another port");
         assert_eq!(unrelated.explanation, "C.");
+    }
+
+    #[test]
+    fn data_retransmits_to_a_full_listener_are_linked_but_not_those_it_sends() {
+        let mut findings = vec![
+            finding(
+                Kind::QueueDrop,
+                Cause::AcceptQueueOverflow,
+                "10.0.0.1:8080",
+                "10.0.0.2:40000",
+                "Q.",
+            ),
+            finding(
+                Kind::Retransmit,
+                Cause::DataRetransmits,
+                "10.0.0.2:40000",
+                "10.0.0.1:8080",
+                "client.",
+            ),
+            finding(
+                Kind::Retransmit,
+                Cause::DataRetransmits,
+                "10.0.0.1:8080",
+                "10.0.0.2:40001",
+                "server.",
+            ),
+        ];
+        link(&mut findings);
+        assert_eq!(findings[1].related, vec![Related::of(&findings[0])]);
+        assert!(findings[2].related.is_empty());
+        assert_eq!(
+            findings[0].explanation,
+            "Q. The other end is on this host: client."
+        );
     }
 
     #[test]

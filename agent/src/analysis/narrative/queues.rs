@@ -10,12 +10,14 @@ use crate::{
     model::Cause,
 };
 
+/// Why a namespace's drops have no listener: said instead of naming one.
+const UNSEEN: &str = "No sample caught which listener: none was seen full while the counters \
+                      moved, because its queue filled and drained within the 100 ms between two \
+                      samples. Any listener of this namespace that a sample did see full has a \
+                      finding of its own.";
+
 pub fn explain(drops: &ListenerDrops) -> String {
     let mut text = String::new();
-    let listener = drops
-        .listener
-        .map(|l| l.to_string())
-        .unwrap_or_else(|| "an unidentified listener".to_string());
     let who = drops
         .owner
         .as_ref()
@@ -27,22 +29,30 @@ pub fn explain(drops: &ListenerDrops) -> String {
     let show = |v: Option<i64>| v.map(|v| v.to_string()).unwrap_or_else(|| "?".into());
     match drops.cause {
         Cause::AcceptQueueOverflow => {
-            let _ = write!(
-                text,
-                "{listener}{who} in network namespace {ns}: the accept queue was full \
-                 ({}/{} connections waiting for accept(); it holds backlog+1 = {}) for {} ms, and {n} \
-                 {} dropped (ListenOverflows +{}). ",
-                drops.queue_len_max,
-                drops.queue_limit,
-                u64::from(drops.queue_limit) + 1,
-                drops.full_for.as_millis(),
-                if n == 1 {
-                    "handshake was"
-                } else {
-                    "handshakes were"
-                },
-                drops.counters.listen_overflows,
-            );
+            let dropped = if n == 1 {
+                "handshake was"
+            } else {
+                "handshakes were"
+            };
+            let _ = match drops.listener {
+                Some(listener) => write!(
+                    text,
+                    "{listener}{who} in network namespace {ns}: the accept queue was full \
+                     ({}/{} connections waiting for accept(); it holds backlog+1 = {}) for {} ms, and \
+                     {n} {dropped} dropped (ListenOverflows +{}). ",
+                    drops.queue_len_max,
+                    drops.queue_limit,
+                    u64::from(drops.queue_limit) + 1,
+                    drops.full_for.as_millis(),
+                    drops.counters.listen_overflows,
+                ),
+                None => write!(
+                    text,
+                    "In network namespace {ns}, {n} {dropped} dropped at a full accept queue \
+                     (ListenOverflows +{}). {UNSEEN} ",
+                    drops.counters.listen_overflows,
+                ),
+            };
             if s.tcp_abort_on_overflow == Some(1) {
                 let _ = write!(
                     text,
@@ -63,34 +73,49 @@ pub fn explain(drops: &ListenerDrops) -> String {
             }
         }
         Cause::SynQueueOverflow => {
+            let queue = match drops.listener {
+                Some(listener) => format!(
+                    "{listener}{who} in network namespace {ns}: the SYN queue was full ({} half-open \
+                     connections; it is bounded by the listen() backlog, {})",
+                    drops.half_open_max, drops.queue_limit,
+                ),
+                None => format!("In network namespace {ns}, a listener's SYN queue was full"),
+            };
             let _ = write!(
                 text,
-                "{listener}{who} in network namespace {ns}: the SYN queue was full ({} half-open \
-                 connections; it is bounded by the listen() backlog, {}) with tcp_syncookies={}, so {n} new \
-                 {} dropped (TCPReqQFullDrop +{}); those clients time out in connect() after \
-                 tcp_syn_retries={} retransmits. ",
-                drops.half_open_max,
-                drops.queue_limit,
+                "{queue} with tcp_syncookies={}, so {n} new {} dropped (TCPReqQFullDrop +{}); those \
+                 clients time out in connect() after tcp_syn_retries={} retransmits. ",
                 show(s.tcp_syncookies),
                 if n == 1 { "SYN was" } else { "SYNs were" },
                 drops.counters.req_q_full_drop,
                 show(s.tcp_syn_retries),
             );
+            if drops.listener.is_none() {
+                let _ = write!(text, "{UNSEEN} ");
+            }
         }
         Cause::SynFloodCookies => {
+            let queue = match drops.listener {
+                Some(listener) => format!(
+                    "{listener}{who} in network namespace {ns}: the SYN queue overflowed ({} half-open \
+                     connections, limit {})",
+                    drops.half_open_max, drops.queue_limit,
+                ),
+                None => format!("In network namespace {ns}, a listener's SYN queue overflowed"),
+            };
             let _ = write!(
                 text,
-                "{listener}{who} in network namespace {ns}: the SYN queue overflowed ({} half-open \
-                 connections, limit {}), and the kernel answered {n} {} with SYN cookies instead of \
-                 queueing {} (TCPReqQFullDoCookies +{}, SyncookiesSent +{}, SyncookiesFailed +{}). ",
-                drops.half_open_max,
-                drops.queue_limit,
+                "{queue}, and the kernel answered {n} {} with SYN cookies instead of queueing {} \
+                 (TCPReqQFullDoCookies +{}, SyncookiesSent +{}, SyncookiesFailed +{}). ",
                 if n == 1 { "SYN" } else { "SYNs" },
                 if n == 1 { "it" } else { "them" },
                 drops.counters.req_q_full_do_cookies,
                 drops.counters.syncookies_sent,
                 drops.counters.syncookies_failed,
             );
+            if drops.listener.is_none() {
+                let _ = write!(text, "{UNSEEN} ");
+            }
         }
         _ => {}
     }
@@ -137,13 +162,8 @@ pub fn explain(drops: &ListenerDrops) -> String {
                  sampling), but it was re-sending SYN-ACKs when the drops were counted. "
             );
         }
-        Certainty::Unattributed => {
-            let _ = write!(
-                text,
-                "No listener was seen full when the counters moved: the queue filled and drained \
-                 between two samples. "
-            );
-        }
+        // Said where the listener would have been named.
+        Certainty::Unattributed => {}
     }
     text.trim_end().to_string()
 }
@@ -182,6 +202,63 @@ fn fd_sentence(drops: &ListenerDrops, text: &mut String) {
             "{} has {} of its {} file descriptors open: at the limit accept() fails with EMFILE and \
              the queue cannot drain. ",
             owner.process.comm, owner.open_fds, limit
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::host::{namespace::QueueSysctls, netstat::CounterGrowth};
+
+    fn unattributed(cause: Cause) -> ListenerDrops {
+        ListenerDrops {
+            cause,
+            namespace: 7,
+            listener: None,
+            count: 715,
+            certainty: Certainty::Unattributed,
+            queue_len_max: 0,
+            queue_limit: 0,
+            half_open_max: 0,
+            full_for: Duration::ZERO,
+            synack_retransmits: 0,
+            sample_remote: None,
+            owner: None,
+            requested_backlog: None,
+            sysctls: QueueSysctls::default(),
+            counters: CounterGrowth {
+                listen_overflows: 1225,
+                ..CounterGrowth::default()
+            },
+            split: None,
+            first_seen: None,
+            last_seen: None,
+        }
+    }
+
+    #[test]
+    fn drops_no_sample_pinned_on_a_listener_say_so_without_a_listener_s_numbers() {
+        for cause in [
+            Cause::AcceptQueueOverflow,
+            Cause::SynQueueOverflow,
+            Cause::SynFloodCookies,
+        ] {
+            let text = explain(&unattributed(cause));
+            assert!(text.starts_with("In network namespace 7, "), "{text}");
+            assert!(text.contains("No sample caught which listener"), "{text}");
+            assert!(!text.contains("0/0"), "{text}");
+            assert!(!text.contains("limit 0"), "{text}");
+            assert!(!text.contains("unidentified"), "{text}");
+        }
+        let text = explain(&unattributed(Cause::AcceptQueueOverflow));
+        assert!(
+            text.contains(
+                "715 handshakes were dropped at a full accept queue (ListenOverflows +1225)"
+            ),
+            "{text}"
         );
     }
 }
