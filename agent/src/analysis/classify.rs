@@ -26,19 +26,29 @@ pub struct Classified<'a> {
     pub service: End,
 }
 
-/// `abort_on_overflow`: `net.ipv4.tcp_abort_on_overflow` of the reset's namespace, where known;
-/// `ports`: its ephemeral port range.
+/// What the engine knows around one reset, beyond the reset itself.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Surroundings {
+    /// `net.ipv4.tcp_abort_on_overflow` of the reset's namespace, where known.
+    pub abort_on_overflow: Option<bool>,
+    /// The namespace's ephemeral port range.
+    pub ports: EphemeralPorts,
+    /// A reset received from this host that its TCP stack did not send (see
+    /// [`super::firewall`]).
+    pub unsent_by_stack: bool,
+}
+
 pub fn classify<'a>(
     reset: &'a Reset,
     reasons: &'a ResetReasons,
-    abort_on_overflow: Option<bool>,
-    ports: EphemeralPorts,
+    around: Surroundings,
 ) -> Classified<'a> {
     let reason = reset.reason.and_then(|r| reasons.name(r));
     let (cause, rule) = apply_rules(&Evidence {
         reset,
         reason,
-        abort_on_overflow,
+        abort_on_overflow: around.abort_on_overflow,
+        unsent_by_stack: around.unsent_by_stack,
     });
     Classified {
         reset,
@@ -50,7 +60,7 @@ pub fn classify<'a>(
             reset.local,
             reset.remote,
             known_service_end(reset),
-            ports,
+            around.ports,
             // Without a clue, a reset sent is this host's service speaking; one received, its
             // peer's.
             match reset.direction {

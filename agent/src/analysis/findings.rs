@@ -9,7 +9,7 @@ use super::{
     queues::drops::{Certainty, ListenerDrops},
     service::End,
 };
-use crate::model::{Finding, Kind, tcp_state, time};
+use crate::model::{Cause, Finding, Kind, tcp_state, time};
 
 /// The finding of a group of resets.
 pub fn of_resets(group: &ResetGroup) -> Finding {
@@ -110,6 +110,12 @@ fn queue_evidence(drops: &ListenerDrops) -> Map<String, Value> {
 fn evidence(group: &ResetGroup) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("rule".into(), json!(group.rule));
+    if group.cause == Cause::FirewallReject {
+        map.insert(
+            "inferred".into(),
+            json!("no tcp_send_reset for this connection within 1 s before it arrived"),
+        );
+    }
     map.insert("hook".into(), json!(group.origin));
     map.insert(
         "socket_state".into(),

@@ -6,6 +6,7 @@ pub mod classify;
 pub mod connections;
 pub mod filter;
 pub mod findings;
+pub mod firewall;
 pub mod grouping;
 pub mod narrative;
 pub mod queues;

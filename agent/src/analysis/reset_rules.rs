@@ -19,6 +19,9 @@ pub struct Evidence<'a> {
     pub reason: Option<&'a str>,
     /// `net.ipv4.tcp_abort_on_overflow` in the socket's namespace, when known.
     pub abort_on_overflow: Option<bool>,
+    /// A reset received from an address of this host that this host's TCP stack did not send
+    /// (see [`super::firewall`]).
+    pub unsent_by_stack: bool,
 }
 
 impl Evidence<'_> {
@@ -175,6 +178,11 @@ pub const SENT: &[Rule] = &[
 /// Resets this host receives: the local state when the RST arrived decides.
 pub const RECEIVED: &[Rule] = &[
     Rule {
+        cause: Cause::FirewallReject,
+        when: "the RST came from an address of this host, but its TCP stack sent no such reset (inferred: a netfilter rule built it)",
+        holds: |e| e.unsent_by_stack,
+    },
+    Rule {
         cause: Cause::ConnectionRefused,
         when: "the RST answered our SYN (local state SYN_SENT)",
         holds: |e| e.state() == Some(st::SYN_SENT),
@@ -252,6 +260,7 @@ mod tests {
             reset,
             reason,
             abort_on_overflow: Some(false),
+            unsent_by_stack: false,
         })
         .0
     }
@@ -337,6 +346,7 @@ mod tests {
             reset: &r,
             reason: None,
             abort_on_overflow: Some(true),
+            unsent_by_stack: false,
         };
         assert_eq!(classify(&overflow).0, Cause::AcceptQueueOverflowAbort);
     }

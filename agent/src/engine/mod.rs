@@ -2,6 +2,7 @@
 //! namespace's listeners and counters, and fill in socket owners. `diagnose` and `daemon` are
 //! [`Output`]s of it, with no loop of their own.
 
+pub mod firewall;
 pub mod kernel_view;
 pub mod namespaces;
 pub mod ring;
@@ -18,12 +19,13 @@ use tcpwhy_common::tcp_state;
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::{
+    firewall::FirewallWatch,
     namespaces::Namespaces,
     session::{Observed, Session, StartError},
 };
 use crate::{
     analysis::{
-        classify::{Classified, classify},
+        classify::{Classified, Surroundings, classify},
         connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
         findings,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
@@ -72,8 +74,16 @@ pub struct Engine {
     pub namespaces: Namespaces,
     /// Workloads by pid: a process's cgroup is read once, not once per event.
     workloads: HashMap<u32, Workload>,
+    firewall: FirewallWatch,
+    /// Resets received that look like a firewall's, until the stack's resets of the next batch
+    /// are noted.
+    second_look: Vec<Reset>,
     started: Instant,
 }
+
+/// How old a reset held for a second look must be before it is judged: the stack's own reset,
+/// if any, is in the ring microseconds after it.
+const SECOND_LOOK_AFTER_NS: u64 = 50_000_000;
 
 /// Processes whose workload is remembered; beyond this the cache starts over, so that it stays
 /// small and a reused pid is read again.
@@ -86,9 +96,11 @@ impl Engine {
         let mut namespaces = Namespaces::default();
         namespaces.tick(Instant::now(), &session);
         Ok(Self {
+            firewall: FirewallWatch::new(&session.probes),
             session,
             namespaces,
             workloads: HashMap::new(),
+            second_look: Vec::new(),
             started: Instant::now(),
         })
     }
@@ -116,10 +128,10 @@ impl Engine {
                 }
             };
             tokio::select! {
-                seen = self.session.next_events() => self.deliver(seen?, output)?,
+                seen = self.session.next_events() => self.deliver(seen?, output, false)?,
                 _ = sample.tick() => {
                     let seen = self.session.remaining_events();
-                    self.deliver(seen, output)?;
+                    self.deliver(seen, output, false)?;
                     self.namespaces.tick(Instant::now(), &self.session);
                     output.sampled(self)?;
                 }
@@ -129,30 +141,43 @@ impl Engine {
             }
         };
         let seen = self.session.remaining_events();
-        self.deliver(seen, output)?;
+        self.deliver(seen, output, true)?;
         self.namespaces.tick(Instant::now(), &self.session);
         Ok(ended)
     }
 
-    fn deliver(&mut self, seen: Vec<Observed>, output: &mut impl Output) -> Result<()> {
+    /// Hands a batch of events to `output`. A reset that looks like a firewall's waits for the
+    /// next batch (`last`: there is none), where the stack's own reset may still turn up.
+    fn deliver(&mut self, seen: Vec<Observed>, output: &mut impl Output, last: bool) -> Result<()> {
+        if seen.is_empty() && self.second_look.is_empty() {
+            return Ok(());
+        }
+        if let Ok(counters) = self.session.counters() {
+            self.firewall.lost_so_far(counters.events_lost);
+        }
+        for observed in &seen {
+            if let Observed::Reset(reset) = observed {
+                self.firewall.note_sent(reset);
+            }
+        }
+        let settled_before = monotonic_ns().saturating_sub(SECOND_LOOK_AFTER_NS);
+        let (due, waiting): (Vec<Reset>, Vec<Reset>) = std::mem::take(&mut self.second_look)
+            .into_iter()
+            .partition(|reset| last || reset.timestamp_ns <= settled_before);
+        self.second_look = waiting;
+        for reset in due {
+            let unsent = self.firewall.unsent_by_stack(&reset);
+            self.deliver_reset(reset, unsent, output)?;
+        }
         for observed in seen {
             match observed {
-                Observed::Reset(mut reset) => {
-                    self.name_owner_from_listener(&mut reset);
-                    if let Some(owner) = &mut reset.owner {
-                        self.fill_workload(owner);
+                Observed::Reset(reset) => {
+                    let unsent = self.firewall.unsent_by_stack(&reset);
+                    if unsent && !last {
+                        self.second_look.push(reset);
+                    } else {
+                        self.deliver_reset(reset, unsent, output)?;
                     }
-                    // Only a listener's reset can be an overflow abort.
-                    let abort_on_overflow = (reset.state == Some(tcp_state::LISTEN))
-                        .then(|| self.abort_on_overflow(reset.netns))
-                        .flatten();
-                    let ports = self.ephemeral_ports(reset.netns);
-                    output.reset(&classify(
-                        &reset,
-                        &self.session.reasons,
-                        abort_on_overflow,
-                        ports,
-                    ))?;
                 }
                 Observed::ConnectFailed(mut failed) => {
                     if let Some(owner) = &mut failed.owner {
@@ -163,6 +188,28 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    fn deliver_reset(
+        &mut self,
+        mut reset: Reset,
+        unsent_by_stack: bool,
+        output: &mut impl Output,
+    ) -> Result<()> {
+        self.name_owner_from_listener(&mut reset);
+        if let Some(owner) = &mut reset.owner {
+            self.fill_workload(owner);
+        }
+        // Only a listener's reset can be an overflow abort.
+        let abort_on_overflow = (reset.state == Some(tcp_state::LISTEN))
+            .then(|| self.abort_on_overflow(reset.netns))
+            .flatten();
+        let around = Surroundings {
+            abort_on_overflow,
+            ports: self.ephemeral_ports(reset.netns),
+            unsent_by_stack,
+        };
+        output.reset(&classify(&reset, &self.session.reasons, around))
     }
 
     /// Sockets that changed state before tcpwhy started have no recorded owner; the listener

@@ -2,6 +2,7 @@
 //! per-namespace sysctls, the processes that hold sockets and the workloads they run in. No
 //! decisions are made here.
 
+pub mod addresses;
 pub mod namespace;
 pub mod netns;
 pub mod netstat;

@@ -71,6 +71,8 @@ pub enum Cause {
     ConnectionRefused,
     PeerReset,
     PeerResetDuringClose,
+    /// A firewall on this host built the reset (a `reject with tcp reset` rule).
+    FirewallReject,
     // Listen-queue drops.
     AcceptQueueOverflow,
     SynQueueOverflow,
@@ -91,7 +93,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in the order of the table above.
-    pub const ALL: [Cause; 26] = [
+    pub const ALL: [Cause; 27] = [
         Cause::NoListener,
         Cause::UnknownConnection,
         Cause::CloseWithUnreadData,
@@ -106,6 +108,7 @@ impl Cause {
         Cause::ConnectionRefused,
         Cause::PeerReset,
         Cause::PeerResetDuringClose,
+        Cause::FirewallReject,
         Cause::AcceptQueueOverflow,
         Cause::SynQueueOverflow,
         Cause::SynFloodCookies,
@@ -142,9 +145,10 @@ impl Cause {
             | Cause::MemoryPressureAbort
             | Cause::ProtocolViolation
             | Cause::ApplicationAbort => Some(Direction::Sent),
-            Cause::ConnectionRefused | Cause::PeerReset | Cause::PeerResetDuringClose => {
-                Some(Direction::Received)
-            }
+            Cause::ConnectionRefused
+            | Cause::PeerReset
+            | Cause::PeerResetDuringClose
+            | Cause::FirewallReject => Some(Direction::Received),
             _ => None,
         }
     }
@@ -165,6 +169,7 @@ impl Cause {
             Cause::ConnectionRefused => "connection_refused",
             Cause::PeerReset => "peer_reset",
             Cause::PeerResetDuringClose => "peer_reset_during_close",
+            Cause::FirewallReject => "firewall_reject",
             Cause::AcceptQueueOverflow => "accept_queue_overflow",
             Cause::SynQueueOverflow => "syn_queue_overflow",
             Cause::SynFloodCookies => "syn_flood_cookies",
@@ -247,6 +252,11 @@ impl Cause {
             Cause::PeerResetDuringClose => &[
                 "this host probably wrote after the peer closed (the application sees EPIPE/SIGPIPE)",
                 "stop writing once the peer's EOF is read; close both directions in protocol order",
+            ],
+            Cause::FirewallReject => &[
+                "find the rule: `nft list ruleset | grep -n reject`, `iptables-save | grep -- '--reject-with tcp-reset'` (in the namespace: `ip netns exec NAME ...`)",
+                "if the rule is intended, the client should not be connecting there; if not, narrow or remove it",
+                "a container runtime or Kubernetes network policy may have installed it: check the policies of the pod or service",
             ],
             Cause::AcceptQueueOverflow => &[
                 "find why accept() is slow: a blocked accept loop, too few workers, fd exhaustion (EMFILE), a CLOSE_WAIT leak",

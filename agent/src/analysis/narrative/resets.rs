@@ -106,6 +106,21 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
                 .map(|r| format!(", kernel reason {r}"))
                 .unwrap_or_default(),
         ),
+        Cause::FirewallReject => format!(
+            "{n} {} from {local} to {remote} {} reset (state {state}), but not by a TCP stack: \
+             {remote} is an address of this host, and its TCP stack sent no reset on {} then. A \
+             firewall rule built {}: netfilter's `reject with tcp reset` (iptables `REJECT \
+             --reject-with tcp-reset`). {who} got {}.",
+            plural(n, "connection", "connections"),
+            plural(n, "was", "were"),
+            plural(n, "that connection", "those connections"),
+            plural(n, "the reset", "the resets"),
+            if group.state == Some(tcpwhy_common::tcp_state::SYN_SENT) {
+                "ECONNREFUSED, as if nothing listened"
+            } else {
+                "ECONNRESET"
+            },
+        ),
         Cause::ConnectionRefused => format!(
             "{n} {} from {local} to {remote} {} refused: the RST answered the SYN (state SYN_SENT); \
              {who} got ECONNREFUSED.",

@@ -1,0 +1,87 @@
+//! Feeds [`analysis::firewall`](crate::analysis::firewall): the resets the stack sent, this
+//! host's addresses, and whether the reset probes see all they must for the inference to hold.
+
+use std::{
+    collections::HashSet,
+    net::IpAddr,
+    time::{Duration, Instant},
+};
+
+use crate::{
+    analysis::firewall::StackResets,
+    events::reset::Reset,
+    host::addresses,
+    model::{Direction, time::monotonic_ns},
+    probes::{capability::Capability, coverage::covers, report::ProbeReport},
+};
+
+/// How often the addresses may be read again, when a reset comes from one not yet known.
+const REREAD_ADDRESSES_AFTER: Duration = Duration::from_secs(1);
+/// After the ring lost events, a reset sent may be among them: judge nothing for this long.
+const PAUSE_AFTER_LOSS_NS: u64 = 1_000_000_000;
+
+pub struct FirewallWatch {
+    /// Every reset the stack sends is seen (and every one received).
+    sees_all_resets: bool,
+    stack: StackResets,
+    local_ips: HashSet<IpAddr>,
+    local_ips_read: Option<Instant>,
+    events_lost: u64,
+    paused_until_ns: u64,
+}
+
+impl FirewallWatch {
+    pub fn new(probes: &[ProbeReport]) -> Self {
+        Self {
+            sees_all_resets: covers(probes, Capability::ResetsSent)
+                && covers(probes, Capability::ResetsReceived),
+            stack: StackResets::default(),
+            local_ips: HashSet::new(),
+            local_ips_read: None,
+            events_lost: 0,
+            paused_until_ns: 0,
+        }
+    }
+
+    /// Before each batch of events: the ring's loss count so far.
+    pub fn lost_so_far(&mut self, events_lost: u64) {
+        if events_lost != self.events_lost {
+            self.events_lost = events_lost;
+            self.paused_until_ns = monotonic_ns() + PAUSE_AFTER_LOSS_NS;
+        }
+    }
+
+    /// Notes a reset the stack sent; every one of a batch comes before the judgements.
+    pub fn note_sent(&mut self, reset: &Reset) {
+        if self.sees_all_resets && reset.direction == Direction::Sent {
+            self.stack.sent(reset);
+        }
+    }
+
+    /// Whether `reset` is one received from this host that its stack never sent, as far as the
+    /// resets noted so far tell. A reset the stack sent may be noted in the next batch (its
+    /// tracepoint can fire after the peer received it), so the engine asks twice.
+    pub fn unsent_by_stack(&mut self, reset: &Reset) -> bool {
+        if !self.sees_all_resets
+            || reset.direction != Direction::Received
+            || reset.timestamp_ns < self.paused_until_ns
+        {
+            return false;
+        }
+        let from = reset.remote.ip();
+        if !from.is_loopback() && !self.local_ips.contains(&from) {
+            self.reread_addresses();
+        }
+        self.stack.unsent_by_stack(reset, &self.local_ips)
+    }
+
+    fn reread_addresses(&mut self) {
+        let due = self
+            .local_ips_read
+            .is_none_or(|at| at.elapsed() >= REREAD_ADDRESSES_AFTER);
+        if due {
+            self.local_ips = addresses::of_every_namespace();
+            self.local_ips_read = Some(Instant::now());
+        }
+    }
+}
