@@ -68,10 +68,29 @@ pub fn report<C: EbpfContext>(ctx: &C, sighting: &Sighting) {
     // A listener has no peer: the segment it answered names both ends precisely.
     let socket_names_peer = has_socket && event.state != tcp_state::LISTEN;
     describe_segment(ctx, sighting.skb, event, !socket_names_peer);
+    if !wanted(event) {
+        entry.discard(0);
+        count(Counter::ResetsFilteredOut);
+        return;
+    }
     if has_socket {
         describe_owner(sighting.sk, event);
     }
     entry.submit(submit_flags(&EVENTS));
+}
+
+/// Set by the loader: see [`tcpwhy_common::maps::EVENT_PORT_GLOBAL`].
+#[unsafe(no_mangle)]
+static EVENT_PORT: u16 = 0;
+
+/// Whether user space asked for this reset: the ring carries only what a filtered `diagnose`
+/// or `watch` shows, so a storm elsewhere costs it no ring space and no decoding.
+#[inline(always)]
+fn wanted(event: &ResetEvent) -> bool {
+    // SAFETY: a valid, aligned static; the volatile read keeps the loader's value from being
+    // folded away.
+    let port = unsafe { core::ptr::read_volatile(&EVENT_PORT) };
+    port == 0 || event.local_port == port || event.remote_port == port
 }
 
 /// Fills addresses, state and the socket's own evidence. Returns false when there is no socket.

@@ -139,7 +139,7 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let methods = cli
                 .probe_methods
                 .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
-            let engine = Engine::start(&methods, EVENTS_RING_BYTES)?;
+            let engine = Engine::start(&methods, EVENTS_RING_BYTES, filter.port)?;
             let mut report = diagnose(engine, Command::duration(duration)).await?;
             report.findings.retain(|f| filter.matches(f));
             let rendered = match format {
@@ -156,7 +156,7 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let methods = cli
                 .probe_methods
                 .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
-            let engine = Engine::start(&methods, EVENTS_RING_BYTES)?;
+            let engine = Engine::start(&methods, EVENTS_RING_BYTES, filter.port)?;
             Ok(watch::watch(engine, format, filter).await?)
         }
         Command::Daemon {

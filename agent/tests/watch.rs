@@ -109,3 +109,38 @@ fn diagnose_keeps_only_the_findings_of_the_filtered_process() {
         report.findings()
     );
 }
+
+#[test]
+fn diagnose_filters_a_port_in_the_kernel_and_says_how_many_resets_it_passed_over() {
+    if !require_bpf() {
+        return;
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let (watched, elsewhere) = (SocketAddr::new(ip, 7), SocketAddr::new(ip, 9));
+    let agent = Agent::start(&["--port", "7"]);
+    scenarios::refused_connect(ip, watched);
+    for _ in 0..5 {
+        scenarios::refused_connect(ip, elsewhere);
+    }
+    let report = agent.finish();
+
+    assert_eq!(
+        report
+            .find("rst_sent", "no_listener", &watched.to_string())
+            .len(),
+        1,
+        "{:#?}",
+        report.findings()
+    );
+    assert!(
+        report
+            .find("rst_sent", "no_listener", &elsewhere.to_string())
+            .is_empty()
+    );
+    // Each refused connect elsewhere is two resets (sent and received) the ring never carried;
+    // other traffic on the host may add more, never fewer.
+    let passed_over = report.json["window"]["resets_filtered_out"]
+        .as_u64()
+        .unwrap();
+    assert!(passed_over >= 10, "{:#}", report.json["window"]);
+}

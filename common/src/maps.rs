@@ -30,6 +30,10 @@ pub const CONNECT_FAILURES: &str = "CONNECT_FAILURES";
 pub const LIFETIMES: &str = "LIFETIMES";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
+/// Global `u16`: when not 0, only resets with this port at either end are written to
+/// [`EVENTS`] (`diagnose` and `watch` with `--port`); the counters still count every reset. A
+/// port filter keeps both ends of a connection, which the firewall inference needs.
+pub const EVENT_PORT_GLOBAL: &str = "EVENT_PORT";
 
 /// Size of the [`EVENTS`] ring buffer in bytes (a power of two and a multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 20;
@@ -64,10 +68,13 @@ pub enum Counter {
     ResetsSent = 1,
     /// Resets seen by the receive-side probe.
     ResetsReceived = 2,
+    /// Resets counted but not sent to user space: outside the `--port` filter
+    /// ([`EVENT_PORT_GLOBAL`]).
+    ResetsFilteredOut = 3,
 }
 
 /// Number of slots in [`COUNTERS`].
-pub const COUNTER_SLOTS: u32 = 3;
+pub const COUNTER_SLOTS: u32 = 4;
 
 /// Slots per dimension of [`STATE_TRANSITIONS`]: TCP states are numbered 1..=12.
 pub const TCP_STATES: u32 = 16;

@@ -64,7 +64,11 @@ pub async fn run(settings: Settings, filter: Filter) -> Result<(), DaemonError> 
     let signals = signals::handle(events.as_ref().map(EventStream::reopen))
         .map_err(|e| DaemonError::Runtime(anyhow::anyhow!("installing signal handlers: {e}")))?;
 
-    let mut engine = Engine::start(&settings.probe_methods(), settings.ring_buffer_bytes())?;
+    let mut engine = Engine::start(
+        &settings.probe_methods(),
+        settings.ring_buffer_bytes(),
+        None,
+    )?;
     // Held for the daemon's lifetime: the kernel measures BPF run time while it is open.
     let _stats = settings
         .bpf_stats()

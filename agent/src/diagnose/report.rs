@@ -56,6 +56,8 @@ pub struct Window {
     pub interrupted: bool,
     pub resets_sent: u64,
     pub resets_received: u64,
+    /// Of those, resets outside `--port`: counted in the kernel, never examined.
+    pub resets_filtered_out: u64,
     /// Events the kernel could not hand over (ring buffer full): counted, not explained.
     pub events_lost: u64,
 }
@@ -100,6 +102,7 @@ impl Report {
                 interrupted,
                 resets_sent: counters.resets_sent,
                 resets_received: counters.resets_received,
+                resets_filtered_out: counters.resets_filtered_out,
                 events_lost: counters.events_lost,
             },
             warnings,

@@ -10,12 +10,20 @@ pub fn render(report: &Report) -> String {
     let w = &report.window;
     let _ = writeln!(
         out,
-        "tcpwhy: watched {:.1} s on Linux {}{}: {} resets sent, {} received",
+        "tcpwhy: watched {:.1} s on Linux {}{}: {} resets sent, {} received{}",
         w.seconds,
         report.kernel.release,
         if w.interrupted { " (interrupted)" } else { "" },
         w.resets_sent,
         w.resets_received,
+        if w.resets_filtered_out > 0 {
+            format!(
+                " ({} of them on other ports than --port, not examined)",
+                w.resets_filtered_out
+            )
+        } else {
+            String::new()
+        },
     );
     let attached: Vec<String> = report
         .probes

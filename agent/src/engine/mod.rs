@@ -90,9 +90,15 @@ const SECOND_LOOK_AFTER_NS: u64 = 50_000_000;
 const WORKLOADS_REMEMBERED: usize = 4096;
 
 impl Engine {
-    /// Attaches the probes and takes a first sample of every namespace.
-    pub fn start(methods: &[Method], ring_buffer_bytes: u32) -> Result<Self, StartError> {
-        let session = Session::start(methods, ring_buffer_bytes)?;
+    /// Attaches the probes and takes a first sample of every namespace. `event_port`: only
+    /// resets with this port at either end are events, filtered in the kernel (`--port` of
+    /// `diagnose` and `watch`; never the daemon, whose metrics count every event).
+    pub fn start(
+        methods: &[Method],
+        ring_buffer_bytes: u32,
+        event_port: Option<u16>,
+    ) -> Result<Self, StartError> {
+        let session = Session::start(methods, ring_buffer_bytes, event_port)?;
         let mut namespaces = Namespaces::default();
         namespaces.tick(Instant::now(), &session);
         Ok(Self {

@@ -77,11 +77,17 @@ pub struct Counters {
     pub events_lost: u64,
     pub resets_sent: u64,
     pub resets_received: u64,
+    pub resets_filtered_out: u64,
 }
 
 impl Session {
-    /// `ring_buffer_bytes`: size of the event ring buffer (a power of two, at least a page).
-    pub fn start(methods: &[Method], ring_buffer_bytes: u32) -> Result<Self, StartError> {
+    /// `ring_buffer_bytes`: size of the event ring buffer (a power of two, at least a page);
+    /// `event_port`: only resets on this port are events (the counters count them all).
+    pub fn start(
+        methods: &[Method],
+        ring_buffer_bytes: u32,
+        event_port: Option<u16>,
+    ) -> Result<Self, StartError> {
         let missing = missing_capabilities();
         if !missing.is_empty() {
             return Err(StartError::MissingPrivileges(missing));
@@ -125,7 +131,12 @@ impl Session {
             || kernel_layout.tp_btf_send_reset_has_reason != 0;
 
         let mut ebpf = memlock::with_raised_limit(&mut warnings, || {
-            load::load(&kernel_layout, aya_btf.as_ref(), ring_buffer_bytes)
+            load::load(
+                &kernel_layout,
+                aya_btf.as_ref(),
+                ring_buffer_bytes,
+                event_port,
+            )
         })?;
         let probes = attach_all(
             &mut ebpf,
@@ -292,6 +303,7 @@ impl Session {
             events_lost: sum(Counter::EventsLost)?,
             resets_sent: sum(Counter::ResetsSent)?,
             resets_received: sum(Counter::ResetsReceived)?,
+            resets_filtered_out: sum(Counter::ResetsFilteredOut)?,
         })
     }
 }

@@ -8,7 +8,7 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use aya_log::EbpfLogger;
 use tcpwhy_common::{
     layout::KernelLayout,
-    maps::{EVENTS, LAYOUT_GLOBAL},
+    maps::{EVENT_PORT_GLOBAL, EVENTS, LAYOUT_GLOBAL},
 };
 
 /// The programs, built by build.rs from `agent-ebpf`.
@@ -19,8 +19,14 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tc
 const KERNEL_LOG_OFF: u8 = 0;
 
 /// Parses the object and creates its maps. Programs are loaded one by one by the attach step,
-/// since each has alternatives and a failure of one must not stop the others.
-pub fn load(layout: &KernelLayout, btf: Option<&Btf>, ring_buffer_bytes: u32) -> Result<Ebpf> {
+/// since each has alternatives and a failure of one must not stop the others. `event_port`:
+/// only resets on this port go to the ring (see [`EVENT_PORT_GLOBAL`]).
+pub fn load(
+    layout: &KernelLayout,
+    btf: Option<&Btf>,
+    ring_buffer_bytes: u32,
+    event_port: Option<u16>,
+) -> Result<Ebpf> {
     let log_level = if tracing::enabled!(tracing::Level::DEBUG) {
         aya_log::Level::Debug as u8
     } else {
@@ -30,6 +36,7 @@ pub fn load(layout: &KernelLayout, btf: Option<&Btf>, ring_buffer_bytes: u32) ->
         .btf(btf)
         .map_max_entries(EVENTS, ring_buffer_bytes)
         .override_global(LAYOUT_GLOBAL, layout, true)
+        .override_global(EVENT_PORT_GLOBAL, &event_port.unwrap_or(0), true)
         .override_global(aya_log::LEVEL, &log_level, true)
         .load(OBJECT)
         .context("loading the eBPF object (creating its maps) failed")?;
