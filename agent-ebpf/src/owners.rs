@@ -127,6 +127,14 @@ fn track_state_times(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
     // SAFETY: helper call without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     match new {
+        // In place: an LRU map replaces an entry on insert, which costs an allocation.
+        st::ESTABLISHED if old == st::SYN_SENT => match SOCKET_SINCE.get_ptr_mut(sk) {
+            // SAFETY: the pointer comes from the map; a racing writer stores a time or a bit too.
+            Some(since) => unsafe { *since = now },
+            None => {
+                let _ = SOCKET_SINCE.insert(sk, now, 0);
+            }
+        },
         st::SYN_SENT | st::ESTABLISHED => {
             let _ = SOCKET_SINCE.insert(sk, now, 0);
         }

@@ -149,6 +149,8 @@ fn bare(before: &[Vec<Duration>]) -> Result<Vec<Duration>> {
 }
 
 pub fn run() -> Result<()> {
+    // First, before the workloads leave thousands of TIME_WAIT sockets for a minute.
+    let idle = idle::measure()?;
     println!("tcpwhy benchmark: median of {ROUNDS} rounds per workload and configuration\n");
     let bare_before = WORKLOADS.iter().map(samples).collect::<Result<Vec<_>>>()?;
     let columns = [
@@ -206,7 +208,7 @@ pub fn run() -> Result<()> {
             println!("\n{}: {}", column.name, column.note);
         }
     }
-    print_idle(&idle::measure()?);
+    print_idle(&idle);
     print_storm(storm::measure()?);
     Ok(())
 }

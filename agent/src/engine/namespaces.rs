@@ -52,16 +52,18 @@ struct SocketsDumped {
 }
 
 impl SocketsDumped {
-    fn still_true(&self, received: u64) -> bool {
-        let untimed = |state| {
+    /// Worth keeping: only sockets no timer moves.
+    fn untimed(&self) -> bool {
+        self.sockets.iter().all(|s| {
             matches!(
-                state,
+                s.state,
                 tcp_state::LISTEN | tcp_state::ESTABLISHED | tcp_state::CLOSE_WAIT
             )
-        };
-        self.received == received
-            && self.at.elapsed() < UNTIMED_SOCKETS_KEPT_FOR
-            && self.sockets.iter().all(|s| untimed(s.state))
+        })
+    }
+
+    fn still_true(&self, received: u64) -> bool {
+        self.received == received && self.at.elapsed() < UNTIMED_SOCKETS_KEPT_FOR
     }
 }
 
@@ -138,20 +140,25 @@ impl Watched {
 
     /// Its TCP sockets in `states`, dumped again only when they may have changed.
     fn sockets_in(&self, states: StateFlags) -> anyhow::Result<Vec<DiagSocket>> {
-        let mut dumped = self.sockets.borrow_mut();
-        if !dumped.as_ref().is_some_and(|d| d.still_true(self.received)) {
-            *dumped = Some(SocketsDumped {
+        let mut kept = self.sockets.borrow_mut();
+        let all = match kept.take().filter(|d| d.still_true(self.received)) {
+            Some(dumped) => dumped,
+            None => SocketsDumped {
                 at: Instant::now(),
                 received: self.received,
                 sockets: self.probe.sockets_in(StateFlags::all())?,
-            });
-        }
-        let sockets = dumped.as_ref().map_or(&[][..], |d| &d.sockets);
-        Ok(sockets
+            },
+        };
+        let chosen = all
+            .sockets
             .iter()
             .filter(|s| states.contains(StateFlags::from_bits_truncate(1 << s.state)))
             .cloned()
-            .collect())
+            .collect();
+        if all.untimed() {
+            *kept = Some(all);
+        }
+        Ok(chosen)
     }
 
     fn refresh_sysctls(&mut self, now: Instant) {
