@@ -45,6 +45,21 @@ pub fn recorded_owner(sk: u64) -> Option<Owner> {
     unsafe { SOCKET_OWNERS.get(sk).copied() }
 }
 
+/// Records `sk`'s owner in place when the address already has an entry (the socket itself when
+/// it closes, else an earlier socket at the same address): an LRU map's insert allocates a new
+/// element even for a key it holds.
+#[inline(always)]
+fn record_owner(sk: u64, owner: Owner) {
+    match SOCKET_OWNERS.get_ptr_mut(sk) {
+        // SAFETY: the pointer comes from the map; the socket's own state changes are serialised
+        // by its lock, so no other writer races this one.
+        Some(recorded) => unsafe { *recorded = owner },
+        None => {
+            let _ = SOCKET_OWNERS.insert(sk, owner, 0);
+        }
+    }
+}
+
 /// Transitions only a system call on the socket can cause, so `current` is its owner.
 #[inline(always)]
 fn made_by_syscall(old: u8, new: u8) -> bool {
@@ -90,7 +105,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
             source: OWNER_FROM_SYSCALL,
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
         };
-        let _ = SOCKET_OWNERS.insert(sk, owner, 0);
+        record_owner(sk, owner);
         if new == st::LISTEN {
             let _ = LISTENER_OWNERS.insert(listener_key(sk), owner, 0);
         }
@@ -101,7 +116,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
                 source: OWNER_FROM_LISTENER,
                 ..*listener
             };
-            let _ = SOCKET_OWNERS.insert(sk, owner, 0);
+            record_owner(sk, owner);
         }
     } else if old == st::LISTEN && new == st::CLOSE {
         let _ = LISTENER_OWNERS.remove(listener_key(sk));
