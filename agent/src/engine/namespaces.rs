@@ -11,8 +11,7 @@ use std::{
 
 use anyhow::Context;
 use netlink_packet_sock_diag::inet::StateFlags;
-
-use tcpwhy_common::listen_overflow::ListenOverflows;
+use tcpwhy_common::{listen_overflow::ListenOverflows, tcp_state};
 
 use super::{SAMPLE_EVERY, kernel_view::ListenerProbes};
 use crate::{
@@ -29,9 +28,9 @@ use crate::{
         sock_diag::DiagSocket,
     },
 };
-use tcpwhy_common::tcp_state;
 
-/// How often namespaces are looked for again (containers come and go) and sysctls re-read.
+/// How often namespaces are looked for again (containers come and go), and the sysctls of those
+/// that received packets re-read.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// A namespace that received nothing has nothing new to show but listeners that came or went
 /// (and changed sysctls): it is sampled, and its sysctls re-read, this often.
@@ -112,7 +111,7 @@ struct Watched {
     received: u64,
     /// What the probes had counted at the last sample.
     probe_counts: ProbeCounts,
-    /// When its listeners were last listed, and its sysctls last read.
+    /// When its listeners were last listed.
     listed_at: Instant,
     sysctls_read_at: Instant,
     /// Whether it received packets since its sysctls were read.
