@@ -10,8 +10,8 @@ use tcpwhy_common::{
     maps::{
         CONNECT_FAILURES_RING_BYTES, COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LIFETIME_SLOTS,
         LISTEN_BACKLOGS_ENTRIES, LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES,
-        RESET_SEEN_ENTRIES, RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind,
-        SOCKET_OWNERS_ENTRIES, STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_STATES,
+        RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind, SOCKET_OWNERS_ENTRIES,
+        STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_STATES,
     },
     owner::{ListenCall, ListenerKey, Owner},
     synack::{ListenerId, SynAckRetransmits},
@@ -60,13 +60,11 @@ pub static STATE_SINCE: LruHashMap<FlowKey, u64> =
     LruHashMap::with_max_entries(STATE_SINCE_ENTRIES, 0);
 
 /// Since when a socket has been in SYN_SENT or ESTABLISHED, by socket (kernel-internal: the
-/// local port is not assigned yet when a connect() enters SYN_SENT).
+/// local port is not assigned yet when a connect() enters SYN_SENT), and whether an RST refused
+/// its connect().
 #[map]
 pub static SOCKET_SINCE: LruHashMap<u64, u64> =
     LruHashMap::with_max_entries(STATE_SINCE_ENTRIES, 0);
-
-#[map]
-pub static RESET_SEEN: LruHashMap<u64, u8> = LruHashMap::with_max_entries(RESET_SEEN_ENTRIES, 0);
 
 #[map]
 pub static CONNECT_FAILURES: RingBuf = RingBuf::with_byte_size(CONNECT_FAILURES_RING_BYTES, 0);

@@ -27,10 +27,14 @@ use crate::{
     flow::{EndpointFields, from_tracepoint},
     kernel::{read, socket_netns},
     maps::{
-        CONNECT_FAILURES, LISTENER_OWNERS, RESET_SEEN, SOCKET_OWNERS, SOCKET_SINCE, STATE_SINCE,
-        count, count_lifetime, count_transition, submit_flags,
+        CONNECT_FAILURES, LISTENER_OWNERS, SOCKET_OWNERS, SOCKET_SINCE, STATE_SINCE, count,
+        count_lifetime, count_transition, submit_flags,
     },
 };
+
+/// Set in a [`SOCKET_SINCE`] value when an RST hit the socket in SYN_SENT: its connect() was
+/// refused. Kept with the time it started connecting, so that the failure costs one lookup.
+const REFUSED: u64 = 1 << 63;
 
 const IPPROTO_TCP: u16 = 6;
 
@@ -39,6 +43,21 @@ const IPPROTO_TCP: u16 = 6;
 pub fn recorded_owner(sk: u64) -> Option<Owner> {
     // SAFETY: the value is copied out at once.
     unsafe { SOCKET_OWNERS.get(sk).copied() }
+}
+
+/// Records `sk`'s owner in place when the address already has an entry (the socket itself when
+/// it closes, else an earlier socket at the same address): an LRU map's insert allocates a new
+/// element even for a key it holds.
+#[inline(always)]
+fn record_owner(sk: u64, owner: Owner) {
+    match SOCKET_OWNERS.get_ptr_mut(sk) {
+        // SAFETY: the pointer comes from the map; the socket's own state changes are serialised
+        // by its lock, so no other writer races this one.
+        Some(recorded) => unsafe { *recorded = owner },
+        None => {
+            let _ = SOCKET_OWNERS.insert(sk, owner, 0);
+        }
+    }
 }
 
 /// Transitions only a system call on the socket can cause, so `current` is its owner.
@@ -86,7 +105,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
             source: OWNER_FROM_SYSCALL,
             comm: bpf_get_current_comm().unwrap_or([0; 16]),
         };
-        let _ = SOCKET_OWNERS.insert(sk, owner, 0);
+        record_owner(sk, owner);
         if new == st::LISTEN {
             let _ = LISTENER_OWNERS.insert(listener_key(sk), owner, 0);
         }
@@ -97,7 +116,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
                 source: OWNER_FROM_LISTENER,
                 ..*listener
             };
-            let _ = SOCKET_OWNERS.insert(sk, owner, 0);
+            record_owner(sk, owner);
         }
     } else if old == st::LISTEN && new == st::CLOSE {
         let _ = LISTENER_OWNERS.remove(listener_key(sk));
@@ -123,6 +142,14 @@ fn track_state_times(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
     // SAFETY: helper call without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     match new {
+        // In place: an LRU map replaces an entry on insert, which costs an allocation.
+        st::ESTABLISHED if old == st::SYN_SENT => match SOCKET_SINCE.get_ptr_mut(sk) {
+            // SAFETY: the pointer comes from the map; a racing writer stores a time or a bit too.
+            Some(since) => unsafe { *since = now },
+            None => {
+                let _ = SOCKET_SINCE.insert(sk, now, 0);
+            }
+        },
         st::SYN_SENT | st::ESTABLISHED => {
             let _ = SOCKET_SINCE.insert(sk, now, 0);
         }
@@ -137,7 +164,7 @@ fn track_state_times(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
         st::ESTABLISHED => {
             // SAFETY: copied out at once.
             if let Some(since) = unsafe { SOCKET_SINCE.get(sk).copied() } {
-                count_lifetime(now.saturating_sub(since));
+                count_lifetime(now.saturating_sub(since & !REFUSED));
             }
         }
         st::CLOSE_WAIT | st::FIN_WAIT2 => {
@@ -145,8 +172,27 @@ fn track_state_times(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
         }
         _ => {}
     }
-    if matches!(old, st::SYN_SENT | st::ESTABLISHED) {
+    // SYN_SENT → ESTABLISHED already replaced the time: the lifetime counts from there.
+    let timed = |state| matches!(state, st::SYN_SENT | st::ESTABLISHED);
+    if timed(old) && !timed(new) {
         let _ = SOCKET_SINCE.remove(sk);
+    }
+}
+
+/// An RST hit `sk`: if it was connecting, the connect() failing next was refused.
+#[inline(always)]
+pub fn mark_if_refused(sk: u64) {
+    if read::<u8>(sk, |l| &l.skc_state) != Ok(st::SYN_SENT) {
+        return;
+    }
+    match SOCKET_SINCE.get_ptr_mut(sk) {
+        // SAFETY: the pointer comes from the map; a racing writer can only set the same bit or
+        // replace the entry.
+        Some(since) => unsafe { *since |= REFUSED },
+        // Connecting since before the probes attached: when is unknown (0).
+        None => {
+            let _ = SOCKET_SINCE.insert(sk, REFUSED, 0);
+        }
     }
 }
 
@@ -154,10 +200,8 @@ fn track_state_times(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
 #[inline(always)]
 fn report_connect_failure(ctx: &TracePointContext, sk: u64, now: u64) {
     // SAFETY: copied out at once.
-    let since = unsafe { SOCKET_SINCE.get(sk).copied() };
-    // SAFETY: as above.
-    let refused = unsafe { RESET_SEEN.get(sk).is_some() };
-    let _ = RESET_SEEN.remove(sk);
+    let since = unsafe { SOCKET_SINCE.get(sk).copied() }.unwrap_or(0);
+    let (refused, started) = (since & REFUSED != 0, since & !REFUSED);
     let Some(mut entry) = CONNECT_FAILURES.reserve::<ConnectFailure>(0) else {
         count(Counter::EventsLost);
         return;
@@ -165,7 +209,11 @@ fn report_connect_failure(ctx: &TracePointContext, sk: u64, now: u64) {
     let owner = recorded_owner(sk);
     entry.write(ConnectFailure {
         timestamp_ns: now,
-        waited_ns: since.map(|s| now.saturating_sub(s)).unwrap_or(0),
+        waited_ns: if started == 0 {
+            0
+        } else {
+            now.saturating_sub(started)
+        },
         key: from_tracepoint(ctx, sk, &SET_STATE_FIELDS, u16::from(st::SYN_SENT)),
         owner_pid: owner.map(|o| o.pid).unwrap_or(0),
         refused: u32::from(refused),

@@ -10,15 +10,15 @@ use tcpwhy_common::reset::{NO_REASON, ResetOrigin};
 
 use crate::{
     context::tracepoint_field,
-    maps::RESET_SEEN,
+    owners::mark_if_refused,
     reset_event::{Sighting, report},
 };
 
-/// Marks the socket, so that a connect() failing next is known to have been refused, and
-/// reports the reset with the state it hit.
+/// Marks a connecting socket, so that its connect() failing next is known to have been refused,
+/// and reports the reset with the state it hit.
 #[inline(always)]
 fn received<C: EbpfContext>(ctx: &C, sk: u64) {
-    let _ = RESET_SEEN.insert(sk, 1, 0);
+    mark_if_refused(sk);
     report(
         ctx,
         &Sighting {

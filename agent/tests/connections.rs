@@ -294,3 +294,35 @@ fn many_short_connections_build_up_time_wait() {
         && t["to"] == "FIN_WAIT1"
         && t["count"].as_u64().unwrap() >= 30));
 }
+
+#[test]
+fn both_ends_of_a_connection_count_its_lifetime() {
+    if !require_bpf() {
+        return;
+    }
+    const CONNECTIONS: u64 = 4;
+    let ns = TestNetns::new();
+    let agent = Agent::start(&[]);
+    ns.enter(|| {
+        let listener = TcpListener::bind("127.0.0.1:7604").unwrap();
+        let pairs: Vec<_> = (0..CONNECTIONS)
+            .map(|_| {
+                let client = TcpStream::connect("127.0.0.1:7604").unwrap();
+                (client, listener.accept().unwrap().0)
+            })
+            .collect();
+        // Long enough to land in the [256, 512) ms bucket, which nothing else on the host fills
+        // during the test.
+        sleep(Duration::from_millis(300));
+        drop(pairs);
+    });
+    let report = agent.finish();
+
+    let lifetimes = report.json["connections"]["lifetimes"].as_array().unwrap();
+    let counted = lifetimes
+        .iter()
+        .find(|b| b["at_least_ms"] == 256)
+        .map_or(0, |b| b["count"].as_u64().unwrap());
+    // Each connection ends twice, on the client (which connected) and on the server (accepted).
+    assert!(counted >= 2 * CONNECTIONS, "{lifetimes:#?}");
+}

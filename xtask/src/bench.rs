@@ -5,10 +5,14 @@
 //! daemon` (default attach methods, then BTF tracepoints first) and with bpftrace counting three
 //! tracepoints in kernel maps, the floor a user gets for free. Reported: the workload's cost per
 //! operation and its throughput relative to bare, the kernel-measured time per run of each
-//! program by tracepoint, the agent's CPU time per thousand events, and events lost.
+//! program by tracepoint, the agent's CPU time per thousand events, and events lost. Then the
+//! daemon alone: idle CPU (no traffic, then many namespaces), resident memory, and a storm of
+//! refused connects.
 
 mod bpftrace;
 mod daemon;
+mod idle;
+mod storm;
 
 use std::{
     collections::BTreeMap,
@@ -42,11 +46,13 @@ const WORKLOADS: [Workload; 2] = [
 ];
 
 fn refused_connects(n: u32) -> Result<()> {
-    let closed: SocketAddr = "127.0.0.211:9".parse()?;
-    for _ in 0..n {
-        if TcpStream::connect(closed).is_ok() {
-            bail!("something listens on {closed}");
-        }
+    (0..n).try_for_each(|_| refused_connect())
+}
+
+fn refused_connect() -> Result<()> {
+    let closed = SocketAddr::from(([127, 0, 0, 211], 9));
+    if TcpStream::connect(closed).is_ok() {
+        bail!("something listens on {closed}");
     }
     Ok(())
 }
@@ -143,6 +149,8 @@ fn bare(before: &[Vec<Duration>]) -> Result<Vec<Duration>> {
 }
 
 pub fn run() -> Result<()> {
+    // First, before the workloads leave thousands of TIME_WAIT sockets for a minute.
+    let idle = idle::measure()?;
     println!("tcpwhy benchmark: median of {ROUNDS} rounds per workload and configuration\n");
     let bare_before = WORKLOADS.iter().map(samples).collect::<Result<Vec<_>>>()?;
     let columns = [
@@ -200,7 +208,47 @@ pub fn run() -> Result<()> {
             println!("\n{}: {}", column.name, column.note);
         }
     }
+    print_idle(&idle);
+    print_storm(storm::measure()?);
     Ok(())
+}
+
+fn print_idle(idle: &idle::Idle) {
+    let mib = |bytes: u64| bytes as f64 / (1024.0 * 1024.0);
+    println!(
+        "\n| tcpwhy daemon, idle | CPU, no traffic | CPU, {} namespaces with a listener each | RSS steady | RSS peak |",
+        idle::NAMESPACES
+    );
+    println!("|---|---|---|---|---|");
+    println!(
+        "| measured | {:.2} % of a core | {:.2} % of a core | {:.1} MiB | {:.1} MiB |",
+        idle.quiet,
+        idle.with_namespaces,
+        mib(idle.rss_steady),
+        mib(idle.rss_peak)
+    );
+}
+
+fn print_storm((full, loss_starts): (storm::Storm, Option<storm::Storm>)) {
+    println!(
+        "\n| storm: refused connects, {} clients | connects/s | reset events | lost |",
+        storm::CLIENTS
+    );
+    println!("|---|---|---|---|");
+    let row = |name: &str, s: &storm::Storm| {
+        println!(
+            "| {name} | {:.0} | {:.0} | {:.0} |",
+            s.rate, s.events, s.lost
+        )
+    };
+    row("as fast as they can", &full);
+    match loss_starts {
+        Some(paced) => row("lowest paced rate that lost events", &paced),
+        None if full.lost > 0.0 => {
+            println!("| (loss starts above three quarters of the fastest rate) | | | |")
+        }
+        None => {}
+    }
 }
 
 fn micros(d: Duration) -> f64 {

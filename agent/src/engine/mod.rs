@@ -315,8 +315,7 @@ impl HostLookup for Namespaces {
     }
 
     fn sockets_in(&self, netns: u64, states: StateFlags) -> Option<Vec<DiagSocket>> {
-        let probe = self.probes().find(|p| p.namespace.inode == netns)?;
-        probe.sockets_in(states).ok()
+        Namespaces::sockets_in(self, netns, states)
     }
 
     fn socket_owners(&self, netns: u64, inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts> {

@@ -3,17 +3,20 @@
 //! belongs to is `analysis::queues`.
 
 use std::{
+    cell::RefCell,
     collections::{BTreeMap, HashMap},
     net::SocketAddr,
     time::{Duration, Instant, SystemTime},
 };
 
 use anyhow::Context;
+use netlink_packet_sock_diag::inet::StateFlags;
+use tcpwhy_common::{listen_overflow::ListenOverflows, tcp_state};
 
-use super::kernel_view::ListenerProbes;
+use super::{SAMPLE_EVERY, kernel_view::ListenerProbes};
 use crate::{
     analysis::queues::{
-        attribution::{History, Sample},
+        attribution::{History, Sample, SynAckSeen},
         conditions::{self, ListenerCondition},
         drops::{Ledger, ListenerDrops, ListenerOwner},
     },
@@ -22,11 +25,80 @@ use crate::{
         netns::{self, Namespace},
         netstat::TcpExt,
         owners::{ProcessFacts, find_socket_owner},
+        sock_diag::DiagSocket,
     },
 };
 
-/// How often namespaces are looked for again (containers come and go) and sysctls re-read.
+/// How often namespaces are looked for again (containers come and go), and the sysctls of those
+/// that received packets re-read.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
+/// A namespace that received nothing has nothing new to show but listeners that came or went
+/// (and changed sysctls): it is sampled, and its sysctls re-read, this often.
+const QUIET_RESAMPLE_EVERY: Duration = Duration::from_secs(10);
+
+/// How long a namespace's sockets are trusted not to have changed when it received nothing:
+/// timers move sockets without any packet arriving (TIME_WAIT ends, a connect() gives up), but
+/// not sockets that are listening, established or waiting for their application to close.
+const UNTIMED_SOCKETS_KEPT_FOR: Duration = Duration::from_secs(60);
+
+/// Every TCP socket of a namespace as last dumped, kept since each dump walks the kernel's whole
+/// connection table.
+struct SocketsDumped {
+    at: Instant,
+    /// The namespace's received packets when dumped.
+    received: u64,
+    sockets: Vec<DiagSocket>,
+}
+
+impl SocketsDumped {
+    /// Worth keeping: only sockets no timer moves.
+    fn untimed(&self) -> bool {
+        self.sockets.iter().all(|s| {
+            matches!(
+                s.state,
+                tcp_state::LISTEN | tcp_state::ESTABLISHED | tcp_state::CLOSE_WAIT
+            )
+        })
+    }
+
+    fn still_true(&self, received: u64) -> bool {
+        self.received == received && self.at.elapsed() < UNTIMED_SOCKETS_KEPT_FOR
+    }
+}
+
+/// What the probes counted for one namespace's listeners: SYN-ACK retransmits, and exact
+/// overflows where the function probes run.
+#[derive(Default, PartialEq)]
+struct ProbeCounts {
+    synacks: Vec<(SocketAddr, SynAckSeen)>,
+    exact: Option<Vec<(SocketAddr, ListenOverflows)>>,
+}
+
+impl ProbeCounts {
+    /// The namespace's share of what the probes counted over every namespace.
+    fn of(
+        inode: u64,
+        synacks: &HashMap<(u64, SocketAddr), SynAckSeen>,
+        exact: Option<&HashMap<(u64, SocketAddr), ListenOverflows>>,
+    ) -> Self {
+        fn ours<T: Copy>(
+            inode: u64,
+            counts: &HashMap<(u64, SocketAddr), T>,
+        ) -> Vec<(SocketAddr, T)> {
+            let mut ours: Vec<(SocketAddr, T)> = counts
+                .iter()
+                .filter(|((netns, _), _)| *netns == inode)
+                .map(|((_, local), count)| (*local, *count))
+                .collect();
+            ours.sort_unstable_by_key(|(local, _)| *local);
+            ours
+        }
+        Self {
+            synacks: ours(inode, synacks),
+            exact: exact.map(|totals| ours(inode, totals)),
+        }
+    }
+}
 
 struct Watched {
     probe: NamespaceProbe,
@@ -35,6 +107,68 @@ struct Watched {
     counters: TcpExt,
     listeners: Vec<ListenerNow>,
     history: History,
+    /// Packets its interfaces had received at the last look.
+    received: u64,
+    /// What the probes had counted at the last sample.
+    probe_counts: ProbeCounts,
+    /// When its listeners were last listed.
+    listed_at: Instant,
+    sysctls_read_at: Instant,
+    /// Whether it received packets since its sysctls were read.
+    received_since_sysctls: bool,
+    /// Whether it was sampled since its drops were last settled.
+    unsettled: bool,
+    sockets: RefCell<Option<SocketsDumped>>,
+}
+
+impl Watched {
+    /// A sample can only differ from the last one when packets arrived (a queue grows only
+    /// then), a queue was not empty (it may have drained), the probes counted something, or
+    /// the namespace has been quiet for long. Reading net/dev to know costs a fraction of a
+    /// netstat read and a sock_diag dump.
+    fn worth_sampling(&mut self, now: Instant, probe_counts: &ProbeCounts) -> anyhow::Result<bool> {
+        let received = self.probe.received_packets()?;
+        let arrived = received != self.received;
+        self.received = received;
+        self.received_since_sysctls |= arrived;
+        Ok(arrived
+            || self.listeners.iter().any(|l| l.queue_len > 0)
+            || *probe_counts != self.probe_counts
+            || now.duration_since(self.listed_at) >= QUIET_RESAMPLE_EVERY)
+    }
+
+    /// Its TCP sockets in `states`, dumped again only when they may have changed.
+    fn sockets_in(&self, states: StateFlags) -> anyhow::Result<Vec<DiagSocket>> {
+        let mut kept = self.sockets.borrow_mut();
+        let all = match kept.take().filter(|d| d.still_true(self.received)) {
+            Some(dumped) => dumped,
+            None => SocketsDumped {
+                at: Instant::now(),
+                received: self.received,
+                sockets: self.probe.sockets_in(StateFlags::all())?,
+            },
+        };
+        let chosen = all
+            .sockets
+            .iter()
+            .filter(|s| states.contains(StateFlags::from_bits_truncate(1 << s.state)))
+            .cloned()
+            .collect();
+        if all.untimed() {
+            *kept = Some(all);
+        }
+        Ok(chosen)
+    }
+
+    fn refresh_sysctls(&mut self, now: Instant) {
+        if self.received_since_sysctls
+            || now.duration_since(self.sysctls_read_at) >= QUIET_RESAMPLE_EVERY
+        {
+            let _ = self.probe.refresh_sysctls();
+            self.sysctls_read_at = now;
+            self.received_since_sysctls = false;
+        }
+    }
 }
 
 #[derive(Default)]
@@ -48,37 +182,33 @@ pub struct Namespaces {
 }
 
 impl Namespaces {
-    /// Samples every namespace once; the engine calls this every sample period.
+    /// Samples every namespace where something may have changed; the engine calls this every
+    /// sample period.
     pub fn tick(&mut self, now: Instant, probes: &dyn ListenerProbes) {
         if self
             .rescanned_at
             .is_none_or(|at| now.duration_since(at) >= RESCAN_EVERY)
         {
-            self.rescan();
+            self.rescan(now);
             self.rescanned_at = Some(now);
         }
         let synacks = probes.synack_retransmits();
         let exact = probes.listen_overflows();
         let inodes: Vec<u64> = self.watched.keys().copied().collect();
         for inode in inodes {
-            let in_namespace = |key: &(u64, SocketAddr)| key.0 == inode;
-            let sampled = self.sample(inode, now).map(|mut sample| {
-                sample.synacks = synacks
-                    .iter()
-                    .filter(|(key, _)| in_namespace(key))
-                    .map(|((_, local), seen)| (*local, *seen))
-                    .collect();
-                sample.exact = exact.as_ref().map(|totals| {
-                    totals
-                        .iter()
-                        .filter(|(key, _)| in_namespace(key))
-                        .map(|((_, local), counted)| (*local, *counted))
-                        .collect()
-                });
-                sample
-            });
+            let probe_counts = ProbeCounts::of(inode, &synacks, exact.as_ref());
+            let watched = self
+                .watched
+                .get_mut(&inode)
+                .expect("sampled namespaces are watched");
+            let sampled = match watched.worth_sampling(now, &probe_counts) {
+                Ok(true) => self.sample(inode, now, probe_counts).map(Some),
+                Ok(false) => Ok(None),
+                Err(err) => Err(err),
+            };
             match sampled {
-                Ok(sample) => self.attribute(inode, &sample, probes),
+                Ok(Some(sample)) => self.attribute(inode, &sample, probes),
+                Ok(None) => {}
                 Err(err) if netns::list().iter().any(|ns| ns.inode == inode) => {
                     self.problem(format!("namespace {inode}: {err:#}"));
                 }
@@ -95,7 +225,7 @@ impl Namespaces {
         }
     }
 
-    fn rescan(&mut self) {
+    fn rescan(&mut self, now: Instant) {
         let present = netns::list();
         let gone: Vec<u64> = self
             .watched
@@ -108,12 +238,10 @@ impl Namespaces {
         }
         for namespace in present {
             match self.watched.get_mut(&namespace.inode) {
-                Some(watched) => {
-                    let _ = watched.probe.refresh_sysctls();
-                }
+                Some(watched) => watched.refresh_sysctls(now),
                 None => {
                     let inode = namespace.inode;
-                    match start_watching(namespace) {
+                    match start_watching(namespace, now) {
                         Ok(watched) => {
                             self.watched.insert(inode, watched);
                         }
@@ -135,7 +263,12 @@ impl Namespaces {
 
     /// Reads the namespace's listeners and counters (and its half-open connections when the
     /// SYN-queue counters moved).
-    fn sample(&mut self, inode: u64, now: Instant) -> anyhow::Result<Sample> {
+    fn sample(
+        &mut self,
+        inode: u64,
+        now: Instant,
+        probe_counts: ProbeCounts,
+    ) -> anyhow::Result<Sample> {
         let watched = self
             .watched
             .get_mut(&inode)
@@ -145,19 +278,23 @@ impl Namespaces {
         let growth = counters.growth_since(&watched.counters);
         watched.counters = counters;
         watched.listeners = listeners.clone();
+        watched.listed_at = now;
+        watched.unsettled = true;
         let half_open = if growth.syn_queue_moved() {
             watched.probe.half_open_by_listener()?
         } else {
             HashMap::new()
         };
-        Ok(Sample {
+        let sample = Sample {
             at: now,
             listeners,
             growth,
-            synacks: Vec::new(),
-            exact: None,
+            synacks: probe_counts.synacks.clone(),
+            exact: probe_counts.exact.clone(),
             half_open,
-        })
+        };
+        watched.probe_counts = probe_counts;
+        Ok(sample)
     }
 
     fn attribute(&mut self, inode: u64, sample: &Sample, probes: &dyn ListenerProbes) {
@@ -181,7 +318,8 @@ impl Namespaces {
     }
 
     fn settle(&mut self, inode: u64) {
-        if let Some(watched) = self.watched.get(&inode) {
+        if let Some(watched) = self.watched.get_mut(&inode).filter(|w| w.unsettled) {
+            watched.unsettled = false;
             let window = watched.counters.growth_since(&watched.baseline);
             self.ledger.settle(inode, &window, &watched.history);
         }
@@ -226,16 +364,18 @@ impl Namespaces {
         local: SocketAddr,
         probes: &dyn ListenerProbes,
     ) -> Option<ProcessFacts> {
-        let listener = self
-            .watched
-            .get(&inode)?
-            .listeners
-            .iter()
-            .find(|l| {
-                l.local.port() == local.port()
-                    && (l.local.ip() == local.ip() || l.local.ip().is_unspecified())
-            })?
-            .clone();
+        let watched = self.watched.get_mut(&inode)?;
+        let listener = match listener_of(&watched.listeners, local) {
+            Some(listener) => listener,
+            // A quiet namespace's listeners are listed rarely: this one may be new. Listed
+            // again at most once a sample period, since many resets can ask at once.
+            None if watched.listed_at.elapsed() >= SAMPLE_EVERY => {
+                watched.listeners = watched.probe.listeners().ok()?;
+                watched.listed_at = Instant::now();
+                listener_of(&watched.listeners, local)?
+            }
+            None => return None,
+        };
         self.owner_of(inode, &listener, probes).map(|o| o.process)
     }
 
@@ -291,11 +431,16 @@ impl Namespaces {
     pub fn connections_by_state(&self) -> HashMap<u8, u64> {
         let mut total = HashMap::new();
         for watched in self.watched.values() {
-            for (state, count) in watched.probe.count_by_state().unwrap_or_default() {
-                *total.entry(state).or_insert(0) += count;
+            for socket in watched.sockets_in(StateFlags::all()).unwrap_or_default() {
+                *total.entry(socket.state).or_insert(0) += 1;
             }
         }
         total
+    }
+
+    /// The TCP sockets of namespace `inode` in `states`; None when it cannot be read.
+    pub fn sockets_in(&self, inode: u64, states: StateFlags) -> Option<Vec<DiagSocket>> {
+        self.watched.get(&inode)?.sockets_in(states).ok()
     }
 
     /// The drops seen over the window, most first.
@@ -305,8 +450,20 @@ impl Namespaces {
     }
 }
 
-fn start_watching(namespace: Namespace) -> anyhow::Result<Watched> {
+/// The listener a connection on `local` came from.
+fn listener_of(listeners: &[ListenerNow], local: SocketAddr) -> Option<ListenerNow> {
+    listeners
+        .iter()
+        .find(|l| {
+            l.local.port() == local.port()
+                && (l.local.ip() == local.ip() || l.local.ip().is_unspecified())
+        })
+        .cloned()
+}
+
+fn start_watching(namespace: Namespace, now: Instant) -> anyhow::Result<Watched> {
     let mut probe = NamespaceProbe::open(namespace)?;
+    let received = probe.received_packets()?;
     let counters = probe.counters()?;
     let listeners = probe
         .listeners()
@@ -317,6 +474,13 @@ fn start_watching(namespace: Namespace) -> anyhow::Result<Watched> {
         counters,
         listeners,
         history: History::default(),
+        received,
+        probe_counts: ProbeCounts::default(),
+        listed_at: now,
+        sysctls_read_at: now,
+        received_since_sysctls: false,
+        unsettled: true,
+        sockets: RefCell::new(None),
     })
 }
 
@@ -324,10 +488,8 @@ fn start_watching(namespace: Namespace) -> anyhow::Result<Watched> {
 mod tests {
     use std::net::TcpListener;
 
-    use tcpwhy_common::listen_overflow::ListenOverflows;
-
     use super::*;
-    use crate::analysis::queues::{attribution::SynAckSeen, drops::Certainty};
+    use crate::analysis::queues::drops::Certainty;
     use crate::model::Cause;
 
     /// Stands in for the loaded programs: the counts the function probes would have made.

@@ -1,7 +1,12 @@
 //! One running set of probes: resolve the kernel's layout, load, attach, read the programs'
 //! events and maps, detach (on drop).
 
-use std::{cell::RefCell, collections::HashMap, net::SocketAddr, path::PathBuf};
+use std::{
+    cell::RefCell,
+    collections::HashMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
 
 use anyhow::{Context, Result};
 
@@ -12,6 +17,7 @@ use aya::{
 use tcpwhy_common::{
     family::AF_INET6,
     flow::{FlowKey, FlowRetransmits},
+    layout::KernelLayout,
     listen_overflow::ListenOverflows,
     maps::{
         CONNECT_FAILURES, COUNTERS, Counter, EVENTS, LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS,
@@ -80,6 +86,37 @@ pub struct Counters {
     pub resets_filtered_out: u64,
 }
 
+/// The kernel layout and reset reason names from the kernel's BTF, and whether it could be read.
+/// The parsed BTF (tens of MiB) is dropped on return.
+fn resolve_from_btf(
+    tracefs: Option<&Path>,
+    warnings: &mut Vec<String>,
+) -> (KernelLayout, ResetReasons, bool) {
+    match KernelBtf::from_sys_fs() {
+        Ok(btf) => {
+            let resolved = layout::resolve(&btf, tracefs);
+            for missing in &resolved.missing {
+                tracing::debug!(%missing, "kernel layout field unresolved");
+            }
+            (resolved.layout, ResetReasons::from_btf(&btf), true)
+        }
+        Err(err) => {
+            warnings.push(format!(
+                "{err:#}: socket evidence (state, linger, unread bytes, owner) is unavailable, \
+                 and tp_btf and fentry cannot be used"
+            ));
+            (KernelLayout::UNKNOWN, ResetReasons::default(), false)
+        }
+    }
+}
+
+/// Hands the heap freed after start-up (parsed BTF, the object's sections) back to the kernel:
+/// glibc keeps freed memory below the top of the heap resident otherwise.
+fn release_freed_memory() {
+    // SAFETY: malloc_trim has no preconditions.
+    unsafe { libc::malloc_trim(0) };
+}
+
 impl Session {
     /// `ring_buffer_bytes`: size of the event ring buffer (a power of two, at least a page);
     /// `event_port`: only resets on this port are events (the counters count them all).
@@ -94,17 +131,6 @@ impl Session {
         }
         let mut warnings = Vec::new();
 
-        let kernel_btf = match KernelBtf::from_sys_fs() {
-            Ok(btf) => Some(btf),
-            Err(err) => {
-                warnings.push(format!(
-                    "{err:#}: socket evidence (state, linger, unread bytes, owner) is unavailable, \
-                     and tp_btf and fentry cannot be used"
-                ));
-                None
-            }
-        };
-        let aya_btf = aya::Btf::from_sys_fs().ok();
         let tracefs: Option<PathBuf> = match tracefs::locate_or_mount() {
             Ok(path) => Some(path),
             Err(err) => {
@@ -112,20 +138,10 @@ impl Session {
                 None
             }
         };
-
-        let (kernel_layout, reasons) = match &kernel_btf {
-            Some(btf) => {
-                let resolved = layout::resolve(btf, tracefs.as_deref());
-                for missing in &resolved.missing {
-                    tracing::debug!(%missing, "kernel layout field unresolved");
-                }
-                (resolved.layout, ResetReasons::from_btf(btf))
-            }
-            None => (
-                tcpwhy_common::layout::KernelLayout::UNKNOWN,
-                ResetReasons::default(),
-            ),
-        };
+        let (kernel_layout, reasons, btf_found) =
+            resolve_from_btf(tracefs.as_deref(), &mut warnings);
+        // Parsed after the other copy of the BTF is gone: both at once doubled the peak memory.
+        let aya_btf = aya::Btf::from_sys_fs().ok();
         let tracepoint_has_reason = kernel_layout.tp_send_reset_reason
             != tcpwhy_common::layout::ABSENT
             || kernel_layout.tp_btf_send_reset_has_reason != 0;
@@ -147,6 +163,8 @@ impl Session {
             },
         );
         require_some(&probes)?;
+        drop(aya_btf);
+        release_freed_memory();
 
         let ring = RingBuf::try_from(ebpf.take_map(EVENTS).context("map EVENTS missing")?)
             .context("map EVENTS is not a ring buffer")?;
@@ -162,7 +180,7 @@ impl Session {
             probes,
             kernel: KernelInfo {
                 release: release::release(),
-                btf: kernel_btf.is_some(),
+                btf: btf_found,
                 reset_reasons: !reasons.is_empty(),
             },
             reasons,

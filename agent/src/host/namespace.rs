@@ -7,7 +7,7 @@ use netlink_packet_sock_diag::inet::StateFlags;
 use serde::Serialize;
 use tcpwhy_common::tcp_state;
 
-use super::{netns::Namespace, netstat::TcpExt, sock_diag};
+use super::{netdev, netns::Namespace, netstat::TcpExt, sock_diag};
 use crate::kernel::sysctl;
 
 /// The sysctls that decide how a namespace's listeners overflow. Each namespace has its own.
@@ -87,24 +87,27 @@ impl ListenerNow {
     }
 }
 
-/// Sampling one namespace: its listeners through sock_diag, its counters through netstat, its
-/// sysctls through /proc/sys. The socket and the file are opened inside the namespace once.
+/// Sampling one namespace: its listeners through sock_diag, its counters through netstat, the
+/// packets it received through net/dev, its sysctls through /proc/sys. The socket and the files
+/// are opened inside the namespace once.
 pub struct NamespaceProbe {
     pub namespace: Namespace,
     pub sysctls: QueueSysctls,
     pub connection_sysctls: ConnectionSysctls,
     diag: netlink_sys::Socket,
     netstat: File,
+    netdev: File,
 }
 
 impl NamespaceProbe {
     pub fn open(namespace: Namespace) -> Result<Self> {
-        let (sysctls, connection_sysctls, diag, netstat) = namespace.run_in(|| {
+        let (sysctls, connection_sysctls, diag, netstat, netdev) = namespace.run_in(|| {
             Ok((
                 QueueSysctls::read_here(),
                 ConnectionSysctls::read_here(),
                 sock_diag::open_here()?,
                 TcpExt::open_here()?,
+                netdev::open_here()?,
             ))
         })?;
         Ok(Self {
@@ -113,11 +116,17 @@ impl NamespaceProbe {
             connection_sysctls,
             diag,
             netstat,
+            netdev,
         })
     }
 
     pub fn counters(&mut self) -> Result<TcpExt> {
         TcpExt::reread(&mut self.netstat)
+    }
+
+    /// Packets received by the namespace's interfaces so far.
+    pub fn received_packets(&self) -> Result<u64> {
+        netdev::received_packets(&self.netdev)
     }
 
     /// Re-reads the sysctls (they can change while watching).
@@ -145,15 +154,6 @@ impl NamespaceProbe {
                 inode: s.inode,
             })
             .collect())
-    }
-
-    /// TCP sockets of the namespace by state (one dump of every state: call it rarely).
-    pub fn count_by_state(&self) -> Result<HashMap<u8, u64>> {
-        let mut counts = HashMap::new();
-        for socket in sock_diag::dump(&self.diag, StateFlags::all())? {
-            *counts.entry(socket.state).or_insert(0) += 1;
-        }
-        Ok(counts)
     }
 
     /// Half-open connections (SYN_RECV request sockets) per local endpoint.

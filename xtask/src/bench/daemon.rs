@@ -62,7 +62,7 @@ impl Daemon {
         Ok(daemon)
     }
 
-    fn scrape(&self) -> Result<String> {
+    pub fn scrape(&self) -> Result<String> {
         let mut stream = TcpStream::connect(self.addr)?;
         write!(stream, "GET /metrics HTTP/1.0\r\n\r\n")?;
         let mut text = String::new();
@@ -73,8 +73,8 @@ impl Daemon {
             .unwrap_or_default())
     }
 
-    /// User + system CPU time of the daemon so far.
-    fn cpu(&self) -> Result<Duration> {
+    /// User + system CPU time of the daemon so far (threads that ended included).
+    pub fn cpu(&self) -> Result<Duration> {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()))?;
         let fields: Vec<&str> = stat
             .rsplit_once(')')
@@ -113,6 +113,19 @@ impl Daemon {
         );
         Ok((costs, note))
     }
+
+    /// Resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes.
+    pub fn memory(&self) -> Result<(u64, u64)> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))?;
+        let kib = |field: &str| -> Result<u64> {
+            let line = status
+                .lines()
+                .find_map(|l| l.strip_prefix(field))
+                .with_context(|| format!("no {field} in the daemon's status"))?;
+            Ok(line.trim().trim_end_matches(" kB").parse::<u64>()? * 1024)
+        };
+        Ok((kib("VmRSS:")?, kib("VmHWM:")?))
+    }
 }
 
 impl Drop for Daemon {
@@ -124,7 +137,7 @@ impl Drop for Daemon {
 }
 
 /// Sum of the series of a metric family.
-fn metric_sum(text: &str, name: &str) -> f64 {
+pub fn metric_sum(text: &str, name: &str) -> f64 {
     text.lines()
         .filter(|l| l.starts_with(name) && !l.starts_with('#'))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
