@@ -18,13 +18,19 @@ impl KernelBtf {
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
-        let btf = Btf::from_file(path).with_context(|| {
+        let bytes = std::fs::read(path).with_context(|| {
             format!(
                 "cannot read the kernel's BTF at {} (kernel built without CONFIG_DEBUG_INFO_BTF?)",
                 path.display()
             )
         })?;
-        Ok(Self { btf })
+        Self::from_bytes(&bytes).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        Ok(Self {
+            btf: Btf::from_bytes(bytes)?,
+        })
     }
 
     /// Byte offset of `path` (dot-separated members, e.g. `ns.inum`) inside `struct name`.
