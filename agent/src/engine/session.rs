@@ -41,7 +41,7 @@ use crate::{
         attach::{AttachPlan, attach_all, require_some},
         catalog, load,
         method::Method,
-        privileges::missing_capabilities,
+        privileges::{coverage_lost, missing_capabilities},
         report::ProbeReport,
     },
 };
@@ -102,10 +102,14 @@ impl Session {
         let tracefs: Option<PathBuf> = match tracefs::locate_or_mount() {
             Ok(path) => Some(path),
             Err(err) => {
-                warnings.push(format!("{err:#}: classic tracepoints cannot be used"));
+                warnings.push(format!(
+                    "{err}: classic tracepoints cannot be used (BTF tracepoints and function \
+                     probes still can)"
+                ));
                 None
             }
         };
+        warnings.extend(coverage_lost());
 
         let (kernel_layout, reasons) = match &kernel_btf {
             Some(btf) => {
