@@ -102,12 +102,11 @@ impl RecordFormat {
             .filter_map(|line| {
                 let line = line.trim();
                 let declaration = line.strip_prefix("field:")?.split(';').next()?;
-                let name = declaration
-                    .split_whitespace()
-                    .last()?
-                    .split('[')
-                    .next()?
-                    .to_string();
+                // `type name` or `type name[N]`; the kernel's field names are C identifiers.
+                let mut words = declaration.split('[').next()?.split_whitespace();
+                let name = words.next_back().filter(|name| is_identifier(name))?;
+                words.next()?;
+                let name = name.to_string();
                 let offset = line
                     .split(';')
                     .find_map(|part| part.trim().strip_prefix("offset:"))?
@@ -129,6 +128,10 @@ impl RecordFormat {
             .iter()
             .map(|(name, offset)| (name.as_str(), *offset))
     }
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[cfg(test)]
@@ -157,6 +160,18 @@ print fmt: \"skbaddr=%p\"";
         assert_eq!(format.offset("reason"), Some(28));
         assert_eq!(format.offset("saddr"), Some(32));
         assert_eq!(format.offset("daddr"), None);
+    }
+
+    #[test]
+    fn declarations_without_a_plain_name_are_no_fields() {
+        for declaration in ["__u8 [28]", "__u8da[dd r4]", "int a.b", "int *"] {
+            let line = format!("\tfield:{declaration};\toffset:32;\tsize:28;\tsigned:0;");
+            assert_eq!(
+                RecordFormat::parse(&line),
+                RecordFormat::default(),
+                "{line}"
+            );
+        }
     }
 
     #[test]
