@@ -14,8 +14,8 @@ use anyhow::{Result, bail};
 use crate::run::{checked, output_text, workspace_root};
 
 /// How long `cargo xtask test` runs each target: enough to replay the seeds and mutate them a
-/// few hundred thousand times, with every target and the build within about three minutes here.
-pub const TEST_SECONDS: u32 = 15;
+/// hundred thousand times, with every target and the build within about three minutes here.
+pub const TEST_SECONDS: u32 = 10;
 
 /// An input that takes longer than this is a hang.
 const INPUT_TIMEOUT_SECONDS: u32 = 10;
