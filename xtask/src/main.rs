@@ -64,8 +64,8 @@ enum Task {
     /// Set up, then run the fuzz targets in fuzz/ (one per parser of untrusted bytes) for a
     /// bounded time each; a crash fails and names its reproducer.
     Fuzz {
-        /// How long to run each target.
-        #[arg(long, default_value_t = 60)]
+        /// How long to run each target (libFuzzer would take 0 as "forever").
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
         seconds: u32,
         /// Only this target (`cargo fuzz list` in fuzz/ lists them).
         target: Option<String>,
