@@ -143,7 +143,8 @@ impl Settings {
         Self::parse(&text, path)
     }
 
-    fn parse(text: &str, path: &Path) -> Result<Settings, SettingsError> {
+    /// Parses the text of the TOML file at `path` (named in errors).
+    pub fn parse(text: &str, path: &Path) -> Result<Settings, SettingsError> {
         toml::from_str(text).map_err(|e| {
             let key = e
                 .span()

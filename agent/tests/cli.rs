@@ -184,3 +184,66 @@ fn control_characters_in_a_process_name_are_escaped_in_the_text_report() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(why.contains("ev\\n\\u{1b}[31mil"), "{why}");
 }
+
+/// What the README promises for CAP_BPF + CAP_PERFMON alone: resets are still caught and
+/// explained, and the report says which capability each gap comes from (not "not mounted").
+#[test]
+fn with_only_cap_bpf_and_cap_perfmon_resets_are_explained_and_the_gaps_named() {
+    if !require_bpf() {
+        return;
+    }
+    // tracefs mounted, as root leaves it: the gap is that nobody may read it, not that it is
+    // missing.
+    if !std::path::Path::new("/sys/kernel/tracing/events").is_dir() {
+        let mounted = Command::new("mount")
+            .args(["-t", "tracefs", "nodev", "/sys/kernel/tracing"])
+            .status()
+            .expect("running mount");
+        assert!(mounted.success());
+    }
+    let caps = "-all,+bpf,+perfmon";
+    let mut child = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(format!("--inh-caps={caps}"))
+        .arg(format!("--ambient-caps={caps}"))
+        .arg("--")
+        .arg(env!("CARGO_BIN_EXE_tcpwhy"))
+        .args(["diagnose", "--duration", "3"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("running setpriv");
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.lines().any(|l| l.starts_with("attached ")) {
+        let read = std::io::BufRead::read_line(&mut stderr, &mut seen).unwrap();
+        assert_ne!(read, 0, "tcpwhy never attached: {seen}");
+    }
+    let ip = IpAddr::V4(unique_ipv4());
+    let port = support::free_port(ip);
+    let refused = std::net::TcpStream::connect(SocketAddr::new(ip, port));
+    assert!(refused.is_err(), "nothing listens on {ip}:{port}");
+
+    let output = child.wait_with_output().unwrap();
+    let report = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{seen}\n{report}");
+    assert!(report.contains("tcp:tcp_send_reset (tp_btf)"), "{report}");
+    assert!(
+        report.contains(&format!("[rst_sent] no_listener ×1  local {ip}:{port}")),
+        "{report}"
+    );
+    assert!(
+        report.contains(
+            "tracefs is mounted at /sys/kernel/tracing but only root may read it, and this \
+             process lacks CAP_DAC_READ_SEARCH: classic tracepoints cannot be used (BTF \
+             tracepoints and function probes still can)"
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("without CAP_SYS_ADMIN: listen queues go unwatched"),
+        "{report}"
+    );
+    assert!(report.contains("without CAP_SYS_PTRACE: "), "{report}");
+    assert!(!report.contains("not mounted"), "{report}");
+}

@@ -1,9 +1,10 @@
-//! Project tasks: `cargo xtask setup | build | diagnose | test | package | bench | vm-test`.
+//! Project tasks: `cargo xtask setup | build | diagnose | test | package | bench | vm-test | fuzz`.
 //!
 //! Everything the build, the tests and the packaging need is installed by `setup`, which every
 //! other task runs first: CI and fresh machines start with nothing installed by hand.
 
 mod bench;
+mod fuzz;
 mod package;
 mod programs;
 mod rootfs;
@@ -40,8 +41,8 @@ enum Task {
         args: Vec<String>,
     },
     /// Set up, then check that setup provides every program the tests run, check formatting
-    /// and lints, build the packages, run every test (unit, end-to-end, packages, alert rules)
-    /// and the kernel matrix.
+    /// and lints, build the packages, run every test (unit, end-to-end, packages, alert rules),
+    /// fuzz each parser for a few seconds, and run the kernel matrix.
     Test,
     /// Set up, build, and write target/package/tcpwhy_<version>_amd64.deb and
     /// target/package/tcpwhy-<version>-oci.tar.
@@ -59,6 +60,15 @@ enum Task {
         /// Only the systemd guests, not the scenarios (nor the table).
         #[arg(long)]
         systemd: bool,
+    },
+    /// Set up, then run the fuzz targets in fuzz/ (one per parser of untrusted bytes) for a
+    /// bounded time each; a crash fails and names its reproducer.
+    Fuzz {
+        /// How long to run each target (libFuzzer would take 0 as "forever").
+        #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..))]
+        seconds: u32,
+        /// Only this target (`cargo fuzz list` in fuzz/ lists them).
+        target: Option<String>,
     },
 }
 
@@ -112,6 +122,10 @@ fn run_task(task: Task) -> Result<ExitCode> {
             };
             vm_test(&kernel, guests, &deb)?;
         }
+        Task::Fuzz { seconds, target } => {
+            setup::ensure()?;
+            fuzz::run(target.as_deref(), seconds)?;
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -128,6 +142,7 @@ fn test() -> Result<PathBuf> {
     run::step("checking formatting", |c| {
         c.args(["fmt", "--all", "--check"])
     })?;
+    fuzz::check_format()?;
     run::step("linting (clippy, warnings are errors)", |c| {
         c.args([
             "clippy",
@@ -155,6 +170,7 @@ fn test() -> Result<PathBuf> {
         c.args(["test", "--release"])
             .env("TCPWHY_PACKAGE_DIR", package::output_dir())
     })?;
+    fuzz::run(None, fuzz::TEST_SECONDS)?;
     Ok(deb)
 }
 

@@ -4,6 +4,7 @@
 //!
 //! The toolchain recipe (verified on these machines): LLVM 22 development libraries for
 //! bpf-linker, nightly's rust-src for `-Z build-std=core`, bpf-linker 0.13 built against LLVM 22.
+//! cargo-fuzz for the fuzz targets.
 //! Everything setup runs writes to stderr: stdout belongs to the task that was asked for.
 
 use std::process::Command;
@@ -77,6 +78,8 @@ pub const PACKAGES: &[Package] = &[
     ),
 ];
 const BPF_LINKER_VERSION: &str = "0.13.0";
+/// The fuzz targets (`fuzz/`) run under `cargo fuzz`, which `cargo xtask test` runs.
+const CARGO_FUZZ_VERSION: &str = "0.13.2";
 const LLVM_PREFIX: &str = "/usr/lib/llvm-22";
 
 pub fn ensure() -> Result<()> {
@@ -84,6 +87,7 @@ pub fn ensure() -> Result<()> {
     changed |= ensure_packages()?;
     changed |= ensure_rust_src()?;
     changed |= ensure_bpf_linker()?;
+    changed |= ensure_cargo_fuzz()?;
     if !changed {
         eprintln!("xtask: setup: everything needed is present");
     }
@@ -173,6 +177,26 @@ fn ensure_bpf_linker() -> Result<bool> {
             .args(["--no-default-features", "--features", "llvm-22"])
             .env("LLVM_PREFIX", LLVM_PREFIX)
             .env("LLVM_SYS_221_PREFIX", LLVM_PREFIX),
+    )?;
+    Ok(true)
+}
+
+fn ensure_cargo_fuzz() -> Result<bool> {
+    let present = Command::new(env!("CARGO"))
+        .args(["fuzz", "--version"])
+        .output()
+        .map(|o| {
+            o.status.success() && String::from_utf8_lossy(&o.stdout).contains(CARGO_FUZZ_VERSION)
+        })
+        .unwrap_or(false);
+    if present {
+        return Ok(false);
+    }
+    checked(
+        &format!("installing cargo-fuzz {CARGO_FUZZ_VERSION} (the fuzz targets run under it)"),
+        Command::new(env!("CARGO"))
+            .args(["install", "cargo-fuzz", "--locked"])
+            .args(["--version", CARGO_FUZZ_VERSION]),
     )?;
     Ok(true)
 }

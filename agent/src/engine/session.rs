@@ -47,7 +47,7 @@ use crate::{
         attach::{AttachPlan, attach_all, require_some},
         catalog, load,
         method::Method,
-        privileges::missing_capabilities,
+        privileges::{coverage_lost, missing_capabilities},
         report::ProbeReport,
     },
 };
@@ -134,10 +134,15 @@ impl Session {
         let tracefs: Option<PathBuf> = match tracefs::locate_or_mount() {
             Ok(path) => Some(path),
             Err(err) => {
-                warnings.push(format!("{err:#}: classic tracepoints cannot be used"));
+                warnings.push(format!(
+                    "{err}: classic tracepoints cannot be used (BTF tracepoints and function \
+                     probes still can)"
+                ));
                 None
             }
         };
+        warnings.extend(coverage_lost());
+
         let (kernel_layout, reasons, btf_found) =
             resolve_from_btf(tracefs.as_deref(), &mut warnings);
         // Parsed after the other copy of the BTF is gone: both at once doubled the peak memory.

@@ -53,6 +53,13 @@ impl TcpExt {
         self.values.get(name).copied().unwrap_or(0)
     }
 
+    /// Every counter read, in no particular order.
+    pub fn counters(&self) -> impl Iterator<Item = (&str, u64)> {
+        self.values
+            .iter()
+            .map(|(name, value)| (name.as_str(), *value))
+    }
+
     /// How much each queue counter grew since `earlier` (counters only grow; a reset reads 0).
     pub fn growth_since(&self, earlier: &TcpExt) -> CounterGrowth {
         let grown = |name: &str| self.get(name).saturating_sub(earlier.get(name));

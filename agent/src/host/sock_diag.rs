@@ -79,36 +79,51 @@ fn receive(socket: &Socket, into: &mut Vec<DiagSocket>) -> Result<()> {
         let size = socket
             .recv(&mut &mut buf[..], 0)
             .context("reading the sock_diag reply")?;
-        let mut offset = 0;
-        while offset < size {
-            let message = NetlinkMessage::<SockDiagMessage>::deserialize(&buf[offset..size])
-                .context("decoding a sock_diag message")?;
-            let length = message.header.length as usize;
-            match message.payload {
-                NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
-                    let h = &response.header;
-                    into.push(DiagSocket {
-                        state: h.state,
-                        local: SocketAddr::new(h.socket_id.source_address, h.socket_id.source_port),
-                        remote: SocketAddr::new(
-                            h.socket_id.destination_address,
-                            h.socket_id.destination_port,
-                        ),
-                        recv_queue: h.recv_queue,
-                        send_queue: h.send_queue,
-                        inode: h.inode,
-                    });
-                }
-                NetlinkPayload::Done(_) => return Ok(()),
-                NetlinkPayload::Error(err) => bail!("sock_diag error: {err:?}"),
-                _ => {}
-            }
-            if length == 0 {
-                break;
-            }
-            offset += length;
+        if decode_reply(&buf[..size], into)? == ReplyPart::Last {
+            return Ok(());
         }
     }
+}
+
+/// Whether a datagram of a dump ended it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReplyPart {
+    More,
+    Last,
+}
+
+/// Decodes one datagram of a dump's reply (the kernel's bytes) into `into`.
+pub fn decode_reply(datagram: &[u8], into: &mut Vec<DiagSocket>) -> Result<ReplyPart> {
+    let mut offset = 0;
+    while offset < datagram.len() {
+        let message = NetlinkMessage::<SockDiagMessage>::deserialize(&datagram[offset..])
+            .context("decoding a sock_diag message")?;
+        let length = message.header.length as usize;
+        match message.payload {
+            NetlinkPayload::InnerMessage(SockDiagMessage::InetResponse(response)) => {
+                let h = &response.header;
+                into.push(DiagSocket {
+                    state: h.state,
+                    local: SocketAddr::new(h.socket_id.source_address, h.socket_id.source_port),
+                    remote: SocketAddr::new(
+                        h.socket_id.destination_address,
+                        h.socket_id.destination_port,
+                    ),
+                    recv_queue: h.recv_queue,
+                    send_queue: h.send_queue,
+                    inode: h.inode,
+                });
+            }
+            NetlinkPayload::Done(_) => return Ok(ReplyPart::Last),
+            NetlinkPayload::Error(err) => bail!("sock_diag error: {err:?}"),
+            _ => {}
+        }
+        if length == 0 {
+            break;
+        }
+        offset += length;
+    }
+    Ok(ReplyPart::More)
 }
 
 #[cfg(test)]

@@ -12,19 +12,62 @@ pub struct KernelBtf {
     btf: Btf,
 }
 
+/// btf-rs trusts the header's section bounds (and overflows adding them up), so a blob whose
+/// sections do not lie within it is refused before it is parsed.
+fn check_sections(bytes: &[u8]) -> Result<()> {
+    const HEADER_BYTES: usize = 24;
+    let header = bytes
+        .get(..HEADER_BYTES)
+        .ok_or_else(|| anyhow!("{} bytes are too few for a BTF header", bytes.len()))?;
+    let read: fn([u8; 4]) -> u32 = match header[..2] {
+        [0x9f, 0xeb] => u32::from_le_bytes,
+        [0xeb, 0x9f] => u32::from_be_bytes,
+        _ => bail!("not BTF (no BTF magic number)"),
+    };
+    let field = |at: usize| {
+        u64::from(read([
+            header[at],
+            header[at + 1],
+            header[at + 2],
+            header[at + 3],
+        ]))
+    };
+    let header_len = field(4);
+    for (section, offset, len) in [
+        ("type", field(8), field(12)),
+        ("string", field(16), field(20)),
+    ] {
+        let end = header_len + offset + len;
+        if end > bytes.len() as u64 {
+            bail!(
+                "the BTF {section} section ends at byte {end}, past the blob's {}",
+                bytes.len()
+            );
+        }
+    }
+    Ok(())
+}
+
 impl KernelBtf {
     pub fn from_sys_fs() -> Result<Self> {
         Self::from_file(Path::new(VMLINUX_BTF))
     }
 
     pub fn from_file(path: &Path) -> Result<Self> {
-        let btf = Btf::from_file(path).with_context(|| {
+        let bytes = std::fs::read(path).with_context(|| {
             format!(
                 "cannot read the kernel's BTF at {} (kernel built without CONFIG_DEBUG_INFO_BTF?)",
                 path.display()
             )
         })?;
-        Ok(Self { btf })
+        Self::from_bytes(&bytes).with_context(|| format!("parsing {}", path.display()))
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        check_sections(bytes)?;
+        Ok(Self {
+            btf: Btf::from_bytes(bytes)?,
+        })
     }
 
     /// Byte offset of `path` (dot-separated members, e.g. `ns.inum`) inside `struct name`.
@@ -160,11 +203,24 @@ impl KernelBtf {
 
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use super::*;
 
     // These machines always have BTF; a kernel without it is a failure here, not a skip.
     fn kernel_btf() -> KernelBtf {
         KernelBtf::from_sys_fs().unwrap()
+    }
+
+    #[test]
+    fn sections_beyond_the_blob_are_refused_before_parsing() {
+        let mut blob = fs::read(VMLINUX_BTF).unwrap();
+        assert!(KernelBtf::from_bytes(&blob).is_ok());
+        // The string section's length, as the fuzzer found it: offsets that overflow u32.
+        blob[20..24].copy_from_slice(&u32::MAX.to_le_bytes());
+        let err = KernelBtf::from_bytes(&blob).err().unwrap().to_string();
+        assert!(err.contains("string section ends at byte"), "{err}");
+        assert!(KernelBtf::from_bytes(&blob[..10]).is_err());
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::{
     collections::HashMap,
-    fs,
+    fs, io,
     path::{Path, PathBuf},
 };
 
@@ -13,43 +13,62 @@ use anyhow::{Context, Result};
 
 const CANDIDATES: [&str; 2] = ["/sys/kernel/tracing", "/sys/kernel/debug/tracing"];
 
+/// Why tracefs cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TracefsError {
+    /// Mounted, but mode 0700 and root's: the usual case for a process with CAP_BPF and
+    /// CAP_PERFMON only.
+    #[error(
+        "tracefs is mounted at {} but only root may read it, and this process lacks \
+         CAP_DAC_READ_SEARCH",
+        .0.display()
+    )]
+    Unreadable(PathBuf),
+    #[error("tracefs is not mounted and mounting it at {} failed: {source}", .path.display())]
+    MountFailed { path: PathBuf, source: io::Error },
+}
+
 /// Finds tracefs, mounting it at /sys/kernel/tracing when nothing is mounted (it is not by
 /// default on some hosts, and aya's tracepoint attach needs it too).
-pub fn locate_or_mount() -> Result<PathBuf> {
-    if let Some(found) = CANDIDATES.iter().map(Path::new).find(|p| is_tracefs(p)) {
-        return Ok(found.to_path_buf());
+pub fn locate_or_mount() -> Result<PathBuf, TracefsError> {
+    let mut unreadable = None;
+    for candidate in CANDIDATES.map(Path::new) {
+        match fs::metadata(candidate.join("events")) {
+            Ok(events) if events.is_dir() => return Ok(candidate.to_path_buf()),
+            // An empty mount point may be searched by anyone; a mounted tracefs (or debugfs)
+            // only by root.
+            Err(err) if err.kind() == io::ErrorKind::PermissionDenied => {
+                unreadable.get_or_insert(candidate);
+            }
+            _ => {}
+        }
+    }
+    if let Some(path) = unreadable {
+        return Err(TracefsError::Unreadable(path.to_path_buf()));
     }
     let target = Path::new(CANDIDATES[0]);
-    mount_tracefs(target).with_context(|| {
-        format!(
-            "tracefs is not mounted and mounting it at {} failed",
-            target.display()
-        )
+    mount_tracefs(target).map_err(|source| TracefsError::MountFailed {
+        path: target.to_path_buf(),
+        source,
     })?;
     Ok(target.to_path_buf())
 }
 
-fn is_tracefs(path: &Path) -> bool {
-    path.join("events").is_dir()
-}
-
-fn mount_tracefs(target: &Path) -> Result<()> {
+fn mount_tracefs(target: &Path) -> io::Result<()> {
     use std::ffi::CString;
-    let source = CString::new("nodev")?;
-    let fstype = CString::new("tracefs")?;
     let target_c = CString::new(target.as_os_str().as_encoded_bytes())?;
     // SAFETY: all pointers are valid NUL-terminated strings for the duration of the call.
     let rc = unsafe {
         libc::mount(
-            source.as_ptr(),
+            c"nodev".as_ptr(),
             target_c.as_ptr(),
-            fstype.as_ptr(),
+            c"tracefs".as_ptr(),
             0,
             std::ptr::null(),
         )
     };
     if rc != 0 {
-        return Err(std::io::Error::last_os_error().into());
+        return Err(io::Error::last_os_error());
     }
     Ok(())
 }
@@ -83,12 +102,11 @@ impl RecordFormat {
             .filter_map(|line| {
                 let line = line.trim();
                 let declaration = line.strip_prefix("field:")?.split(';').next()?;
-                let name = declaration
-                    .split_whitespace()
-                    .last()?
-                    .split('[')
-                    .next()?
-                    .to_string();
+                // `type name` or `type name[N]`; the kernel's field names are C identifiers.
+                let mut words = declaration.split('[').next()?.split_whitespace();
+                let name = words.next_back().filter(|name| is_identifier(name))?;
+                words.next()?;
+                let name = name.to_string();
                 let offset = line
                     .split(';')
                     .find_map(|part| part.trim().strip_prefix("offset:"))?
@@ -103,6 +121,17 @@ impl RecordFormat {
     pub fn offset(&self, field: &str) -> Option<u32> {
         self.offsets.get(field).copied()
     }
+
+    /// Every field and its offset, in no particular order.
+    pub fn fields(&self) -> impl Iterator<Item = (&str, u32)> {
+        self.offsets
+            .iter()
+            .map(|(name, offset)| (name.as_str(), *offset))
+    }
+}
+
+fn is_identifier(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 #[cfg(test)]
@@ -131,6 +160,18 @@ print fmt: \"skbaddr=%p\"";
         assert_eq!(format.offset("reason"), Some(28));
         assert_eq!(format.offset("saddr"), Some(32));
         assert_eq!(format.offset("daddr"), None);
+    }
+
+    #[test]
+    fn declarations_without_a_plain_name_are_no_fields() {
+        for declaration in ["__u8 [28]", "__u8da[dd r4]", "int a.b", "int *"] {
+            let line = format!("\tfield:{declaration};\toffset:32;\tsize:28;\tsigned:0;");
+            assert_eq!(
+                RecordFormat::parse(&line),
+                RecordFormat::default(),
+                "{line}"
+            );
+        }
     }
 
     #[test]
