@@ -7,6 +7,7 @@ pub mod connections;
 pub mod filter;
 pub mod findings;
 pub mod grouping;
+pub mod lru;
 pub mod narrative;
 pub mod queues;
 pub mod related;

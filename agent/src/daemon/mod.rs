@@ -148,6 +148,7 @@ impl Output for Published {
                 .count_dropped(DropReason::WriteFailed, events.take_write_failures());
         }
         self.publish_queues(engine)?;
+        lock(&self.metrics).count_engine_evictions(&engine.take_evictions());
         if self.samples.is_multiple_of(samples_in(FOLD_EVERY)) {
             fold_kernel_totals(engine, &self.metrics)?;
             if let Some(events) = self.events.as_mut() {
@@ -159,7 +160,9 @@ impl Output for Published {
             .is_multiple_of(samples_in(COUNT_CONNECTIONS_EVERY))
         {
             lock(&self.metrics).set_connections(&engine.namespaces.connections_by_state());
-            let found = engine.connection_findings(&std::mem::take(&mut self.timeouts));
+            let mut timeouts = std::mem::take(&mut self.timeouts);
+            lock(&self.metrics).count_evictions(StateMap::FailedConnects, timeouts.take_evicted());
+            let found = engine.connection_findings(&timeouts);
             for finding in self.reported.changed(found) {
                 self.emit(&finding);
             }

@@ -4,6 +4,7 @@
 
 pub mod kernel_view;
 pub mod namespaces;
+mod owner_cache;
 pub mod ring;
 pub mod session;
 
@@ -18,7 +19,7 @@ use tcpwhy_common::tcp_state;
 use tokio::signal::unix::{SignalKind, signal};
 
 use self::{
-    namespaces::Namespaces,
+    namespaces::{NamespaceEvictions, Namespaces},
     session::{Observed, Session, StartError},
 };
 use crate::{
@@ -26,6 +27,7 @@ use crate::{
         classify::{Classified, classify},
         connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
         findings,
+        lru::Lru,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
     },
     events::{flow::ConnectFailed, reset::Reset},
@@ -66,16 +68,24 @@ pub enum Ended {
     Interrupted,
 }
 
+/// How many entries the engine's bounded maps let go.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Evictions {
+    pub namespaces: NamespaceEvictions,
+    /// Processes whose workload (cgroup, container, pod) was forgotten.
+    pub workloads: u64,
+}
+
 pub struct Engine {
     pub session: Session,
     pub namespaces: Namespaces,
     /// Workloads by pid: a process's cgroup is read once, not once per event.
-    workloads: HashMap<u32, Workload>,
+    workloads: Lru<u32, Workload>,
     started: Instant,
 }
 
-/// Processes whose workload is remembered; beyond this the cache starts over, so that it stays
-/// small and a reused pid is read again.
+/// Processes whose workload is remembered; beyond this the least recently seen are read again
+/// when they next show up.
 const WORKLOADS_REMEMBERED: usize = 4096;
 
 impl Engine {
@@ -87,7 +97,7 @@ impl Engine {
         Ok(Self {
             session,
             namespaces,
-            workloads: HashMap::new(),
+            workloads: Lru::new(WORKLOADS_REMEMBERED),
             started: Instant::now(),
         })
     }
@@ -181,13 +191,9 @@ impl Engine {
         if process.workload != Workload::default() {
             return;
         }
-        if self.workloads.len() >= WORKLOADS_REMEMBERED {
-            self.workloads.clear();
-        }
         process.workload = self
             .workloads
-            .entry(process.pid)
-            .or_insert_with(|| workload::of_process(process.pid))
+            .get_or_insert_with(process.pid, || workload::of_process(process.pid))
             .clone();
     }
 
@@ -210,6 +216,14 @@ impl Engine {
                 (drops, finding)
             })
             .collect()
+    }
+
+    /// Entries the engine's bounded maps let go since the last call.
+    pub fn take_evictions(&mut self) -> Evictions {
+        Evictions {
+            namespaces: self.namespaces.take_evictions(),
+            workloads: self.workloads.take_evicted(),
+        }
     }
 
     /// Listeners full, nearly full or capped by somaxconn, as of the last sample.

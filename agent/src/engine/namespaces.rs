@@ -10,7 +10,7 @@ use std::{
 
 use anyhow::Context;
 
-use super::kernel_view::ListenerProbes;
+use super::{kernel_view::ListenerProbes, owner_cache::OwnerCache};
 use crate::{
     analysis::queues::{
         attribution::{History, Sample},
@@ -37,12 +37,20 @@ struct Watched {
     history: History,
 }
 
+/// How many entries each bounded map of the namespaces let go.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NamespaceEvictions {
+    pub listener_owners: u64,
+    pub queue_drops: u64,
+    pub queue_history: u64,
+}
+
 #[derive(Default)]
 pub struct Namespaces {
     watched: BTreeMap<u64, Watched>,
     rescanned_at: Option<Instant>,
     ledger: Ledger,
-    owners: HashMap<(u64, u32), Option<ListenerOwner>>,
+    owners: OwnerCache,
     /// Problems met while sampling, each said once.
     pub problems: Vec<String>,
 }
@@ -201,21 +209,18 @@ impl Namespaces {
         listener: &ListenerNow,
         probes: &dyn ListenerProbes,
     ) -> Option<ListenerOwner> {
-        self.owners
-            .entry((inode, listener.inode))
-            .or_insert_with(|| {
-                // A socket can also be held by a process that created it from a thread that had
-                // entered the namespace.
-                let (inside, outside): (Vec<u32>, Vec<u32>) = netns::pids()
-                    .into_iter()
-                    .partition(|&pid| netns::namespace_of(pid) == Some(inode));
-                let pids = inside.into_iter().chain(outside);
-                find_socket_owner(listener.inode, pids).map(|(process, fd)| ListenerOwner {
-                    requested_backlog: probes.requested_backlog(process.process.pid, fd),
-                    process,
-                })
+        self.owners.owner(inode, listener.inode, || {
+            // A socket can also be held by a process that created it from a thread that had
+            // entered the namespace.
+            let (inside, outside): (Vec<u32>, Vec<u32>) = netns::pids()
+                .into_iter()
+                .partition(|&pid| netns::namespace_of(pid) == Some(inode));
+            let pids = inside.into_iter().chain(outside);
+            find_socket_owner(listener.inode, pids).map(|(process, fd)| ListenerOwner {
+                requested_backlog: probes.requested_backlog(process.process.pid, fd),
+                process,
             })
-            .clone()
+        })
     }
 
     /// The process holding the listener that `local` belongs to in namespace `inode`: the
@@ -273,6 +278,20 @@ impl Namespaces {
     pub fn take_new_drops(&mut self) -> Vec<(ListenerDrops, u64)> {
         self.settle_all();
         self.ledger.take_new()
+    }
+
+    /// Entries let go since the last call, to keep memory bounded: listener owners, drop
+    /// records (after they were handed out), and what the samples saw of listeners long gone.
+    pub fn take_evictions(&mut self) -> NamespaceEvictions {
+        NamespaceEvictions {
+            listener_owners: self.owners.take_evicted(),
+            queue_drops: self.ledger.take_evicted(),
+            queue_history: self
+                .watched
+                .values_mut()
+                .map(|w| w.history.take_evicted())
+                .sum(),
+        }
     }
 
     /// The namespaces being watched (shared with the connection-state findings).

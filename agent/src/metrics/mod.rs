@@ -14,7 +14,7 @@ use prometheus::{
 
 use self::listener_labels::ListenerLabels;
 use crate::{
-    engine::session::Session,
+    engine::{Evictions, session::Session},
     model::{Cause, Direction, tcp_state},
     probes::report::ProbeReport,
 };
@@ -110,15 +110,38 @@ pub enum StateMap {
     ListenerLabels,
     /// What the event stream already said of each retransmit and state finding.
     ReportedFindings,
+    /// Which process holds each listener.
+    ListenerOwners,
+    /// Each process's cgroup, container and pod.
+    Workloads,
+    /// Queue-drop records per listener and cause.
+    QueueDrops,
+    /// What the samples saw of each listener (time full, SYN-ACK retransmits).
+    QueueHistory,
+    /// Failed connects per destination, between two rounds of connection findings.
+    FailedConnects,
 }
 
 impl StateMap {
-    const ALL: [StateMap; 2] = [StateMap::ListenerLabels, StateMap::ReportedFindings];
+    const ALL: [StateMap; 7] = [
+        StateMap::ListenerLabels,
+        StateMap::ReportedFindings,
+        StateMap::ListenerOwners,
+        StateMap::Workloads,
+        StateMap::QueueDrops,
+        StateMap::QueueHistory,
+        StateMap::FailedConnects,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             StateMap::ListenerLabels => "listener_labels",
             StateMap::ReportedFindings => "reported_findings",
+            StateMap::ListenerOwners => "listener_owners",
+            StateMap::Workloads => "workloads",
+            StateMap::QueueDrops => "queue_drops",
+            StateMap::QueueHistory => "queue_history",
+            StateMap::FailedConnects => "failed_connects",
         }
     }
 }
@@ -228,7 +251,7 @@ impl Metrics {
             evictions: counter(
                 &r,
                 "tcpwhy_state_evictions_total",
-                "Entries the daemon let go from its per-key state (listener_labels, reported_findings) so that its memory stays bounded.",
+                "Entries the daemon let go from its per-key state (listener labels and owners, reported findings, workloads, queue-drop records and history, failed connects) so that its memory stays bounded.",
                 &["map"],
             )?,
             events_lost,
@@ -359,6 +382,19 @@ impl Metrics {
                     .queue_drops
                     .remove_label_values(&[cause.id(), labels[0], labels[1]]);
             }
+        }
+    }
+
+    /// What the engine's bounded maps let go.
+    pub fn count_engine_evictions(&self, evicted: &Evictions) {
+        let namespaces = &evicted.namespaces;
+        for (map, count) in [
+            (StateMap::ListenerOwners, namespaces.listener_owners),
+            (StateMap::QueueDrops, namespaces.queue_drops),
+            (StateMap::QueueHistory, namespaces.queue_history),
+            (StateMap::Workloads, evicted.workloads),
+        ] {
+            self.count_evictions(map, count);
         }
     }
 
