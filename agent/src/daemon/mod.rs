@@ -83,7 +83,8 @@ pub async fn run(settings: Settings, filter: Filter) -> Result<(), DaemonError> 
     let coverage = coverage(&session.probes);
     lock(&metrics).set_coverage(&coverage);
     let bound = listener.local_addr().map_err(anyhow::Error::from)?;
-    let server = http::serve(listener, metrics.clone(), Health::from_coverage(&coverage));
+    http::serve_on_own_thread(listener, metrics.clone(), Health::from_coverage(&coverage))
+        .map_err(|e| DaemonError::Runtime(anyhow::anyhow!("starting the HTTP server: {e}")))?;
     let attached = attached_count(&session.probes);
     tracing::info!(probes = attached, listen = %bound, "attached, serving /metrics and /healthz");
     notify(&[
@@ -102,7 +103,6 @@ pub async fn run(settings: Settings, filter: Filter) -> Result<(), DaemonError> 
     engine.run(&mut published, None).await?;
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: detaching every probe");
-    server.abort();
     signals.abort();
     if let Some(events) = published.events.take() {
         events.close(CLOSE_PATIENCE);
