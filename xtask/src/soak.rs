@@ -48,6 +48,8 @@ struct Totals {
     stream_dropped: f64,
     evictions: f64,
     queue_drops: f64,
+    /// Events the kernel could not hand over (ring buffer full).
+    lost: f64,
 }
 
 impl Totals {
@@ -58,6 +60,7 @@ impl Totals {
             stream_dropped: self.stream_dropped - earlier.stream_dropped,
             evictions: self.evictions - earlier.evictions,
             queue_drops: self.queue_drops - earlier.queue_drops,
+            lost: self.lost - earlier.lost,
         }
     }
 }
@@ -84,6 +87,7 @@ impl Counted {
             stream_dropped: metrics.sum("tcpwhy_events_dropped_total", &[]),
             evictions: metrics.sum("tcpwhy_state_evictions_total", &[]),
             queue_drops,
+            lost: metrics.sum("tcpwhy_events_lost_total", &[]),
         };
     }
 }
@@ -122,7 +126,8 @@ pub fn run(minutes: u64) -> Result<()> {
     })?;
     let churn = thread::spawn({
         let (stop, prefix, churned) = (stop.clone(), prefix.clone(), churned.clone());
-        move || storms::churn_overflowing_namespaces(stop, prefix, churned)
+        let daemon_at = daemon.addr;
+        move || storms::churn_overflowing_namespaces(stop, prefix, daemon_at, churned)
     });
     let slow = thread::spawn({
         let (stop, addr) = (stop.clone(), daemon.addr);
@@ -147,9 +152,9 @@ pub fn run(minutes: u64) -> Result<()> {
     );
     println!("RSS at start: {:.1} MiB\n", mib(rss_start));
     println!(
-        "| minute | RSS max (MiB) | events counted | /metrics worst (ms) | queue drops counted | stream dropped | evictions |"
+        "| minute | RSS max (MiB) | events counted | events lost | /metrics worst (ms) | queue drops counted | stream dropped | evictions |"
     );
-    println!("|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|");
     let watched = watch(&daemon, &mut clients, &mut counted, minutes);
     stop.store(true, Ordering::Relaxed);
     drop(clients);
@@ -206,6 +211,9 @@ pub fn run(minutes: u64) -> Result<()> {
             scrape_max.as_secs_f64() * 1e3
         ));
     }
+    if grown.lost > 0.0 {
+        failures.push(format!("{} events lost (ring buffer full)", grown.lost));
+    }
     if resets_sent != kernel.out_rsts {
         failures.push("resets sent differ from the kernel's count".to_string());
     }
@@ -247,9 +255,10 @@ fn watch(
         }
         let grown = counted.now.since(at_start);
         println!(
-            "| {minute} | {:.1} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} |",
+            "| {minute} | {:.1} | {:.0} | {:.0} | {:.1} | {:.0} | {:.0} | {:.0} |",
             mib(rss_max),
             grown.events,
+            grown.lost,
             scrape_max.as_secs_f64() * 1e3,
             grown.queue_drops,
             grown.stream_dropped,

@@ -159,7 +159,9 @@ impl Output for Published {
             .samples
             .is_multiple_of(samples_in(COUNT_CONNECTIONS_EVERY))
         {
-            lock(&self.metrics).set_connections(&engine.namespaces.connections_by_state());
+            // Dumped before taking the lock: a dump of every namespace must not hold up scrapes.
+            let by_state = engine.namespaces.connections_by_state();
+            lock(&self.metrics).set_connections(&by_state);
             let mut timeouts = std::mem::take(&mut self.timeouts);
             lock(&self.metrics).count_evictions(StateMap::FailedConnects, timeouts.take_evicted());
             let found = engine.connection_findings(&timeouts);

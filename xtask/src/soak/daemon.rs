@@ -16,6 +16,12 @@ use crate::run::workspace_root;
 /// Far above what the storms cause, so that the stream's writer (not its rate limit) meets the
 /// stalled reader.
 const EVENTS_PER_SECOND: &str = "1000000";
+/// Every churned namespace's listener gets a label of its own, so that the soak can tell when
+/// the daemon watches it and has counted its drops.
+const LISTENER_LABELS: &str = "100000";
+/// Seconds of events at the storms' rate: the daemon shares two cores with the storms and
+/// other work, and a ring that overflows while it waits for a core loses events (counted).
+const RING_BUFFER_BYTES: &str = "8388608";
 
 pub struct Daemon {
     child: Child,
@@ -35,6 +41,8 @@ impl Daemon {
                 "--events-per-second",
                 EVENTS_PER_SECOND,
             ])
+            .args(["--listener-label-limit", LISTENER_LABELS])
+            .args(["--ring-buffer-bytes", RING_BUFFER_BYTES])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -57,18 +65,7 @@ impl Daemon {
 
     /// `/metrics`, and how long the answer took.
     pub fn scrape(&self) -> Result<(Metrics, Duration)> {
-        let started = Instant::now();
-        let mut stream = TcpStream::connect(self.addr)?;
-        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-        write!(stream, "GET /metrics HTTP/1.0\r\n\r\n")?;
-        let mut text = String::new();
-        stream.read_to_string(&mut text)?;
-        let took = started.elapsed();
-        let (head, body) = text.split_once("\r\n\r\n").context("no HTTP body")?;
-        if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
-            bail!("/metrics answered {}", head.lines().next().unwrap_or(""));
-        }
-        Ok((Metrics::parse(body), took))
+        scrape(self.addr)
     }
 
     /// Resident memory now.
@@ -82,6 +79,22 @@ impl Daemon {
             .context("no VmRSS")?;
         Ok(kib * 1024)
     }
+}
+
+/// `/metrics` of the daemon at `addr`, and how long the answer took.
+pub fn scrape(addr: SocketAddr) -> Result<(Metrics, Duration)> {
+    let started = Instant::now();
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    write!(stream, "GET /metrics HTTP/1.0\r\n\r\n")?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text)?;
+    let took = started.elapsed();
+    let (head, body) = text.split_once("\r\n\r\n").context("no HTTP body")?;
+    if !head.starts_with("HTTP/1.0 200") && !head.starts_with("HTTP/1.1 200") {
+        bail!("/metrics answered {}", head.lines().next().unwrap_or(""));
+    }
+    Ok((Metrics::parse(body), took))
 }
 
 impl Drop for Daemon {

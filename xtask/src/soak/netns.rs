@@ -26,6 +26,12 @@ impl Netns {
         Ok(netns)
     }
 
+    /// The namespace's inode number, as the daemon's `namespace` label shows it.
+    pub fn inode(&self) -> Result<u64> {
+        use std::os::unix::fs::MetadataExt;
+        Ok(std::fs::metadata(format!("/run/netns/{}", self.name))?.ino())
+    }
+
     /// `ip -n NAME ...`
     pub fn ip(&self, args: &[&str]) -> Result<()> {
         output(Command::new("ip").args(["-n", &self.name]).args(args))?;

@@ -10,6 +10,7 @@ use std::{
     sync::{
         Arc, Mutex,
         atomic::{AtomicBool, Ordering},
+        mpsc,
     },
     thread,
     time::{Duration, Instant},
@@ -17,7 +18,10 @@ use std::{
 
 use anyhow::{Result, bail};
 
-use super::netns::{Netns, TcpCounters};
+use super::{
+    daemon::{Metrics, scrape},
+    netns::{Netns, TcpCounters, join},
+};
 
 /// Refused connects per second, per client process.
 pub const REFUSED_PER_SECOND: u32 = 1000;
@@ -32,11 +36,11 @@ pub const CLOSED_PORT: &str = "127.0.0.1:9";
 /// The black-holed subnet of the timeouts namespace (nftables drops everything sent there).
 const BLACK_HOLE: &str = "10.77.0.0/16";
 
-/// How long a churned namespace waits before its storm (the daemon finds new namespaces within
-/// a second), storms, and lingers after it (the daemon samples every 100 ms).
-const FOUND_AFTER: Duration = Duration::from_secs(3);
+/// How long a churned namespace storms, and lingers after it (the daemon samples every 100 ms).
 const OVERFLOW_FOR: Duration = Duration::from_secs(5);
 const SETTLED_AFTER: Duration = Duration::from_millis(500);
+/// How long the daemon may take to find a new namespace or count its drops.
+const DAEMON_PATIENCE: Duration = Duration::from_secs(30);
 /// The overflowing listener's backlog; its clients connect this many times per 100 ms and hold
 /// each connection for [`CLIENT_HOLDS`].
 const OVERFLOW_BACKLOG: i32 = 4;
@@ -149,30 +153,62 @@ fn distinct_destination(n: u64) -> SocketAddrV4 {
     SocketAddrV4::new(Ipv4Addr::from(0x0a4d_0000 | host), port)
 }
 
-/// Namespaces created one after another, each with a listener that overflows its accept queue,
-/// then deleted; adds each namespace's counter growth to `totals`. Returns how many there were.
+/// Namespaces created one after another, each with a listener that overflows its accept queue
+/// once the daemon `at` watches it, then deleted once the daemon has counted its drops; adds
+/// each namespace's counter growth to `totals`. Returns how many there were.
 pub fn churn_overflowing_namespaces(
     stop: Stop,
     prefix: String,
+    daemon_at: SocketAddr,
     totals: Arc<Mutex<TcpCounters>>,
 ) -> Result<u64> {
     let mut cycles = 0;
     while !stopped(&stop) {
         cycles += 1;
         let netns = Netns::create(format!("{prefix}-overflow-{cycles}"))?;
+        let inode = format!(r#"namespace="{}""#, netns.inode()?);
         let before = netns.counters()?;
-        let stop = stop.clone();
-        netns.run(move || overflow_a_listener(&stop))?;
+        let (go, wait_for_go) = mpsc::channel();
+        let overflowing = netns.spawn({
+            let stop = stop.clone();
+            move || overflow_a_listener(&stop, &wait_for_go)
+        })?;
+        // Its one accepted-but-waiting connection shows in the queue gauge once the daemon
+        // watches the namespace; drops before that are not the daemon's to count.
+        let watched = wait_for_daemon(daemon_at, |m| {
+            m.series("tcpwhy_listen_queue_length", &[&inode]).count() > 0
+        });
+        let _ = go.send(());
+        join(overflowing)?;
+        watched?;
         thread::sleep(SETTLED_AFTER);
         let grown = netns.counters()?.since(before);
         totals.lock().expect("totals").add(grown);
+        // Deleted only once counted: the daemon samples every 100 ms, but shares the cores.
+        let _ = wait_for_daemon(daemon_at, |m| {
+            m.sum("tcpwhy_queue_drops_total", &[&inode]) as u64 == grown.queue_drops
+        });
     }
     Ok(cycles)
 }
 
-/// Inside a fresh namespace: a listener with a tiny backlog that never accepts, and clients
-/// connecting to it faster than it could take them.
-fn overflow_a_listener(stop: &Stop) -> Result<()> {
+/// Polls the daemon's metrics until `seen` holds, for at most [`DAEMON_PATIENCE`].
+fn wait_for_daemon(daemon_at: SocketAddr, seen: impl Fn(&Metrics) -> bool) -> Result<()> {
+    let deadline = Instant::now() + DAEMON_PATIENCE;
+    loop {
+        if seen(&scrape(daemon_at)?.0) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("the daemon did not catch up within {DAEMON_PATIENCE:?}");
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Inside a fresh namespace: a listener with a tiny backlog that never accepts, one connection
+/// waiting in its queue, and, after `go`, clients connecting faster than it could take them.
+fn overflow_a_listener(stop: &Stop, go: &mpsc::Receiver<()>) -> Result<()> {
     // Full SYN queues drop instead of answering with cookies, so that the kernel counts every
     // drop in one of the counters compared.
     std::fs::write("/proc/sys/net/ipv4/tcp_syncookies", "0")?;
@@ -181,8 +217,9 @@ fn overflow_a_listener(stop: &Stop) -> Result<()> {
     if unsafe { libc::listen(listener.as_raw_fd(), OVERFLOW_BACKLOG) } != 0 {
         bail!("listen: {}", std::io::Error::last_os_error());
     }
+    let _waiting = TcpStream::connect("127.0.0.1:8080")?;
     let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080);
-    thread::sleep(FOUND_AFTER);
+    let _ = go.recv_timeout(DAEMON_PATIENCE);
     let mut clients: std::collections::VecDeque<(Instant, OwnedFd)> = Default::default();
     let started = Instant::now();
     while started.elapsed() < OVERFLOW_FOR && !stopped(stop) {
