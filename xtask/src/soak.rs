@@ -178,7 +178,6 @@ pub fn run(minutes: u64) -> Result<()> {
         kernel.add(netns_now.since(before));
     }
     let grown = counted.now.since(at_start);
-    let (resets_sent, queue_drops) = (grown.resets_sent as u64, grown.queue_drops as u64);
     let rss_max = minutes_seen.iter().map(|m| m.rss_max).max().unwrap_or(0);
     let scrape_max = minutes_seen
         .iter()
@@ -190,9 +189,9 @@ pub fn run(minutes: u64) -> Result<()> {
          {opened} slow HTTP connections opened"
     );
     println!(
-        "resets sent: daemon {resets_sent}, kernel (TcpOutRsts) {}; queue drops: daemon \
-         {queue_drops}, kernel (ListenOverflows + TCPReqQFullDrop + TCPReqQFullDoCookies) {}",
-        kernel.out_rsts, kernel.queue_drops
+        "resets sent: daemon {}, kernel (TcpOutRsts) {}; queue drops: daemon {}, kernel \
+         (ListenOverflows + TCPReqQFullDrop + TCPReqQFullDoCookies) {}",
+        grown.resets_sent, kernel.out_rsts, grown.queue_drops, kernel.queue_drops
     );
     println!(
         "RSS: {:.1} MiB at start, {:.1} MiB at most, {:.1} MiB at the end; /metrics worst {:.1} ms",
@@ -201,6 +200,18 @@ pub fn run(minutes: u64) -> Result<()> {
         mib(daemon.rss_bytes()?),
         scrape_max.as_secs_f64() * 1e3
     );
+    verdict(&grown, &kernel, rss_max, scrape_max, made)
+}
+
+/// Fails, naming each bound or count that did not hold.
+fn verdict(
+    grown: &Totals,
+    kernel: &TcpCounters,
+    rss_max: u64,
+    scrape_max: Duration,
+    timed_out: u64,
+) -> Result<()> {
+    let (resets_sent, queue_drops) = (grown.resets_sent as u64, grown.queue_drops as u64);
     let mut failures = Vec::new();
     if rss_max > RSS_BOUND {
         failures.push(format!("RSS reached {:.1} MiB", mib(rss_max)));
@@ -220,7 +231,7 @@ pub fn run(minutes: u64) -> Result<()> {
     if queue_drops != kernel.queue_drops {
         failures.push("queue drops differ from the kernel's count".to_string());
     }
-    if queue_drops == 0 || resets_sent == 0 || made == 0 {
+    if queue_drops == 0 || resets_sent == 0 || timed_out == 0 {
         failures.push("a storm caused nothing".to_string());
     }
     if !failures.is_empty() {
