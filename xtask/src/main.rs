@@ -1,4 +1,4 @@
-//! Project tasks: `cargo xtask setup | build | diagnose | test | package | bench | vm-test | fuzz`.
+//! Project tasks: `cargo xtask setup | build | diagnose | test | package | bench | soak | vm-test | fuzz`.
 //!
 //! Everything the build, the tests and the packaging need is installed by `setup`, which every
 //! other task runs first: CI and fresh machines start with nothing installed by hand.
@@ -10,6 +10,7 @@ mod programs;
 mod rootfs;
 mod run;
 mod setup;
+mod soak;
 mod vm;
 
 use std::{
@@ -42,7 +43,7 @@ enum Task {
     },
     /// Set up, then check that setup provides every program the tests run, check formatting
     /// and lints, build the packages, run every test (unit, end-to-end, packages, alert rules),
-    /// fuzz each parser for a few seconds, and run the kernel matrix.
+    /// fuzz each parser for a few seconds, run a 1-minute soak and the kernel matrix.
     Test,
     /// Set up, build, and write target/package/tcpwhy_<version>_amd64.deb and
     /// target/package/tcpwhy-<version>-oci.tar.
@@ -50,6 +51,19 @@ enum Task {
     /// Measure what tcpwhy costs: workloads timed without and with the agent in the same run,
     /// kernel time per program run, agent CPU per 1000 events (as root).
     Bench,
+    /// Every storm at once against `tcpwhy daemon` for N minutes, in network namespaces it
+    /// creates (as root, under the host-test lock): memory must stay bounded, counts must equal
+    /// the kernel's, /metrics must answer within 100 ms. Prints a table a minute.
+    Soak {
+        #[arg(long, default_value_t = 10)]
+        minutes: u64,
+    },
+    /// The soak's refusing client: refused connects to ADDR at RATE per second until killed.
+    #[command(hide = true)]
+    SoakRefuse {
+        addr: std::net::SocketAddr,
+        rate: u32,
+    },
     /// Run the reset, queue and connection scenarios on real Debian kernels under qemu, check
     /// which attach method each probe used, and write the README's kernel support table; then
     /// boot each kernel with a Debian system under systemd and check the package's unit there.
@@ -111,6 +125,12 @@ fn run_task(task: Task) -> Result<ExitCode> {
             build()?;
             bench::run()?;
         }
+        Task::Soak { minutes } => {
+            setup::ensure()?;
+            build()?;
+            soak::run(minutes)?;
+        }
+        Task::SoakRefuse { addr, rate } => soak::refuse_forever(addr, rate)?,
         Task::VmTest { kernel, systemd } => {
             setup::ensure()?;
             build()?;
@@ -135,6 +155,9 @@ fn build() -> Result<()> {
         c.args(["build", "--release", "--package", "tcpwhy"])
     })
 }
+
+/// The soak `cargo xtask test` runs (after the host tests, before the kernel matrix).
+const TEST_SOAK_MINUTES: u64 = 1;
 
 /// Returns the Debian package it built (the systemd guests install it).
 fn test() -> Result<PathBuf> {
@@ -171,6 +194,8 @@ fn test() -> Result<PathBuf> {
             .env("TCPWHY_PACKAGE_DIR", package::output_dir())
     })?;
     fuzz::run(None, fuzz::TEST_SECONDS)?;
+    eprintln!("xtask: soaking the daemon for {TEST_SOAK_MINUTES} minute...");
+    soak::run(TEST_SOAK_MINUTES)?;
     Ok(deb)
 }
 

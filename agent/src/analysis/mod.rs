@@ -8,6 +8,7 @@ pub mod filter;
 pub mod findings;
 pub mod firewall;
 pub mod grouping;
+pub mod lru;
 pub mod narrative;
 pub mod queues;
 pub mod related;

@@ -85,11 +85,34 @@ impl Health {
     }
 }
 
-pub fn serve(
+/// Serves on a thread and runtime of its own: the engine's samples (namespace scans, socket
+/// dumps, fd-table walks) can take a second on a busy host, and must never hold up a scrape.
+pub fn serve_on_own_thread(
     listener: TcpListener,
     metrics: Arc<Mutex<Metrics>>,
     health: Health,
-) -> JoinHandle<()> {
+) -> std::io::Result<()> {
+    // Registered with the engine's runtime until now; the new one takes it over.
+    let listener = listener.into_std()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("http".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                match TcpListener::from_std(listener) {
+                    Ok(listener) => {
+                        let _ = serve(listener, metrics, health).await;
+                    }
+                    Err(err) => tracing::error!(%err, "cannot serve /metrics"),
+                }
+            })
+        })?;
+    Ok(())
+}
+
+fn serve(listener: TcpListener, metrics: Arc<Mutex<Metrics>>, health: Health) -> JoinHandle<()> {
     let health = Arc::new(health);
     tokio::spawn(async move {
         let mut open: VecDeque<AbortHandle> = VecDeque::new();

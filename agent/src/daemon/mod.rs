@@ -87,7 +87,8 @@ pub async fn run(settings: Settings, filter: Filter) -> Result<(), DaemonError> 
     let coverage = coverage(&session.probes);
     lock(&metrics).set_coverage(&coverage);
     let bound = listener.local_addr().map_err(anyhow::Error::from)?;
-    let server = http::serve(listener, metrics.clone(), Health::from_coverage(&coverage));
+    http::serve_on_own_thread(listener, metrics.clone(), Health::from_coverage(&coverage))
+        .map_err(|e| DaemonError::Runtime(anyhow::anyhow!("starting the HTTP server: {e}")))?;
     let attached = attached_count(&session.probes);
     tracing::info!(probes = attached, listen = %bound, "attached, serving /metrics and /healthz");
     notify(&[
@@ -106,7 +107,6 @@ pub async fn run(settings: Settings, filter: Filter) -> Result<(), DaemonError> 
     engine.run(&mut published, None).await?;
     notify(&[sd_notify::NotifyState::Stopping]);
     tracing::info!("stopping: detaching every probe");
-    server.abort();
     signals.abort();
     if let Some(events) = published.events.take() {
         events.close(CLOSE_PATIENCE);
@@ -152,6 +152,7 @@ impl Output for Published {
                 .count_dropped(DropReason::WriteFailed, events.take_write_failures());
         }
         self.publish_queues(engine)?;
+        lock(&self.metrics).count_engine_evictions(&engine.take_evictions());
         if self.samples.is_multiple_of(samples_in(FOLD_EVERY)) {
             fold_kernel_totals(engine, &self.metrics)?;
             if let Some(events) = self.events.as_mut() {
@@ -162,8 +163,12 @@ impl Output for Published {
             .samples
             .is_multiple_of(samples_in(COUNT_CONNECTIONS_EVERY))
         {
-            lock(&self.metrics).set_connections(&engine.namespaces.connections_by_state());
-            let found = engine.connection_findings(&std::mem::take(&mut self.timeouts));
+            // Dumped before taking the lock: a dump of every namespace must not hold up scrapes.
+            let by_state = engine.namespaces.connections_by_state();
+            lock(&self.metrics).set_connections(&by_state);
+            let mut timeouts = std::mem::take(&mut self.timeouts);
+            lock(&self.metrics).count_evictions(StateMap::FailedConnects, timeouts.take_evicted());
+            let found = engine.connection_findings(&timeouts);
             for finding in self.reported.changed(found) {
                 self.emit(&finding);
             }

@@ -5,6 +5,7 @@
 pub mod firewall;
 pub mod kernel_view;
 pub mod namespaces;
+mod owner_cache;
 pub mod ring;
 pub mod session;
 
@@ -20,7 +21,7 @@ use tokio::signal::unix::{SignalKind, signal};
 
 use self::{
     firewall::FirewallWatch,
-    namespaces::Namespaces,
+    namespaces::{NamespaceEvictions, Namespaces},
     session::{Observed, Session, StartError},
 };
 use crate::{
@@ -28,6 +29,7 @@ use crate::{
         classify::{Classified, Surroundings, classify},
         connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
         findings,
+        lru::Lru,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
         service::EphemeralPorts,
     },
@@ -69,11 +71,19 @@ pub enum Ended {
     Interrupted,
 }
 
+/// How many entries the engine's bounded maps let go.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Evictions {
+    pub namespaces: NamespaceEvictions,
+    /// Processes whose workload (cgroup, container, pod) was forgotten.
+    pub workloads: u64,
+}
+
 pub struct Engine {
     pub session: Session,
     pub namespaces: Namespaces,
     /// Workloads by pid: a process's cgroup is read once, not once per event.
-    workloads: HashMap<u32, Workload>,
+    workloads: Lru<u32, Workload>,
     firewall: FirewallWatch,
     /// Resets received that look like a firewall's, until the stack's resets of the next batch
     /// are noted.
@@ -85,8 +95,8 @@ pub struct Engine {
 /// if any, is in the ring microseconds after it.
 const SECOND_LOOK_AFTER_NS: u64 = 50_000_000;
 
-/// Processes whose workload is remembered; beyond this the cache starts over, so that it stays
-/// small and a reused pid is read again.
+/// Processes whose workload is remembered; beyond this the least recently seen are read again
+/// when they next show up.
 const WORKLOADS_REMEMBERED: usize = 4096;
 
 impl Engine {
@@ -105,7 +115,7 @@ impl Engine {
             firewall: FirewallWatch::new(&session.probes),
             session,
             namespaces,
-            workloads: HashMap::new(),
+            workloads: Lru::new(WORKLOADS_REMEMBERED),
             second_look: Vec::new(),
             started: Instant::now(),
         })
@@ -241,13 +251,9 @@ impl Engine {
         if process.workload != Workload::default() {
             return;
         }
-        if self.workloads.len() >= WORKLOADS_REMEMBERED {
-            self.workloads.clear();
-        }
         process.workload = self
             .workloads
-            .entry(process.pid)
-            .or_insert_with(|| workload::of_process(process.pid))
+            .get_or_insert_with(process.pid, || workload::of_process(process.pid))
             .clone();
     }
 
@@ -279,6 +285,14 @@ impl Engine {
                 (drops, finding)
             })
             .collect()
+    }
+
+    /// Entries the engine's bounded maps let go since the last call.
+    pub fn take_evictions(&mut self) -> Evictions {
+        Evictions {
+            namespaces: self.namespaces.take_evictions(),
+            workloads: self.workloads.take_evicted(),
+        }
     }
 
     /// Listeners full, nearly full or capped by somaxconn, as of the last sample.

@@ -13,7 +13,7 @@ use anyhow::Context;
 use netlink_packet_sock_diag::inet::StateFlags;
 use tcpwhy_common::{listen_overflow::ListenOverflows, tcp_state};
 
-use super::{SAMPLE_EVERY, kernel_view::ListenerProbes};
+use super::{SAMPLE_EVERY, kernel_view::ListenerProbes, owner_cache::OwnerCache};
 use crate::{
     analysis::queues::{
         attribution::{History, Sample, SynAckSeen},
@@ -171,12 +171,20 @@ impl Watched {
     }
 }
 
+/// How many entries each bounded map of the namespaces let go.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct NamespaceEvictions {
+    pub listener_owners: u64,
+    pub queue_drops: u64,
+    pub queue_history: u64,
+}
+
 #[derive(Default)]
 pub struct Namespaces {
     watched: BTreeMap<u64, Watched>,
     rescanned_at: Option<Instant>,
     ledger: Ledger,
-    owners: HashMap<(u64, u32), Option<ListenerOwner>>,
+    owners: OwnerCache,
     /// Problems met while sampling, each said once.
     pub problems: Vec<String>,
 }
@@ -339,21 +347,18 @@ impl Namespaces {
         listener: &ListenerNow,
         probes: &dyn ListenerProbes,
     ) -> Option<ListenerOwner> {
-        self.owners
-            .entry((inode, listener.inode))
-            .or_insert_with(|| {
-                // A socket can also be held by a process that created it from a thread that had
-                // entered the namespace.
-                let (inside, outside): (Vec<u32>, Vec<u32>) = netns::pids()
-                    .into_iter()
-                    .partition(|&pid| netns::namespace_of(pid) == Some(inode));
-                let pids = inside.into_iter().chain(outside);
-                find_socket_owner(listener.inode, pids).map(|(process, fd)| ListenerOwner {
-                    requested_backlog: probes.requested_backlog(process.process.pid, fd),
-                    process,
-                })
+        self.owners.owner(inode, listener.inode, || {
+            // A socket can also be held by a process that created it from a thread that had
+            // entered the namespace.
+            let (inside, outside): (Vec<u32>, Vec<u32>) = netns::pids()
+                .into_iter()
+                .partition(|&pid| netns::namespace_of(pid) == Some(inode));
+            let pids = inside.into_iter().chain(outside);
+            find_socket_owner(listener.inode, pids).map(|(process, fd)| ListenerOwner {
+                requested_backlog: probes.requested_backlog(process.process.pid, fd),
+                process,
             })
-            .clone()
+        })
     }
 
     /// The process holding the listener that `local` belongs to in namespace `inode`: the
@@ -413,6 +418,20 @@ impl Namespaces {
     pub fn take_new_drops(&mut self) -> Vec<(ListenerDrops, u64)> {
         self.settle_all();
         self.ledger.take_new()
+    }
+
+    /// Entries let go since the last call, to keep memory bounded: listener owners, drop
+    /// records (after they were handed out), and what the samples saw of listeners long gone.
+    pub fn take_evictions(&mut self) -> NamespaceEvictions {
+        NamespaceEvictions {
+            listener_owners: self.owners.take_evicted(),
+            queue_drops: self.ledger.take_evicted(),
+            queue_history: self
+                .watched
+                .values_mut()
+                .map(|w| w.history.take_evicted())
+                .sum(),
+        }
     }
 
     /// The namespaces being watched (shared with the connection-state findings).

@@ -14,7 +14,7 @@ use prometheus::{
 
 use self::listener_labels::ListenerLabels;
 use crate::{
-    engine::session::Session,
+    engine::{Evictions, session::Session},
     model::{Cause, Direction, Process, tcp_state},
     probes::report::ProbeReport,
 };
@@ -118,15 +118,38 @@ pub enum StateMap {
     ListenerLabels,
     /// What the event stream already said of each retransmit and state finding.
     ReportedFindings,
+    /// Which process holds each listener.
+    ListenerOwners,
+    /// Each process's cgroup, container and pod.
+    Workloads,
+    /// Queue-drop records per listener and cause.
+    QueueDrops,
+    /// What the samples saw of each listener (time full, SYN-ACK retransmits).
+    QueueHistory,
+    /// Failed connects per destination, between two rounds of connection findings.
+    FailedConnects,
 }
 
 impl StateMap {
-    const ALL: [StateMap; 2] = [StateMap::ListenerLabels, StateMap::ReportedFindings];
+    const ALL: [StateMap; 7] = [
+        StateMap::ListenerLabels,
+        StateMap::ReportedFindings,
+        StateMap::ListenerOwners,
+        StateMap::Workloads,
+        StateMap::QueueDrops,
+        StateMap::QueueHistory,
+        StateMap::FailedConnects,
+    ];
 
     fn label(self) -> &'static str {
         match self {
             StateMap::ListenerLabels => "listener_labels",
             StateMap::ReportedFindings => "reported_findings",
+            StateMap::ListenerOwners => "listener_owners",
+            StateMap::Workloads => "workloads",
+            StateMap::QueueDrops => "queue_drops",
+            StateMap::QueueHistory => "queue_history",
+            StateMap::FailedConnects => "failed_connects",
         }
     }
 }
@@ -236,7 +259,7 @@ impl Metrics {
             evictions: counter(
                 &r,
                 "tcpwhy_state_evictions_total",
-                "Entries the daemon let go from its per-key state (listener_labels, reported_findings) so that its memory stays bounded.",
+                "Entries the daemon let go from its per-key state (listener labels and owners, reported findings, workloads, queue-drop records and history, failed connects) so that its memory stays bounded.",
                 &["map"],
             )?,
             listener_info: gauge(
@@ -418,6 +441,19 @@ impl Metrics {
                     .listener_info
                     .remove_label_values(&info_labels(&listener, &namespace, &info));
             }
+        }
+    }
+
+    /// What the engine's bounded maps let go.
+    pub fn count_engine_evictions(&self, evicted: &Evictions) {
+        let namespaces = &evicted.namespaces;
+        for (map, count) in [
+            (StateMap::ListenerOwners, namespaces.listener_owners),
+            (StateMap::QueueDrops, namespaces.queue_drops),
+            (StateMap::QueueHistory, namespaces.queue_history),
+            (StateMap::Workloads, evicted.workloads),
+        ] {
+            self.count_evictions(map, count);
         }
     }
 

@@ -1,14 +1,23 @@
 //! Failed connects: refused (an RST answered) or timed out (nothing did), per destination.
 
-use std::{collections::BTreeMap, net::SocketAddr, time::Duration};
+use std::{net::SocketAddr, time::Duration};
 
 use serde_json::{Map, json};
 
 use super::{HostLookup, give_up_after, human, retransmits::syn_retransmits_by_flow};
 use crate::{
+    analysis::lru::Lru,
     events::flow::{ConnectFailed, RetransmitFlow},
     model::{Cause, Finding, Flow, Kind, Process},
 };
+
+/// Destinations kept per window: a port scan or connects into a black-holed subnet reach
+/// thousands of distinct ones. Beyond this, those that failed least recently go (the metrics
+/// have counted them already).
+const DESTINATIONS_KEPT: usize = 4096;
+/// Connections per destination whose SYN retransmits are looked up; more connects to the same
+/// destination tell nothing new.
+const FLOWS_KEPT: usize = 64;
 
 #[derive(Default)]
 struct Destination {
@@ -17,21 +26,35 @@ struct Destination {
     waited_max: Duration,
     sample_local: Option<SocketAddr>,
     owner: Option<Process>,
+    /// The first [`FLOWS_KEPT`] timed-out connections.
     flows: Vec<Flow>,
 }
 
+/// A destination: its namespace and address.
+type DestinationKey = (u64, SocketAddr);
+
 /// Collects failed connects over a window.
-#[derive(Default)]
 pub struct FailedConnects {
-    by_destination: BTreeMap<(u64, SocketAddr), Destination>,
+    by_destination: Lru<DestinationKey, Destination>,
+}
+
+impl Default for FailedConnects {
+    fn default() -> Self {
+        Self::with_capacity(DESTINATIONS_KEPT)
+    }
 }
 
 impl FailedConnects {
+    fn with_capacity(destinations: usize) -> Self {
+        Self {
+            by_destination: Lru::new(destinations),
+        }
+    }
+
     pub fn add(&mut self, failed: ConnectFailed) {
         let destination = self
             .by_destination
-            .entry((failed.flow.netns, failed.flow.remote))
-            .or_default();
+            .get_or_insert_with((failed.flow.netns, failed.flow.remote), Default::default);
         if failed.refused {
             destination.refused += 1;
             return;
@@ -41,34 +64,53 @@ impl FailedConnects {
             .waited_max
             .max(failed.waited.unwrap_or_default());
         destination.sample_local.get_or_insert(failed.flow.local);
-        destination.flows.push(failed.flow);
+        if destination.flows.len() < FLOWS_KEPT {
+            destination.flows.push(failed.flow);
+        }
         if failed.owner.is_some() {
             destination.owner = failed.owner;
         }
+    }
+
+    /// Destinations let go since the last call.
+    pub fn take_evicted(&mut self) -> u64 {
+        self.by_destination.take_evicted()
     }
 
     /// One `connect_timeout` finding per destination that let connects time out. Refused ones are
     /// reported as rst_received/connection_refused; their count is evidence here.
     pub fn findings(&self, retransmits: &[RetransmitFlow], host: &dyn HostLookup) -> Vec<Finding> {
         let syns = syn_retransmits_by_flow(retransmits);
-        self.by_destination
+        let mut timed_out: Vec<(&DestinationKey, &Destination)> = self
+            .by_destination
             .iter()
             .filter(|(_, d)| d.timed_out > 0)
+            .collect();
+        timed_out.sort_unstable_by_key(|(key, _)| **key);
+        timed_out
+            .into_iter()
             .map(|((netns, remote), d)| {
                 let syn_retransmits: u64 = d.flows.iter().filter_map(|f| syns.get(f)).sum();
                 let syn_retries = host
                     .connection_sysctls(*netns)
                     .and_then(|s| s.tcp_syn_retries);
                 let n = d.timed_out;
+                let all_flows = d.flows.len() as u64 == n;
                 let mut explanation = format!(
                     "{n} {} to {remote} got no answer at all (no SYN-ACK, no RST) and failed after \
-                     waiting up to {} with {syn_retransmits} SYN {}.",
+                     waiting up to {} with {}{syn_retransmits} SYN {}{}.",
                     if n == 1 { "connect" } else { "connects" },
                     human(d.waited_max),
+                    if all_flows { "" } else { "at least " },
                     if syn_retransmits == 1 {
                         "retransmit"
                     } else {
                         "retransmits"
+                    },
+                    if all_flows {
+                        String::new()
+                    } else {
+                        format!(" (counted over the first {} of them)", d.flows.len())
                     },
                 );
                 if let Some(retries) = syn_retries {
@@ -93,6 +135,7 @@ impl FailedConnects {
                     json!(d.waited_max.as_millis() as u64),
                 );
                 evidence.insert("syn_retransmits".into(), json!(syn_retransmits));
+                evidence.insert("syn_retransmits_counted_over".into(), json!(d.flows.len()));
                 evidence.insert("tcp_syn_retries".into(), json!(syn_retries));
                 Finding::observed(
                     Kind::State,
@@ -106,5 +149,108 @@ impl FailedConnects {
                 )
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use netlink_packet_sock_diag::inet::StateFlags;
+    use tcpwhy_common::maps::RetransmitKind;
+
+    use super::*;
+    use crate::host::{namespace::ConnectionSysctls, owners::ProcessFacts, sock_diag::DiagSocket};
+
+    /// A host with nothing to look up: the findings rest on the connects alone.
+    struct NothingToLookUp;
+
+    impl HostLookup for NothingToLookUp {
+        fn namespaces(&self) -> Vec<u64> {
+            Vec::new()
+        }
+        fn connection_sysctls(&self, _netns: u64) -> Option<&ConnectionSysctls> {
+            None
+        }
+        fn sockets_in(&self, _netns: u64, _states: StateFlags) -> Option<Vec<DiagSocket>> {
+            None
+        }
+        fn socket_owners(&self, _netns: u64, _inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts> {
+            HashMap::new()
+        }
+    }
+
+    fn timeout(remote_port: u16, local_port: u16) -> ConnectFailed {
+        ConnectFailed {
+            flow: Flow {
+                netns: 7,
+                local: SocketAddr::from(([10, 0, 0, 2], local_port)),
+                remote: SocketAddr::from(([10, 9, 0, 1], remote_port)),
+            },
+            waited: Some(Duration::from_secs(3)),
+            refused: false,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn destinations_beyond_the_cap_go_least_recent_first_and_are_counted() {
+        let mut failed = FailedConnects::with_capacity(100);
+        for port in 1..=100 {
+            failed.add(timeout(port, 40000));
+        }
+        assert_eq!(failed.take_evicted(), 0);
+        // The first destination failed again: it is the most recent now, so 50 new ones let
+        // 2..=51 go.
+        failed.add(timeout(1, 40001));
+        for port in 101..=150 {
+            failed.add(timeout(port, 40000));
+        }
+        assert_eq!(failed.take_evicted(), 50);
+        let found = failed.findings(&[], &NothingToLookUp);
+        assert_eq!(found.len(), 100);
+        let remotes: Vec<String> = found.iter().filter_map(|f| f.remote.clone()).collect();
+        for kept in [1, 52, 150] {
+            assert!(remotes.contains(&format!("10.9.0.1:{kept}")), "{kept}");
+        }
+        for gone in [2, 51] {
+            assert!(!remotes.contains(&format!("10.9.0.1:{gone}")), "{gone}");
+        }
+    }
+
+    #[test]
+    fn one_destination_keeps_a_bounded_sample_of_its_connections() {
+        let mut failed = FailedConnects::default();
+        let n = FLOWS_KEPT as u16 * 3;
+        for local_port in 0..n {
+            failed.add(timeout(80, 40000 + local_port));
+        }
+        // Each connection was retransmitted twice, the first FLOWS_KEPT are matched.
+        let retransmits: Vec<RetransmitFlow> = (0..n)
+            .map(|local_port| RetransmitFlow {
+                flow: timeout(80, 40000 + local_port).flow,
+                kind: RetransmitKind::Syn,
+                count: 2,
+                first_ns: 0,
+                last_ns: 0,
+                owner: None,
+            })
+            .collect();
+        let found = failed.findings(&retransmits, &NothingToLookUp);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].count, u64::from(n));
+        assert_eq!(found[0].evidence["syn_retransmits"], 2 * FLOWS_KEPT);
+        assert_eq!(
+            found[0].evidence["syn_retransmits_counted_over"],
+            FLOWS_KEPT
+        );
+        assert!(
+            found[0].explanation.contains(&format!(
+                "at least {} SYN retransmits (counted over the first {FLOWS_KEPT} of them)",
+                2 * FLOWS_KEPT
+            )),
+            "{}",
+            found[0].explanation
+        );
     }
 }

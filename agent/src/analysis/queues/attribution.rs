@@ -26,6 +26,9 @@ const RECENT_SYNACK: Duration = Duration::from_secs(3);
 /// A listener seen full this recently is a candidate for drops counted now: the queue can drain
 /// between the drop and the sample.
 const RECENTLY_FULL: Duration = Duration::from_secs(1);
+/// What the samples saw of a listener is let go once it has been gone this long (closed, or
+/// an ephemeral server long done): namespaces that live for months see many come and go.
+const LISTENER_GONE_AFTER: Duration = Duration::from_secs(10 * 60);
 
 /// SYN-ACK retransmits of one listener since the probes were attached.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -76,6 +79,8 @@ pub struct Spell {
     pub synack_retransmits: u64,
     pub synack_remote: Option<SocketAddr>,
     last_synack: Option<Instant>,
+    /// The last sample that listed the listener or its SYN-ACK retransmits.
+    last_sampled: Option<Instant>,
 }
 
 /// One namespace's listeners as the samples saw them over the window.
@@ -87,6 +92,8 @@ pub struct History {
     /// When the function probes last saw each listener's SYN queue at its limit.
     syn_limit_seen: HashMap<SocketAddr, Instant>,
     sampled_at: Option<Instant>,
+    /// Entries let go since the last [`History::take_evicted`].
+    evicted: u64,
 }
 
 impl History {
@@ -103,6 +110,7 @@ impl History {
         self.sampled_at = Some(now);
         for listener in &sample.listeners {
             let spell = self.spells.entry(listener.local).or_default();
+            spell.last_sampled = Some(now);
             if listener.is_full() {
                 if spell.full_now {
                     spell.full_for += elapsed;
@@ -115,13 +123,14 @@ impl History {
         }
         for (local, seen) in &sample.synacks {
             let spell = self.spells.entry(*local).or_default();
+            spell.last_sampled = Some(now);
             if seen.count > spell.synack_retransmits {
                 spell.synack_retransmits = seen.count;
                 spell.synack_remote = Some(seen.remote);
                 spell.last_synack = Some(now);
             }
         }
-        match &sample.exact {
+        let credits = match &sample.exact {
             Some(totals) => {
                 let grown = self.exact_growth(totals);
                 for (local, _) in grown.iter().filter(|(_, g)| g.syn_queue_full > 0) {
@@ -132,7 +141,35 @@ impl History {
             // No function probe runs here: infer from the samples.
             None if sample.growth.any() => self.credit_inferred(sample),
             None => Vec::new(),
+        };
+        self.forget_the_gone(sample);
+        credits
+    }
+
+    /// Lets go of listeners gone for [`LISTENER_GONE_AFTER`], of SYN-queue sightings too old to
+    /// credit anything, and of function-probe totals the kernel no longer holds (a listener
+    /// that comes back starts from zero there too, so nothing is credited twice).
+    fn forget_the_gone(&mut self, sample: &Sample) {
+        let now = sample.at;
+        let recent = |at: Option<Instant>, window: Duration| {
+            at.is_some_and(|at| now.duration_since(at) < window)
+        };
+        let held = self.spells.len() + self.syn_limit_seen.len() + self.exact_seen.len();
+        self.spells
+            .retain(|_, spell| recent(spell.last_sampled, LISTENER_GONE_AFTER));
+        self.syn_limit_seen
+            .retain(|_, at| recent(Some(*at), RECENTLY_FULL));
+        if let Some(totals) = &sample.exact {
+            self.exact_seen
+                .retain(|local, _| totals.iter().any(|(counted, _)| counted == local));
         }
+        let kept = self.spells.len() + self.syn_limit_seen.len() + self.exact_seen.len();
+        self.evicted += (held - kept) as u64;
+    }
+
+    /// How many entries were let go since the last call.
+    pub fn take_evicted(&mut self) -> u64 {
+        std::mem::take(&mut self.evicted)
     }
 
     /// What the function probes counted since the previous sample, per listener that grew.
@@ -553,6 +590,70 @@ mod tests {
             credits[0].listener.as_ref().unwrap().local,
             listener(8080, 0).local
         );
+    }
+
+    #[test]
+    fn listeners_gone_a_while_are_forgotten_and_counted() {
+        let start = Instant::now();
+        let mut history = History::default();
+        let churn: Vec<ListenerNow> = (1000..1100).map(|port| listener(port, 0)).collect();
+        history.observe(&sample(start, 0, churn, CounterGrowth::default()));
+        let stays = vec![listener(8080, LIMIT + 1)];
+        let samples_per_idle = (LISTENER_GONE_AFTER.as_millis() / 100) as u32;
+        history.observe(&sample(
+            start,
+            samples_per_idle - 1,
+            stays.clone(),
+            CounterGrowth::default(),
+        ));
+        assert_eq!(history.spells.len(), 101, "not gone long enough yet");
+        assert_eq!(history.take_evicted(), 0);
+        history.observe(&sample(
+            start,
+            samples_per_idle,
+            stays.clone(),
+            CounterGrowth::default(),
+        ));
+        assert_eq!(history.take_evicted(), 100);
+        assert!(history.spell(stays[0].local).is_some());
+        assert!(history.spell(listener(1000, 0).local).is_none());
+        // The listener still sampled keeps crediting as before.
+        let credits = history.observe(&sample(start, samples_per_idle + 1, stays, overflows(4)));
+        assert_eq!(credits.len(), 1);
+        assert_eq!(credits[0].certainty, Certainty::High);
+    }
+
+    #[test]
+    fn exact_totals_the_kernel_let_go_are_forgotten_without_crediting_twice() {
+        let start = Instant::now();
+        let mut history = History::default();
+        let totals = |n: u64| ListenOverflows {
+            ack_accept_queue_full: n,
+            syn_queue_full: n,
+            queue_len: LIMIT + 1,
+            queue_limit: LIMIT,
+            ..ListenOverflows::default()
+        };
+        let (a, b) = (listener(8080, 0).local, listener(9090, 0).local);
+        let mut first = sample(start, 0, vec![listener(8080, 0)], CounterGrowth::default());
+        first.exact = Some(vec![(a, totals(3)), (b, totals(2))]);
+        assert_eq!(history.observe(&first).len(), 2);
+        // The kernel dropped b's entry; a's totals did not move.
+        let mut second = sample(start, 1, vec![listener(8080, 0)], CounterGrowth::default());
+        second.exact = Some(vec![(a, totals(3))]);
+        assert!(history.observe(&second).is_empty());
+        assert_eq!(history.exact_seen.len(), 1);
+        // b's entry (exact totals) is gone, and the SYN-queue sightings of both are older than
+        // RECENTLY_FULL by the next sample far enough on.
+        assert_eq!(history.take_evicted(), 1);
+        let mut later = sample(start, 20, vec![listener(8080, 0)], CounterGrowth::default());
+        later.exact = Some(vec![(a, totals(3))]);
+        assert!(
+            history.observe(&later).is_empty(),
+            "nothing new: nothing credited"
+        );
+        assert_eq!(history.take_evicted(), 2);
+        assert!(history.syn_limit_seen.is_empty());
     }
 
     #[test]

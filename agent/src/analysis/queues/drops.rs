@@ -71,12 +71,18 @@ pub struct ListenerDrops {
 /// Drops are kept per namespace, listener (None: unidentified) and cause.
 type DropKey = (u64, Option<SocketAddr>, Cause);
 
+/// Records a streaming output keeps (see [`Ledger::take_new`]): listeners with drops, over every
+/// namespace. Namespaces and listeners come and go; their records must not stay for good.
+const RECORDS_KEPT: usize = 1024;
+
 /// Every listener's drops over the window.
 #[derive(Default)]
 pub struct Ledger {
     drops: BTreeMap<DropKey, ListenerDrops>,
     /// For [`Ledger::take_new`]: how much of each record was already handed out.
     reported: HashMap<DropKey, u64>,
+    /// Records let go since the last [`Ledger::take_evicted`].
+    evicted: u64,
 }
 
 /// Who holds a listener, with the backlog its listen() asked for when tcpwhy saw the call.
@@ -157,7 +163,9 @@ impl Ledger {
     }
 
     /// Records that grew since the last call, each with how many drops are new (for counters
-    /// and the event stream of a long-running agent).
+    /// and the event stream of a long-running agent). Beyond [`RECORDS_KEPT`] records, those
+    /// whose last drop is oldest are let go: every drop in them has just been handed out, so
+    /// none goes uncounted, and a listener that drops again starts a new record.
     pub fn take_new(&mut self) -> Vec<(ListenerDrops, u64)> {
         let mut fresh = Vec::new();
         for (key, drops) in &self.drops {
@@ -167,7 +175,30 @@ impl Ledger {
                 *reported = drops.count;
             }
         }
+        self.keep_newest(RECORDS_KEPT);
         fresh
+    }
+
+    fn keep_newest(&mut self, kept: usize) {
+        let Some(excess) = self.drops.len().checked_sub(kept).filter(|n| *n > 0) else {
+            return;
+        };
+        let mut by_age: Vec<(Option<SystemTime>, DropKey)> = self
+            .drops
+            .iter()
+            .map(|(key, drops)| (drops.last_seen, *key))
+            .collect();
+        by_age.sort_unstable();
+        for (_, key) in by_age.into_iter().take(excess) {
+            self.drops.remove(&key);
+            self.reported.remove(&key);
+        }
+        self.evicted += excess as u64;
+    }
+
+    /// How many records were let go since the last call.
+    pub fn take_evicted(&mut self) -> u64 {
+        std::mem::take(&mut self.evicted)
     }
 
     /// Drops counted so far, over every record.
@@ -180,5 +211,68 @@ impl Ledger {
         let mut drops: Vec<ListenerDrops> = self.drops.into_values().collect();
         drops.sort_by_key(|d| std::cmp::Reverse(d.count));
         drops
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+
+    use super::*;
+    use crate::host::namespace::ListenerNow;
+
+    fn overflow_at(port: u16, count: u64) -> Credit {
+        Credit {
+            cause: Cause::AcceptQueueOverflow,
+            count,
+            listener: Some(ListenerNow {
+                local: SocketAddr::from(([10, 0, 0, 1], port)),
+                queue_len: 5,
+                queue_limit: 4,
+                inode: u32::from(port),
+            }),
+            certainty: Certainty::High,
+            split: Vec::new(),
+            half_open: 0,
+        }
+    }
+
+    #[test]
+    fn beyond_the_cap_the_records_idle_longest_go_once_handed_out() {
+        let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let mut ledger = Ledger::default();
+        let listeners = RECORDS_KEPT as u16 + 10;
+        for port in 1..=listeners {
+            let at = start + Duration::from_secs(u64::from(port));
+            ledger.record(7, &overflow_at(port, 2), None, &QueueSysctls::default(), at);
+        }
+        // Every drop is handed out before any record goes.
+        let fresh = ledger.take_new();
+        assert_eq!(fresh.len(), usize::from(listeners));
+        assert_eq!(
+            fresh.iter().map(|(_, new)| new).sum::<u64>(),
+            2 * u64::from(listeners)
+        );
+        assert_eq!(ledger.drops.len(), RECORDS_KEPT);
+        assert_eq!(ledger.reported.len(), RECORDS_KEPT);
+        assert_eq!(ledger.take_evicted(), 10);
+        assert_eq!(ledger.take_evicted(), 0);
+        // The ten oldest went; a listener among them that drops again starts afresh and counts
+        // only its new drops.
+        let gone = |ledger: &Ledger, port: u16| {
+            !ledger
+                .drops
+                .keys()
+                .any(|(_, l, _)| l.is_some_and(|l| l.port() == port))
+        };
+        assert!((1..=10).all(|port| gone(&ledger, port)));
+        let later = start + Duration::from_secs(u64::from(listeners) + 1);
+        ledger.record(7, &overflow_at(1, 3), None, &QueueSysctls::default(), later);
+        let fresh = ledger.take_new();
+        assert_eq!(fresh.len(), 1);
+        assert_eq!((fresh[0].0.count, fresh[0].1), (3, 3));
+        // Its return pushed out the next oldest.
+        assert_eq!(ledger.take_evicted(), 1);
+        assert!(gone(&ledger, 11));
     }
 }
