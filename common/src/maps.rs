@@ -28,6 +28,11 @@ pub const RESET_SEEN: &str = "RESET_SEEN";
 pub const CONNECT_FAILURES: &str = "CONNECT_FAILURES";
 /// Per-CPU array: connection lifetimes, slot = floor(log2(lifetime in ms)), capped.
 pub const LIFETIMES: &str = "LIFETIMES";
+/// LRU per-CPU hash: [`crate::drop::DropKey`] → [`crate::drop::DropCounts`].
+pub const TCP_DROPS: &str = "TCP_DROPS";
+/// Per-CPU array of TCP drops by reason, slot = reason (capped, see
+/// [`crate::drop::DROP_REASON_SLOTS`]).
+pub const DROP_REASONS: &str = "DROP_REASONS";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 
@@ -53,6 +58,9 @@ pub const CONNECT_FAILURES_RING_BYTES: u32 = 1 << 16;
 pub const LIFETIME_SLOTS: u32 = 32;
 /// Entries in [`LISTEN_BACKLOGS`].
 pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
+
+/// Entries in [`TCP_DROPS`]: one per (reason, namespace, local endpoint) that dropped.
+pub const TCP_DROPS_ENTRIES: u32 = 4096;
 
 /// Slots of the [`COUNTERS`] array.
 #[repr(u32)]
