@@ -1,0 +1,162 @@
+//! TCP drops with the kernel's reason, reproduced inside network namespaces the tests create,
+//! with the agent running in the host namespace. Each count is checked against what the kernel
+//! counted by another way: the nftables rule's own counter, the namespace's ListenOverflows.
+
+mod support;
+
+use std::{
+    io::Write,
+    net::{SocketAddr, TcpStream},
+    thread::sleep,
+    time::Duration,
+};
+
+use socket2::{Domain, Protocol, Socket, Type};
+use support::{
+    Agent,
+    netns::TestNetns,
+    our_pid, require_bpf,
+    scenarios::{connect_many, listen},
+};
+
+/// Long enough for the first SYN (and SYN-ACK) retransmit at 1 s, with a margin for a loaded
+/// machine or an emulated guest.
+const HOLD: Duration = Duration::from_millis(2500);
+
+/// The packets an nftables rule's counter counted (`counter packets N bytes M`).
+fn nft_counted_packets(ns: &TestNetns, table: &str, chain: &str) -> u64 {
+    let output = ns
+        .exec()
+        .args(["nft", "list", "chain", "inet", table, chain])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&output.stdout);
+    listing
+        .split_once("counter packets ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in:\n{listing}"))
+}
+
+/// A TcpExt counter of the namespace, as /proc/net/netstat shows it from inside.
+fn tcp_ext_counter(ns: &TestNetns, name: &str) -> u64 {
+    let output = ns
+        .exec()
+        .args(["cat", "/proc/net/netstat"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut lines = text.lines().filter(|l| l.starts_with("TcpExt:"));
+    let (names, values) = (lines.next().unwrap(), lines.next().unwrap());
+    names
+        .split_whitespace()
+        .zip(values.split_whitespace())
+        .find(|(n, _)| *n == name)
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or_else(|| panic!("no TcpExt {name} in:\n{text}"))
+}
+
+#[test]
+fn a_firewall_rule_drop_is_counted_at_the_port_it_guards() {
+    if !require_bpf() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let port = 7701;
+    ns.nft("add table inet guard");
+    ns.nft("add chain inet guard in { type filter hook input priority 0 ; }");
+    ns.nft(&format!(
+        "add rule inet guard in tcp dport {port} counter drop"
+    ));
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+
+    let agent = Agent::start(&[]);
+    let clients = ns.enter(|| connect_many(target, 3, None));
+    sleep(HOLD);
+    // Closing a connect still in SYN_SENT sends nothing: the counter stops here.
+    drop(clients);
+    let dropped = nft_counted_packets(&ns, "guard", "in");
+    let report = agent.finish();
+
+    assert!(dropped >= 3, "the rule dropped only {dropped} SYNs");
+    let finding = report.one_in("drop", "netfilter_drop", &target.to_string(), ns.inode());
+    assert_eq!(finding["count"], dropped, "{finding:#}");
+    assert_eq!(finding["kernel_reason"], "NETFILTER_DROP");
+    assert_eq!(finding["evidence"]["hook"], "skb:kfree_skb");
+    // Nothing listens: no socket is involved, and no process.
+    assert_eq!(finding["evidence"]["listener"], false);
+    assert!(finding["process"].is_null(), "{finding:#}");
+    let explanation = finding["explanation"].as_str().unwrap();
+    assert!(explanation.contains("a netfilter rule"), "{explanation}");
+    let advice = finding["advice"].to_string();
+    assert!(advice.contains("nft list ruleset"), "{advice}");
+}
+
+/// A client whose final ACK is held back (an nftables rule on its port) while two others fill
+/// the listener's accept queue (backlog 1 holds 2); then the held client's data arrives at the
+/// full queue, and so do its replies to the listener's SYN-ACK retransmits.
+#[test]
+fn a_final_ack_into_a_full_accept_queue_is_a_listen_overflow_drop_at_the_listener() {
+    if !require_bpf() {
+        return;
+    }
+    let ns = TestNetns::new();
+    ns.sysctl("net.ipv4.tcp_abort_on_overflow", "0");
+    let server: SocketAddr = "127.0.0.1:7702".parse().unwrap();
+    let held_port = 40702;
+    ns.nft("add table inet hold");
+    ns.nft("add chain inet hold out { type filter hook output priority 0 ; }");
+    ns.nft(&format!(
+        "add rule inet hold out tcp sport {held_port} tcp flags == ack drop"
+    ));
+
+    let agent = Agent::start(&[]);
+    let (listener, held, others) = ns.enter(|| {
+        let listener = listen(server, 1);
+        let held = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP)).unwrap();
+        held.bind(
+            &format!("127.0.0.1:{held_port}")
+                .parse::<SocketAddr>()
+                .unwrap()
+                .into(),
+        )
+        .unwrap();
+        held.connect(&server.into()).unwrap();
+        let others: Vec<TcpStream> = (0..2)
+            .map(|_| TcpStream::connect(server).unwrap())
+            .collect();
+        (listener, held, others)
+    });
+    sleep(Duration::from_millis(300));
+    ns.nft("delete table inet hold");
+    let _ = TcpStream::from(held.try_clone().unwrap()).write_all(b"hello");
+    sleep(HOLD);
+    // An abortive close: the RST removes the half-open request, and nothing more reaches the
+    // full queue, so the namespace's counter is final.
+    held.set_linger(Some(Duration::ZERO)).unwrap();
+    drop(held);
+    sleep(Duration::from_millis(200));
+    let overflows = tcp_ext_counter(&ns, "ListenOverflows");
+    let report = agent.finish();
+    drop((listener, others));
+
+    assert!(overflows >= 1, "the queue never overflowed");
+    let finding = report.one_in(
+        "drop",
+        "tcp_listen_overflow",
+        &server.to_string(),
+        ns.inode(),
+    );
+    // Each arrival at the full queue is one overflow and one dropped segment.
+    assert_eq!(finding["count"], overflows, "{finding:#}");
+    assert_eq!(finding["kernel_reason"], "TCP_LISTEN_OVERFLOW");
+    assert_eq!(finding["remote"], format!("127.0.0.1:{held_port}"));
+    assert_eq!(finding["evidence"]["listener"], true);
+    assert_eq!(finding["evidence"]["socket_state"], "LISTEN");
+    assert_eq!(finding["process"]["pid"], our_pid(), "{finding:#}");
+    let explanation = finding["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains("of the listener 127.0.0.1:7702"),
+        "{explanation}"
+    );
+}
