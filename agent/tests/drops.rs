@@ -13,7 +13,7 @@ use std::{
 
 use socket2::{Domain, Protocol, Socket, Type};
 use support::{
-    Agent,
+    Agent, Report,
     netns::TestNetns,
     our_pid, require_bpf,
     scenarios::{connect_many, listen},

@@ -43,7 +43,7 @@ pub fn findings(
             .seen_between(d.first_ns, d.last_ns)
         })
         .collect();
-    found.sort_by(|a, b| b.count.cmp(&a.count));
+    found.sort_by_key(|f| std::cmp::Reverse(f.count));
     found
 }
 
