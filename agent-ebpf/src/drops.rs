@@ -44,7 +44,7 @@ pub fn kfree_skb(ctx: TracePointContext) -> u32 {
     }
     let skb = tracepoint_field::<u64>(&ctx, |l| &l.tp_kfree_skb_skbaddr).unwrap_or(0);
     let rx_sk = tracepoint_field::<u64>(&ctx, |l| &l.tp_kfree_skb_rx_sk).unwrap_or(0);
-    count(protocol, reason, skb, rx_sk);
+    count_if_tcp(protocol, reason, skb, rx_sk);
     0
 }
 
@@ -67,7 +67,7 @@ pub fn kfree_skb_btf(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let rx_sk: u64 = if arity >= 4 { ctx.arg(3) } else { 0 };
-    count(protocol, reason, skb, rx_sk);
+    count_if_tcp(protocol, reason, skb, rx_sk);
     0
 }
 
@@ -80,7 +80,7 @@ fn is_quiet(reason: u32) -> bool {
 
 /// Counts a dropped segment of network protocol `protocol` if it is TCP.
 #[inline(always)]
-fn count(protocol: u16, reason: u32, skb: u64, rx_sk: u64) {
+fn count_if_tcp(protocol: u16, reason: u32, skb: u64, rx_sk: u64) {
     let (Ok(head), Ok(network)) = (
         read::<u64>(skb, |l| &l.skb_head),
         read::<u16>(skb, |l| &l.skb_network_header),
