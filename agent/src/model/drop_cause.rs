@@ -94,6 +94,21 @@ pub const EXPLAINED: &[ExplainedDrop] = &[
         ],
     },
     ExplainedDrop {
+        id: "tcp_old_sequence",
+        meaning: "their sequence numbers were older than what the connection had already received: duplicates of segments that arrived before",
+        advice: &[
+            "harmless when rare (a retransmission that crossed its ACK); many point at duplication on the path or a peer retransmitting too eagerly",
+        ],
+    },
+    ExplainedDrop {
+        id: "tcp_invalid_syn",
+        meaning: "they carried a SYN the connection's state did not allow (a SYN on an established or closing connection)",
+        advice: &[
+            "a peer that restarted reuses the same ports while this host still has the old connection: it answers with a challenge ACK and the peer should reset it",
+            "many of them: a middlebox replaying SYNs, or port reuse faster than connections close",
+        ],
+    },
+    ExplainedDrop {
         id: "tcp_old_data",
         meaning: "they carried only data already received: retransmissions of data this host had acknowledged (its ACKs were lost or late)",
         advice: &[
