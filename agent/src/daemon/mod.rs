@@ -156,6 +156,10 @@ impl Output for Published {
             for finding in self.reported_drops.changed(engine.drop_findings()) {
                 self.emit(&finding);
             }
+            lock(&self.metrics).count_evictions(
+                StateMap::ReportedFindings,
+                self.reported_drops.take_forgotten(),
+            );
             if let Some(events) = self.events.as_mut() {
                 events.report_suppressed();
             }
