@@ -15,6 +15,7 @@ use std::{
 use socket2::{Domain, Protocol, Socket, Type};
 use support::{
     Agent, Report,
+    daemon::{Daemon, metric},
     netns::TestNetns,
     our_pid, require_bpf,
     scenarios::{connect_many, listen},
@@ -85,11 +86,31 @@ fn drops_counted(report: &Report) -> bool {
     false
 }
 
+/// The running kernel's `skb:kfree_skb` record format (tracefs is mounted by the agent).
+fn kfree_skb_format() -> String {
+    std::fs::read_to_string("/sys/kernel/tracing/events/skb/kfree_skb/format")
+        .expect("the agent mounts tracefs")
+}
+
 /// Whether the running kernel has a drop reason of this name (its tracepoint lists them).
 fn kernel_names_reason(reason: &str) -> bool {
-    let format = std::fs::read_to_string("/sys/kernel/tracing/events/skb/kfree_skb/format")
-        .expect("the agent mounts tracefs");
-    format.contains(&format!("\"{reason}\""))
+    kfree_skb_format().contains(&format!("\"{reason}\""))
+}
+
+/// SYNs to `port` in a namespace of their own, which an nftables rule there drops: the
+/// namespace and how many SYNs the clients sent.
+fn syns_into_a_drop_rule(port: u16) -> (TestNetns, u64) {
+    let ns = TestNetns::new();
+    ns.nft("add table inet guard");
+    ns.nft("add chain inet guard in { type filter hook input priority 0 ; }");
+    ns.nft(&format!("add rule inet guard in tcp dport {port} drop"));
+    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+    let clients = ns.enter(|| connect_many(target, 3, None));
+    sleep(ONE_RETRANSMIT);
+    let sent = clients.iter().map(syns_sent).sum();
+    // Closing a connect still in SYN_SENT sends nothing more.
+    drop(clients);
+    (ns, sent)
 }
 
 #[test]
@@ -97,26 +118,16 @@ fn a_firewall_rule_drop_is_counted_at_the_port_it_guards() {
     if !require_bpf() {
         return;
     }
-    let ns = TestNetns::new();
-    let port = 7701;
-    ns.nft("add table inet guard");
-    ns.nft("add chain inet guard in { type filter hook input priority 0 ; }");
-    ns.nft(&format!("add rule inet guard in tcp dport {port} drop"));
-    let target: SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
-
     let agent = Agent::start(&[]);
-    let clients = ns.enter(|| connect_many(target, 3, None));
-    sleep(ONE_RETRANSMIT);
-    let dropped: u64 = clients.iter().map(syns_sent).sum();
-    // Closing a connect still in SYN_SENT sends nothing more.
-    drop(clients);
+    let (ns, dropped) = syns_into_a_drop_rule(7701);
     let report = agent.finish();
+    let target = "127.0.0.1:7701";
 
     assert!(dropped >= 3, "the clients sent only {dropped} SYNs");
     if !drops_counted(&report) {
         return;
     }
-    let finding = report.one_in("drop", "netfilter_drop", &target.to_string(), ns.inode());
+    let finding = report.one_in("drop", "netfilter_drop", target, ns.inode());
     assert_eq!(finding["count"], dropped, "{finding:#}");
     assert_eq!(finding["kernel_reason"], "NETFILTER_DROP");
     assert_eq!(finding["evidence"]["hook"], "skb:kfree_skb");
@@ -208,4 +219,40 @@ fn a_final_ack_into_a_full_accept_queue_is_a_listen_overflow_drop_at_the_listene
         explanation.contains("of the listener 127.0.0.1:7702"),
         "{explanation}"
     );
+}
+
+#[test]
+fn the_daemon_counts_drops_by_reason_and_streams_them() {
+    if !require_bpf() {
+        return;
+    }
+    let daemon = Daemon::start(&[]);
+    if !kfree_skb_format().contains(" reason;") {
+        return; // before 5.17: the diagnose tests check that the probe says why it is absent
+    }
+    let series = [("reason", "netfilter_drop")];
+    let before = metric(&daemon.scrape(), "tcpwhy_drops_total", &series).unwrap_or(0.0);
+    let (ns, dropped) = syns_into_a_drop_rule(7703);
+    // The daemon folds the kernel's totals and streams drop findings every second.
+    sleep(Duration::from_millis(2500));
+    let after = metric(&daemon.scrape(), "tcpwhy_drops_total", &series).unwrap_or(0.0);
+    // Other tests may drop segments at the same time: at least ours.
+    assert!(
+        after - before >= dropped as f64,
+        "{before} -> {after}, {dropped} dropped"
+    );
+
+    let streamed: Vec<serde_json::Value> = daemon
+        .events()
+        .into_iter()
+        .filter(|e| {
+            e["kind"] == "drop"
+                && e["cause"] == "netfilter_drop"
+                && e["local"] == "127.0.0.1:7703"
+                && e["evidence"]["netns"] == ns.inode()
+        })
+        .collect();
+    // Each event is the growth since the one before: together, every drop once.
+    let total: u64 = streamed.iter().map(|e| e["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, dropped, "{streamed:#?}\n{}", daemon.log());
 }
