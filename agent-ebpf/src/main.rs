@@ -8,6 +8,7 @@
 
 mod addresses;
 mod context;
+mod drops;
 mod flow;
 mod kernel;
 mod layout;

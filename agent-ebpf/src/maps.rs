@@ -5,13 +5,14 @@ use aya_ebpf::{
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use tcpwhy_common::{
+    drop::{DROP_REASON_SLOTS, DropCounts, DropKey},
     flow::{FlowKey, FlowRetransmits},
     listen_overflow::ListenOverflows,
     maps::{
         CONNECT_FAILURES_RING_BYTES, COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LIFETIME_SLOTS,
         LISTEN_BACKLOGS_ENTRIES, LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES,
         RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind, SOCKET_OWNERS_ENTRIES,
-        STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_STATES,
+        STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_DROPS_ENTRIES, TCP_STATES,
     },
     owner::{ListenCall, ListenerKey, Owner},
     synack::{ListenerId, SynAckRetransmits},
@@ -71,6 +72,13 @@ pub static CONNECT_FAILURES: RingBuf = RingBuf::with_byte_size(CONNECT_FAILURES_
 
 #[map]
 pub static LIFETIMES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LIFETIME_SLOTS, 0);
+
+#[map]
+pub static TCP_DROPS: LruPerCpuHashMap<DropKey, DropCounts> =
+    LruPerCpuHashMap::with_max_entries(TCP_DROPS_ENTRIES, 0);
+
+#[map]
+pub static DROP_REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_REASON_SLOTS, 0);
 
 /// `bpf_ringbuf_query` flags: bytes not yet consumed; the ring's size.
 const BPF_RB_AVAIL_DATA: u64 = 0;
@@ -145,4 +153,10 @@ pub fn count_lifetime(lifetime_ns: u64) {
     let ms = lifetime_ns / 1_000_000;
     let slot = if ms == 0 { 0 } else { 63 - ms.leading_zeros() };
     bump(&LIFETIMES, slot.min(LIFETIME_SLOTS - 1));
+}
+
+/// Counts a TCP drop under its reason; reasons past the array share its last slot.
+#[inline(always)]
+pub fn count_drop_reason(reason: u32) {
+    bump(&DROP_REASONS, reason.min(DROP_REASON_SLOTS - 1));
 }

@@ -19,6 +19,8 @@ use crate::{
 
 /// Retransmit and state findings need socket dumps: asked for this often.
 const CONNECTIONS_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+/// Drops are counted in the kernel and read from one map: asked for every second.
+const DROPS_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub async fn watch(mut engine: Engine, format: Format, filter: Filter) -> Result<()> {
     eprintln!(
@@ -30,6 +32,7 @@ pub async fn watch(mut engine: Engine, format: Format, filter: Filter) -> Result
         filter,
         timeouts: FailedConnects::default(),
         reported: Reported::default(),
+        reported_drops: Reported::default(),
         samples: 0,
     };
     match engine.run(&mut printer, None).await {
@@ -49,6 +52,7 @@ struct Printer {
     filter: Filter,
     timeouts: FailedConnects,
     reported: Reported,
+    reported_drops: Reported,
     samples: u32,
 }
 
@@ -85,8 +89,14 @@ impl Output for Printer {
             self.print(&finding)?;
         }
         self.samples = self.samples.wrapping_add(1);
-        let every = (CONNECTIONS_EVERY.as_millis() / SAMPLE_EVERY.as_millis()) as u32;
-        if self.samples.is_multiple_of(every) {
+        let samples_in =
+            |period: std::time::Duration| (period.as_millis() / SAMPLE_EVERY.as_millis()) as u32;
+        if self.samples.is_multiple_of(samples_in(DROPS_EVERY)) {
+            for finding in self.reported_drops.changed(engine.drop_findings()) {
+                self.print(&finding)?;
+            }
+        }
+        if self.samples.is_multiple_of(samples_in(CONNECTIONS_EVERY)) {
             let found = engine.connection_findings(&std::mem::take(&mut self.timeouts));
             for finding in self.reported.changed(found) {
                 self.print(&finding)?;

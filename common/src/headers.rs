@@ -6,12 +6,14 @@ pub const IP_VERSION: u64 = 0;
 
 /// RFC 791.
 pub mod ipv4 {
+    pub const PROTOCOL: u64 = 9;
     pub const SOURCE: u64 = 12;
     pub const DESTINATION: u64 = 16;
 }
 
 /// RFC 8200.
 pub mod ipv6 {
+    pub const NEXT_HEADER: u64 = 6;
     pub const SOURCE: u64 = 8;
     pub const DESTINATION: u64 = 24;
 }

@@ -43,6 +43,13 @@ pub struct KernelLayout {
     pub skb_head: u32,
     pub skb_network_header: u32,
     pub skb_transport_header: u32,
+    /// `sk_buff.protocol`: the EtherType, big-endian.
+    pub skb_protocol: u32,
+    /// `sk_buff.sk`: the sending socket of an outgoing segment.
+    pub skb_sk: u32,
+    /// `sk_buff.dev` and `net_device.nd_net.net`: the namespace of a segment without a socket.
+    pub skb_dev: u32,
+    pub dev_nd_net: u32,
     // enum sock_flags: bit numbers within sk_flags
     pub sock_flag_dead: u32,
     pub sock_flag_linger: u32,
@@ -81,6 +88,17 @@ pub struct KernelLayout {
     pub tp_synack_daddr_v6: u32,
     pub tp_listen_fd: u32,
     pub tp_listen_backlog: u32,
+    pub tp_kfree_skb_skbaddr: u32,
+    pub tp_kfree_skb_protocol: u32,
+    /// Absent before Linux 5.17: such a kernel frees packets without saying why.
+    pub tp_kfree_skb_reason: u32,
+    /// The socket the segment was for, where the kernel found one (Linux ≥ 6.12).
+    pub tp_kfree_skb_rx_sk: u32,
+    /// Arguments the BTF flavour of `kfree_skb` passes: `skb, location[, reason[, rx_sk]]`.
+    pub tp_btf_kfree_skb_arity: u32,
+    /// `SKB_DROP_REASON_NOT_SPECIFIED`: it and the values before it (`SKB_NOT_DROPPED_YET`,
+    /// `SKB_CONSUMED`) say nothing about why, and are not counted.
+    pub drop_reason_not_specified: u32,
     /// Non-zero when `tcp_v4_send_reset`, `tcp_v6_send_reset` and `tcp_send_active_reset` take
     /// an `enum sk_rst_reason` as their last argument (Linux ≥ 6.10).
     pub fn_reset_has_reason: u32,
@@ -113,6 +131,10 @@ impl KernelLayout {
         skb_head: ABSENT,
         skb_network_header: ABSENT,
         skb_transport_header: ABSENT,
+        skb_protocol: ABSENT,
+        skb_sk: ABSENT,
+        skb_dev: ABSENT,
+        dev_nd_net: ABSENT,
         sock_flag_dead: ABSENT,
         sock_flag_linger: ABSENT,
         tp_send_reset_skaddr: ABSENT,
@@ -149,6 +171,12 @@ impl KernelLayout {
         tp_synack_daddr_v6: ABSENT,
         tp_listen_fd: ABSENT,
         tp_listen_backlog: ABSENT,
+        tp_kfree_skb_skbaddr: ABSENT,
+        tp_kfree_skb_protocol: ABSENT,
+        tp_kfree_skb_reason: ABSENT,
+        tp_kfree_skb_rx_sk: ABSENT,
+        tp_btf_kfree_skb_arity: 0,
+        drop_reason_not_specified: ABSENT,
         fn_reset_has_reason: 0,
         tp_btf_send_reset_has_reason: 0,
     };

@@ -26,6 +26,11 @@ pub const STATE_SINCE: &str = "STATE_SINCE";
 pub const CONNECT_FAILURES: &str = "CONNECT_FAILURES";
 /// Per-CPU array: connection lifetimes, slot = floor(log2(lifetime in ms)), capped.
 pub const LIFETIMES: &str = "LIFETIMES";
+/// LRU per-CPU hash: [`crate::drop::DropKey`] → [`crate::drop::DropCounts`].
+pub const TCP_DROPS: &str = "TCP_DROPS";
+/// Per-CPU array of TCP drops by reason, slot = reason (capped, see
+/// [`crate::drop::DROP_REASON_SLOTS`]).
+pub const DROP_REASONS: &str = "DROP_REASONS";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 /// Global `u16`: when not 0, only resets with this port at either end are written to
@@ -54,6 +59,9 @@ pub const CONNECT_FAILURES_RING_BYTES: u32 = 1 << 18;
 pub const LIFETIME_SLOTS: u32 = 32;
 /// Entries in [`LISTEN_BACKLOGS`].
 pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
+
+/// Entries in [`TCP_DROPS`]: one per (reason, namespace, local endpoint) that dropped.
+pub const TCP_DROPS_ENTRIES: u32 = 4096;
 
 /// Slots of the [`COUNTERS`] array.
 #[repr(u32)]

@@ -30,3 +30,6 @@ pub const V6_SYN_RECV_SOCK_KPROBE: &str = "tcp_v6_syn_recv_sock_kprobe";
 /// Tail loss probes.
 pub const LOSS_PROBE_FENTRY: &str = "tcp_send_loss_probe_fentry";
 pub const LOSS_PROBE_KPROBE: &str = "tcp_send_loss_probe_kprobe";
+/// TCP drops by reason.
+pub const KFREE_SKB_TRACEPOINT: &str = "kfree_skb";
+pub const KFREE_SKB_BTF: &str = "kfree_skb_btf";

@@ -1,7 +1,8 @@
 //! `cargo xtask bench`: what tcpwhy costs, measured against a floor in the same run.
 //!
-//! Two workloads on loopback (refused connects: one RST each way; short connections: the state
-//! changes of a whole connection), each timed bare (before and after the others), with `tcpwhy
+//! Three workloads on loopback (refused connects: one RST each way; short connections: the state
+//! changes of a whole connection; SYNs an nftables rule drops in a namespace: the drop path),
+//! each timed bare (before and after the others), with `tcpwhy
 //! daemon` (default attach methods, then BTF tracepoints first) and with bpftrace counting three
 //! tracepoints in kernel maps, the floor a user gets for free. Reported: the workload's cost per
 //! operation and its throughput relative to bare, the kernel-measured time per run of each
@@ -11,6 +12,7 @@
 
 mod bpftrace;
 mod daemon;
+mod drops;
 mod idle;
 mod storm;
 
@@ -32,7 +34,7 @@ struct Workload {
     run: fn(u32) -> Result<()>,
 }
 
-const WORKLOADS: [Workload; 2] = [
+const WORKLOADS: [Workload; 3] = [
     Workload {
         name: "refused connect (RST sent + received)",
         operations: 5000,
@@ -42,6 +44,11 @@ const WORKLOADS: [Workload; 2] = [
         name: "short connection (connect, accept, close)",
         operations: 3000,
         run: short_connections,
+    },
+    Workload {
+        name: "dropped SYN (nftables drop rule in a namespace)",
+        operations: 5000,
+        run: drops::dropped_syns,
     },
 ];
 
@@ -159,6 +166,7 @@ pub fn run() -> Result<()> {
         with_bpftrace()?,
     ];
     let bare = bare(&bare_before)?;
+    drops::remove();
 
     let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
     println!("| workload | bare | {} |", names.join(" | "));

@@ -64,9 +64,10 @@ enum Task {
         addr: std::net::SocketAddr,
         rate: u32,
     },
-    /// Run the reset, queue and connection scenarios on real Debian kernels under qemu, check
-    /// which attach method each probe used, and write the README's kernel support table; then
-    /// boot each kernel with a Debian system under systemd and check the package's unit there.
+    /// Run the reset, queue, connection and drop scenarios on real Debian kernels under qemu,
+    /// check which attach method each probe used, and write the README's kernel support table;
+    /// then boot each kernel with a Debian system under systemd and check the package's unit
+    /// there.
     VmTest {
         /// Which kernel line: 5.10, 6.1, 6.12 or all.
         #[arg(long, default_value = "all")]

@@ -65,7 +65,7 @@ const RUNS: [(&str, &str); 2] = [
 ];
 
 /// The test binaries run inside the guests (the others need host tools: Prometheus, systemd).
-const GUEST_TESTS: [&str; 3] = ["resets", "queues", "connections"];
+const GUEST_TESTS: [&str; 4] = ["resets", "queues", "connections", "drops"];
 
 /// The agent run with a locked-memory limit it may not raise: 64 KiB (the kernel's default
 /// before 5.16) and no CAP_SYS_RESOURCE, as in a sandboxed service.
@@ -703,9 +703,9 @@ pub fn run(selection: &str, guests: Guests, deb: &Path) -> Result<Vec<RunResult>
 /// The README's kernel support table, from what the runs showed (and the host's own report).
 pub fn support_table(results: &[RunResult], host: &Value) -> String {
     let mut rows = vec![
-        "| kernel | RSTs sent | queue overflows | kprobe forced | reset reasons | scenarios |"
+        "| kernel | RSTs sent | queue overflows | TCP drops | kprobe forced | reset reasons | scenarios |"
             .to_string(),
-        "|---|---|---|---|---|---|".to_string(),
+        "|---|---|---|---|---|---|---|".to_string(),
     ];
     let method = |probes: &[(String, Option<String>, bool)], name: &str| {
         probes
@@ -727,9 +727,10 @@ pub fn support_table(results: &[RunResult], host: &Value) -> String {
         let queues = method(&default.probes, "tcp_conn_request")
             .map(|m| format!("exact ({m})"))
             .unwrap_or_else(|| "counters + sock_diag".into());
+        let drops = drops_cell(method(&default.probes, DROPS_PROBE));
         let passed = |r: &RunResult| r.tests.values().all(|c| *c == 0);
         rows.push(format!(
-            "| {} | {sent} | {queues} | {} | {} | {} |",
+            "| {} | {sent} | {queues} | {drops} | {} | {} | {} |",
             default.kernel,
             if forced.is_some_and(passed) {
                 "passes"
@@ -757,15 +758,26 @@ pub fn support_table(results: &[RunResult], host: &Value) -> String {
             .and_then(|p| p["method"].as_str().map(str::to_string))
     };
     rows.push(format!(
-        "| {} (build host) | `tcp:tcp_send_reset` ({}) | {} | n/a (no kprobes) | {} | all pass (host) |",
+        "| {} (build host) | `tcp:tcp_send_reset` ({}) | {} | {} | n/a (no kprobes) | {} | all pass (host) |",
         host["kernel"]["release"].as_str().unwrap_or("?"),
         host_method("tcp:tcp_send_reset").unwrap_or_else(|| "none".into()),
         host_method("tcp_conn_request")
             .map(|m| format!("exact ({m})"))
             .unwrap_or_else(|| "counters + sock_diag".into()),
+        drops_cell(host_method(DROPS_PROBE)),
         if host["kernel"]["reset_reasons"] == true { "yes" } else { "no" },
     ));
     rows.join("\n")
+}
+
+/// The drops probe: its reason appeared in Linux 5.17, and the agent does not attach without it.
+const DROPS_PROBE: &str = "skb:kfree_skb";
+
+fn drops_cell(method: Option<String>) -> String {
+    match method {
+        Some(m) => format!("`{DROPS_PROBE}` ({m})"),
+        None => "no (no drop reason)".into(),
+    }
 }
 
 /// Replaces the table between the README's markers.

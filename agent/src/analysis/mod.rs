@@ -4,6 +4,7 @@
 
 pub mod classify;
 pub mod connections;
+pub mod drops;
 pub mod filter;
 pub mod findings;
 pub mod firewall;

@@ -30,7 +30,11 @@ impl Reported {
         let changed = found
             .into_iter()
             .filter_map(|mut finding| {
-                let key = (finding.cause, finding.local.clone(), finding.remote.clone());
+                // A drop's remote is only its latest peer: the reason and endpoint are the drop.
+                let remote = (finding.kind != Kind::Drop)
+                    .then(|| finding.remote.clone())
+                    .flatten();
+                let key = (finding.cause, finding.local.clone(), remote);
                 let before = self
                     .counts
                     .insert(key, (finding.count, round))
@@ -38,7 +42,7 @@ impl Reported {
                 if finding.count == before {
                     return None;
                 }
-                if finding.kind == Kind::Retransmit {
+                if matches!(finding.kind, Kind::Retransmit | Kind::Drop) {
                     finding.count = finding.count.saturating_sub(before);
                 }
                 Some(finding)

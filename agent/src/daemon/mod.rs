@@ -101,6 +101,7 @@ pub async fn run(settings: Settings, filter: Filter) -> Result<(), DaemonError> 
         events,
         timeouts: FailedConnects::default(),
         reported: Reported::default(),
+        reported_drops: Reported::default(),
         samples: 0,
         filter,
     };
@@ -124,6 +125,8 @@ struct Published {
     /// Timed-out connects since the last connection findings.
     timeouts: FailedConnects,
     reported: Reported,
+    /// The same for drop findings, said every second rather than with the socket dumps.
+    reported_drops: Reported,
     samples: u32,
     /// What the event stream shows (`--port`, `--pid`...); metrics are never filtered.
     filter: Filter,
@@ -155,6 +158,13 @@ impl Output for Published {
         lock(&self.metrics).count_engine_evictions(&engine.take_evictions());
         if self.samples.is_multiple_of(samples_in(FOLD_EVERY)) {
             fold_kernel_totals(engine, &self.metrics)?;
+            for finding in self.reported_drops.changed(engine.drop_findings()) {
+                self.emit(&finding);
+            }
+            lock(&self.metrics).count_evictions(
+                StateMap::ReportedFindings,
+                self.reported_drops.take_forgotten(),
+            );
             if let Some(events) = self.events.as_mut() {
                 events.report_suppressed();
             }
@@ -247,11 +257,13 @@ fn fold_kernel_totals(engine: &Engine, metrics: &Mutex<Metrics>) -> Result<()> {
         .into_iter()
         .map(|(kind, count)| (kind.label(), count))
         .collect();
+    let drops = engine.drops_by_reason()?;
     let lost = session.counters()?.events_lost;
     let programs = session.program_stats();
     let mut metrics = lock(metrics);
     metrics.fold_transitions(&transitions);
     metrics.fold_retransmits(&retransmits);
+    metrics.fold_drops(&drops);
     metrics.fold_events_lost(lost);
     metrics.fold_program_stats(&programs);
     Ok(())

@@ -114,6 +114,7 @@ pub async fn diagnose(mut engine: Engine, duration: Option<Duration>) -> Result<
     let listeners_at_end = engine.listeners_in_trouble();
     let counters = engine.session.counters()?;
     let connection_findings = engine.connection_findings(&seen.failed);
+    let drop_findings = engine.drop_findings();
     let summary = ConnectionSummary::new(
         &engine.session.state_transitions()?,
         &engine.session.lifetimes()?,
@@ -130,6 +131,7 @@ pub async fn diagnose(mut engine: Engine, duration: Option<Duration>) -> Result<
         Observations {
             resets: seen.resets.into_sorted(),
             connection_findings,
+            drop_findings,
             summary,
             queue_problems,
             queue_drops,

@@ -42,6 +42,7 @@ pub struct Observations {
     /// Reset groups, most frequent first.
     pub resets: Vec<ResetGroup>,
     pub connection_findings: Vec<Finding>,
+    pub drop_findings: Vec<Finding>,
     pub summary: ConnectionSummary,
     pub queue_drops: Vec<ListenerDrops>,
     pub queue_problems: Vec<String>,
@@ -86,6 +87,7 @@ impl Report {
             .map(findings::of_queue_drops)
             .chain(seen.resets.iter().map(findings::of_resets))
             .chain(seen.connection_findings)
+            .chain(seen.drop_findings)
             .collect();
         related::link(&mut findings);
         Self {

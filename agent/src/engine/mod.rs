@@ -28,7 +28,7 @@ use crate::{
     analysis::{
         classify::{Classified, Surroundings, classify},
         connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
-        findings,
+        drops, findings,
         lru::Lru,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
         service::EphemeralPorts,
@@ -41,7 +41,7 @@ use crate::{
         sock_diag::DiagSocket,
         workload,
     },
-    model::{Finding, OwnerSource, Process, time::monotonic_ns, workload::Workload},
+    model::{DropCause, Finding, OwnerSource, Process, time::monotonic_ns, workload::Workload},
     probes::method::Method,
 };
 
@@ -298,6 +298,37 @@ impl Engine {
     /// Listeners full, nearly full or capped by somaxconn, as of the last sample.
     pub fn listeners_in_trouble(&mut self) -> Vec<ListenerCondition> {
         self.namespaces.listeners_in_trouble(&self.session)
+    }
+
+    /// Every drop finding as of now (counts since attach).
+    pub fn drop_findings(&mut self) -> Vec<Finding> {
+        let counted = self.session.tcp_drops();
+        let (session, namespaces) = (&self.session, &mut self.namespaces);
+        let mut found = drops::findings(&counted, &session.drop_reasons, |netns, local| {
+            let owner = namespaces.listener_owner(netns, local, session)?;
+            Some(Process {
+                source: OwnerSource::ListenerSocket,
+                ..owner.process
+            })
+        });
+        for process in found.iter_mut().filter_map(|f| f.process.as_mut()) {
+            self.fill_workload(process);
+        }
+        found
+    }
+
+    /// TCP drops since attach by the reason's cause id (`tcpwhy_drops_total`).
+    pub fn drops_by_reason(&self) -> Result<Vec<(&'static str, u64)>> {
+        let reasons = &self.session.drop_reasons;
+        Ok(self
+            .session
+            .drops_by_reason()?
+            .into_iter()
+            .map(|(value, count)| {
+                let cause = DropCause::of_reason(&drops::reason_name(reasons, value));
+                (cause.id(), count)
+            })
+            .collect())
     }
 
     /// Every retransmit and state finding as of now; `failed`: connects failed since the last

@@ -15,14 +15,15 @@ use aya::{
     maps::{HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
+    drop::{DROP_REASON_SLOTS, DropCounts, DropKey},
     family::AF_INET6,
     flow::{FlowKey, FlowRetransmits},
     layout::KernelLayout,
     listen_overflow::ListenOverflows,
     maps::{
-        CONNECT_FAILURES, COUNTERS, Counter, EVENTS, LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS,
-        LISTEN_OVERFLOWS, RETRANSMIT_FLOWS, RETRANSMITS, RetransmitKind, STATE_SINCE,
-        STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_STATES,
+        CONNECT_FAILURES, COUNTERS, Counter, DROP_REASONS, EVENTS, LIFETIME_SLOTS, LIFETIMES,
+        LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RETRANSMIT_FLOWS, RETRANSMITS, RetransmitKind,
+        STATE_SINCE, STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_DROPS, TCP_STATES,
     },
     owner::ListenCall,
     synack::{ListenerId, SynAckRetransmits},
@@ -32,14 +33,16 @@ use super::{kernel_view::ListenerProbes, ring::EventRing};
 use crate::{
     analysis::queues::attribution::SynAckSeen,
     events::{
+        drop::TcpDrops,
         flow::{ConnectFailed, RetransmitFlow},
         reset::Reset,
     },
     kernel::{
         btf::KernelBtf,
+        drop_reasons::{self, DropReasons},
         layout, memlock,
         release::{self, KernelInfo},
-        reset_reasons::ResetReasons,
+        reset_reasons::{self, ResetReasons},
         tracefs,
     },
     model::{Flow, OwnerSource, Process, endpoint},
@@ -74,6 +77,8 @@ pub struct Session {
     pub kernel: KernelInfo,
     /// The names of `enum sk_rst_reason` on this kernel.
     pub reasons: ResetReasons,
+    /// The names of `enum skb_drop_reason` on this kernel.
+    pub drop_reasons: DropReasons,
     /// Things that work less well than they could, for the user to read.
     pub warnings: Vec<String>,
 }
@@ -91,21 +96,31 @@ pub struct Counters {
 fn resolve_from_btf(
     tracefs: Option<&Path>,
     warnings: &mut Vec<String>,
-) -> (KernelLayout, ResetReasons, bool) {
+) -> (KernelLayout, ResetReasons, DropReasons, bool) {
     match KernelBtf::from_sys_fs() {
         Ok(btf) => {
             let resolved = layout::resolve(&btf, tracefs);
             for missing in &resolved.missing {
                 tracing::debug!(%missing, "kernel layout field unresolved");
             }
-            (resolved.layout, ResetReasons::from_btf(&btf), true)
+            (
+                resolved.layout,
+                reset_reasons::of_kernel(&btf),
+                drop_reasons::of_kernel(&btf),
+                true,
+            )
         }
         Err(err) => {
             warnings.push(format!(
                 "{err:#}: socket evidence (state, linger, unread bytes, owner) is unavailable, \
                  and tp_btf and fentry cannot be used"
             ));
-            (KernelLayout::UNKNOWN, ResetReasons::default(), false)
+            (
+                KernelLayout::UNKNOWN,
+                ResetReasons::default(),
+                DropReasons::default(),
+                false,
+            )
         }
     }
 }
@@ -143,13 +158,17 @@ impl Session {
         };
         warnings.extend(coverage_lost());
 
-        let (kernel_layout, reasons, btf_found) =
+        let (kernel_layout, reasons, drop_reasons, btf_found) =
             resolve_from_btf(tracefs.as_deref(), &mut warnings);
         // Parsed after the other copy of the BTF is gone: both at once doubled the peak memory.
         let aya_btf = aya::Btf::from_sys_fs().ok();
         let tracepoint_has_reason = kernel_layout.tp_send_reset_reason
             != tcpwhy_common::layout::ABSENT
             || kernel_layout.tp_btf_send_reset_has_reason != 0;
+        // The names must be known too: a reason that cannot be named explains nothing.
+        let drops_have_reason = !drop_reasons.is_empty()
+            && (kernel_layout.tp_kfree_skb_reason != tcpwhy_common::layout::ABSENT
+                || kernel_layout.tp_btf_kfree_skb_arity >= 3);
 
         let mut ebpf = memlock::with_raised_limit(&mut warnings, || {
             load::load(
@@ -165,6 +184,7 @@ impl Session {
                 methods,
                 btf: aya_btf.as_ref(),
                 tracepoint_has_reason,
+                drops_have_reason,
             },
         );
         require_some(&probes)?;
@@ -189,6 +209,7 @@ impl Session {
                 reset_reasons: !reasons.is_empty(),
             },
             reasons,
+            drop_reasons,
             warnings,
         })
     }
@@ -241,6 +262,39 @@ impl Session {
                 })
             })
             .collect()
+    }
+
+    /// TCP drops since attach, per (reason, namespace, local endpoint).
+    pub fn tcp_drops(&self) -> Vec<TcpDrops> {
+        let Some(map) = self.ebpf.map(TCP_DROPS) else {
+            return Vec::new();
+        };
+        let Ok(per_cpu) = PerCpuHashMap::<_, DropKey, DropCounts>::try_from(map) else {
+            return Vec::new();
+        };
+        per_cpu
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(key, values)| TcpDrops::merge(&key, &values))
+            .collect()
+    }
+
+    /// TCP drops since attach by raw reason, non-zero only. Unlike [`Session::tcp_drops`], whose
+    /// entries an LRU map may evict, these only grow.
+    pub fn drops_by_reason(&self) -> Result<Vec<(u32, u64)>> {
+        let map = self
+            .ebpf
+            .map(DROP_REASONS)
+            .context("map DROP_REASONS missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        let mut found = Vec::new();
+        for reason in 0..DROP_REASON_SLOTS {
+            let count: u64 = array.get(&reason, 0)?.iter().sum();
+            if count > 0 {
+                found.push((reason, count));
+            }
+        }
+        Ok(found)
     }
 
     /// Since when (CLOCK_MONOTONIC ns) connections have been in CLOSE_WAIT or FIN_WAIT2, for

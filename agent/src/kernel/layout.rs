@@ -4,7 +4,7 @@ use std::path::Path;
 
 use tcpwhy_common::layout::{ABSENT, KernelLayout};
 
-use super::{btf::KernelBtf, tracefs::RecordFormat};
+use super::{btf::KernelBtf, drop_reasons, tracefs::RecordFormat};
 use crate::probes::catalog::{self, Hook};
 
 /// The layout and what could not be resolved (so that the attach report can say why a probe
@@ -53,6 +53,10 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
         skb_head: member(&[("sk_buff", "head")]),
         skb_network_header: member(&[("sk_buff", "network_header")]),
         skb_transport_header: member(&[("sk_buff", "transport_header")]),
+        skb_protocol: member(&[("sk_buff", "protocol")]),
+        skb_sk: member(&[("sk_buff", "sk")]),
+        skb_dev: member(&[("sk_buff", "dev")]),
+        dev_nd_net: member(&[("net_device", "nd_net.net")]),
         ..KernelLayout::UNKNOWN
     };
     let mut flag = |name: &str| match btf.enum_value("sock_flags", name) {
@@ -71,6 +75,13 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
         u32::from(btf.function_arity(catalog::V4_SEND_RESET.name).unwrap_or(0) >= 3);
     layout.tp_btf_send_reset_has_reason =
         u32::from(btf.tracepoint_arity(send_reset_event).unwrap_or(0) >= 3);
+
+    let (_, kfree_skb_event) = tracepoint(&catalog::DROPS);
+    layout.tp_btf_kfree_skb_arity = btf.tracepoint_arity(kfree_skb_event).unwrap_or(0) as u32;
+    // Absent before 5.17, with the drop reasons themselves.
+    layout.drop_reason_not_specified = drop_reasons::of_kernel(btf)
+        .value(drop_reasons::NOT_SPECIFIED)
+        .unwrap_or(ABSENT);
 
     match tracefs {
         Some(tracefs) => add_tracepoint_offsets(&mut layout, tracefs, &mut missing),
@@ -93,6 +104,7 @@ fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &m
     let listen = record(&catalog::LISTEN);
     let synack = record(&catalog::SYNACK);
     let retransmit = record(&catalog::RETRANSMIT);
+    let kfree_skb = record(&catalog::DROPS);
     let offset = |format: &RecordFormat, field: &str| format.offset(field).unwrap_or(ABSENT);
     layout.tp_send_reset_skaddr = offset(&send, "skaddr");
     layout.tp_send_reset_skbaddr = offset(&send, "skbaddr");
@@ -128,6 +140,10 @@ fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &m
     layout.tp_synack_daddr_v6 = offset(&synack, "daddr_v6");
     layout.tp_listen_fd = offset(&listen, "fd");
     layout.tp_listen_backlog = offset(&listen, "backlog");
+    layout.tp_kfree_skb_skbaddr = offset(&kfree_skb, "skbaddr");
+    layout.tp_kfree_skb_protocol = offset(&kfree_skb, "protocol");
+    layout.tp_kfree_skb_reason = offset(&kfree_skb, "reason");
+    layout.tp_kfree_skb_rx_sk = offset(&kfree_skb, "rx_sk");
 }
 
 /// The catalog declares these hooks as tracepoints.
@@ -151,6 +167,13 @@ mod tests {
         assert_eq!(l.fn_reset_has_reason, 1, "6.18 passes a reset reason");
         assert_eq!(l.tp_btf_send_reset_has_reason, 1);
         assert_ne!(l.tp_send_reset_reason, ABSENT);
+        assert_ne!(l.tp_kfree_skb_reason, ABSENT);
+        assert_ne!(
+            l.tp_kfree_skb_rx_sk, ABSENT,
+            "6.18 names the receiving socket"
+        );
+        assert_eq!(l.tp_btf_kfree_skb_arity, 4);
+        assert_ne!(l.drop_reason_not_specified, ABSENT);
         assert_eq!(l.skc_num, l.skc_dport + 2);
     }
 }

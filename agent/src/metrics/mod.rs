@@ -35,6 +35,7 @@ pub struct Metrics {
     queue_length: IntGaugeVec,
     queue_limit: IntGaugeVec,
     retransmits: IntCounterVec,
+    drops: IntCounterVec,
     connect_failures: IntCounterVec,
     transitions: IntCounterVec,
     connections: IntGaugeVec,
@@ -207,6 +208,12 @@ impl Metrics {
                 "tcpwhy_retransmits_total",
                 "Retransmitted segments, by kind (syn, synack, data).",
                 &["kind"],
+            )?,
+            drops: counter(
+                &r,
+                "tcpwhy_drops_total",
+                "TCP segments the kernel dropped, by its drop reason in lower case (netfilter_drop, socket_rcvbuff, ...).",
+                &["reason"],
             )?,
             connect_failures: counter(
                 &r,
@@ -491,6 +498,14 @@ impl Metrics {
         for &(kind, total) in totals {
             let grown = self.fold(format!("retransmit {kind}"), total);
             self.retransmits.with_label_values(&[kind]).inc_by(grown);
+        }
+    }
+
+    /// Reasons appear on first use: the running kernel says which exist.
+    pub fn fold_drops(&mut self, totals: &[(&str, u64)]) {
+        for &(reason, total) in totals {
+            let grown = self.fold(format!("drops {reason}"), total);
+            self.drops.with_label_values(&[reason]).inc_by(grown);
         }
     }
 

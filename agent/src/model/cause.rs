@@ -2,7 +2,9 @@
 //! the event stream, the `cause` and `direction` labels of metrics): never rename one; add new
 //! ones instead. docs/causes.md lists them for users.
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
+
+use super::drop_cause::DropCause;
 
 /// What a finding is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -13,6 +15,7 @@ pub enum Kind {
     QueueDrop,
     Retransmit,
     State,
+    Drop,
 }
 
 impl Kind {
@@ -23,6 +26,7 @@ impl Kind {
             Kind::QueueDrop => "queue_drop",
             Kind::Retransmit => "retransmit",
             Kind::State => "state",
+            Kind::Drop => "drop",
         }
     }
 }
@@ -52,8 +56,7 @@ impl Direction {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Cause {
     // Resets this host sends.
     NoListener,
@@ -87,6 +90,9 @@ pub enum Cause {
     CloseWaitLeak,
     TimeWaitPressure,
     FinWait2Stuck,
+    /// Segments the kernel dropped, by its reason (not in [`Cause::ALL`]: the running kernel
+    /// says which reasons exist).
+    Drop(DropCause),
     /// The evidence matched no rule; the finding still shows what was seen.
     Unclassified,
 }
@@ -181,6 +187,7 @@ impl Cause {
             Cause::CloseWaitLeak => "close_wait_leak",
             Cause::TimeWaitPressure => "time_wait_pressure",
             Cause::FinWait2Stuck => "fin_wait2_stuck",
+            Cause::Drop(drop) => drop.id(),
             Cause::Unclassified => "unclassified",
         }
     }
@@ -306,10 +313,17 @@ impl Cause {
                 "this side shut down its writing half and waits for the peer's FIN, which never comes: the peer keeps the connection open",
                 "close() the socket when done (an orphaned FIN_WAIT2 expires after net.ipv4.tcp_fin_timeout), or fix the peer that never closes",
             ],
+            Cause::Drop(drop) => drop.advice(),
             Cause::Unclassified => {
                 &["the evidence matched no known cause: report it with the evidence shown"]
             }
         }
+    }
+}
+
+impl Serialize for Cause {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.id())
     }
 }
 
@@ -333,7 +347,10 @@ mod tests {
     #[test]
     fn every_cause_is_documented_for_users() {
         let page = include_str!("../../../docs/causes.md");
-        for cause in Cause::ALL {
+        let explained_drops = crate::model::drop_cause::EXPLAINED
+            .iter()
+            .map(|e| Cause::Drop(DropCause::of_reason(e.id)));
+        for cause in Cause::ALL.into_iter().chain(explained_drops) {
             assert!(
                 page.contains(&format!("`{}`", cause.id())),
                 "docs/causes.md does not list {}",

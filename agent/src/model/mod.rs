@@ -3,6 +3,7 @@
 //! the engine and the outputs can all use it without depending on each other.
 
 pub mod cause;
+pub mod drop_cause;
 pub mod endpoint;
 pub mod finding;
 pub mod flow;
@@ -12,6 +13,7 @@ pub mod time;
 pub mod workload;
 
 pub use cause::{Cause, Direction, Kind};
+pub use drop_cause::DropCause;
 pub use finding::{Finding, Related};
 pub use flow::Flow;
 pub use process::{OwnerSource, Process};

@@ -27,6 +27,8 @@ pub struct AttachPlan<'a> {
     pub btf: Option<&'a Btf>,
     /// The classic and BTF `tcp_send_reset` tracepoints carry the reset reason.
     pub tracepoint_has_reason: bool,
+    /// `skb:kfree_skb` carries the drop reason (Linux ≥ 5.17).
+    pub drops_have_reason: bool,
 }
 
 /// Attaches everything it can; the reports say what attached and why the rest did not.
@@ -38,7 +40,19 @@ pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
         .iter()
         .filter(|h| h.capability != Capability::ResetsSent)
     {
-        reports.push(attach_chain(ebpf, plan, hook));
+        let report = if hook.capability == Capability::Drops && !plan.drops_have_reason {
+            // Every packet the host frees would run the program, to count nothing.
+            ProbeReport::failed(
+                hook.name,
+                None,
+                "this kernel frees packets without a drop reason (Linux < 5.17): TCP drops \
+                 are not counted"
+                    .to_string(),
+            )
+        } else {
+            attach_chain(ebpf, plan, hook)
+        };
+        reports.push(report);
     }
     reports
 }

@@ -12,10 +12,12 @@ pub enum Capability {
     /// Per-listener queue overflows counted as they happen (function probes).
     ExactQueueDrops,
     TailLossProbes,
+    /// TCP segments dropped with the kernel's reason (Linux ≥ 5.17).
+    Drops,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 8] = [
+    pub const ALL: [Capability; 9] = [
         Capability::ResetsSent,
         Capability::ResetsReceived,
         Capability::SocketOwners,
@@ -24,6 +26,7 @@ impl Capability {
         Capability::SynackRetransmits,
         Capability::ExactQueueDrops,
         Capability::TailLossProbes,
+        Capability::Drops,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -36,17 +39,18 @@ impl Capability {
             Capability::SynackRetransmits => "synack_retransmits",
             Capability::ExactQueueDrops => "exact_queue_drops",
             Capability::TailLossProbes => "tail_loss_probes",
+            Capability::Drops => "drops",
         }
     }
 
     /// Whether `tcpwhy_coverage` exports it, for the alert on a capability nothing covers. Exact
     /// queue drops fall back to the namespace counters and tail loss probes only add detail to
-    /// retransmits; both need function probes that many kernels refuse, so they would keep the
-    /// alert firing on such hosts.
+    /// retransmits; both need function probes that many kernels refuse, and drop reasons need
+    /// Linux 5.17: each would keep the alert firing on such hosts.
     pub fn is_alerted_on(self) -> bool {
         !matches!(
             self,
-            Capability::ExactQueueDrops | Capability::TailLossProbes
+            Capability::ExactQueueDrops | Capability::TailLossProbes | Capability::Drops
         )
     }
 }

@@ -227,9 +227,16 @@ pub const LOSS_PROBE: Hook = function!(
     program::LOSS_PROBE_KPROBE,
     Capability::TailLossProbes
 );
+pub const DROPS: Hook = tracepoint!(
+    "skb",
+    "kfree_skb",
+    program::KFREE_SKB_TRACEPOINT,
+    Some(program::KFREE_SKB_BTF),
+    Capability::Drops
+);
 
 /// Every hook, in the order the attach report lists them.
-pub const HOOKS: [&Hook; 13] = [
+pub const HOOKS: [&Hook; 14] = [
     &SEND_RESET,
     &V4_SEND_RESET,
     &V6_SEND_RESET,
@@ -243,6 +250,7 @@ pub const HOOKS: [&Hook; 13] = [
     &V4_SYN_RECV_SOCK,
     &V6_SYN_RECV_SOCK,
     &LOSS_PROBE,
+    &DROPS,
 ];
 
 /// The hooks that provide `capability`, in catalog order.

@@ -1,4 +1,5 @@
 //! The words: explanations a person reads, with the numbers they rely on.
 
+pub mod drops;
 pub mod queues;
 pub mod resets;

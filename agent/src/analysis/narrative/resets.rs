@@ -148,7 +148,8 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
         | Cause::ConnectTimeout
         | Cause::CloseWaitLeak
         | Cause::TimeWaitPressure
-        | Cause::FinWait2Stuck => format!(
+        | Cause::FinWait2Stuck
+        | Cause::Drop(_) => format!(
             "{n} {} on {local} (remote {remote}, state {state}{}) matched no known cause.",
             plural(n, "reset", "resets"),
             group
