@@ -38,6 +38,8 @@ const BLACK_HOLE: &str = "10.77.0.0/16";
 
 /// How long a churned namespace storms, and lingers after it (the daemon samples every 100 ms).
 const OVERFLOW_FOR: Duration = Duration::from_secs(5);
+/// The churned namespaces' listener ports, one per namespace in turn.
+const CHURN_PORTS: std::ops::Range<u16> = 8080..8580;
 const SETTLED_AFTER: Duration = Duration::from_millis(500);
 /// How long the daemon may take to find a new namespace or count its drops.
 const DAEMON_PATIENCE: Duration = Duration::from_secs(30);
@@ -166,18 +168,28 @@ pub fn churn_overflowing_namespaces(
     while !stopped(&stop) {
         cycles += 1;
         let netns = Netns::create(format!("{prefix}-overflow-{cycles}"))?;
+        // The kernel reuses a deleted namespace's inode, and with it the daemon's `namespace`
+        // label: a port of its own tells this namespace's listener from an earlier one's, and
+        // the daemon's count is compared by its growth.
+        let port = CHURN_PORTS.start + (cycles % CHURN_PORTS.len() as u64) as u16;
         let inode = format!(r#"namespace="{}""#, netns.inode()?);
+        let listener = format!(r#"listener="127.0.0.1:{port}""#);
         let before = netns.counters()?;
         let (go, wait_for_go) = mpsc::channel();
         let overflowing = netns.spawn({
             let stop = stop.clone();
-            move || overflow_a_listener(&stop, &wait_for_go)
+            move || overflow_a_listener(&stop, &wait_for_go, port)
         })?;
         // Its one accepted-but-waiting connection shows in the queue gauge once the daemon
         // watches the namespace; drops before that are not the daemon's to count.
         let watched = wait_for_daemon(daemon_at, |m| {
-            m.series("tcpwhy_listen_queue_length", &[&inode]).count() > 0
+            m.series("tcpwhy_listen_queue_length", &[&inode, &listener])
+                .count()
+                > 0
         });
+        let counted_before = scrape(daemon_at)?
+            .0
+            .sum("tcpwhy_queue_drops_total", &[&inode]) as u64;
         let _ = go.send(());
         join(overflowing)?;
         watched?;
@@ -186,7 +198,8 @@ pub fn churn_overflowing_namespaces(
         totals.lock().expect("totals").add(grown);
         // Deleted only once counted: the daemon samples every 100 ms, but shares the cores.
         let _ = wait_for_daemon(daemon_at, |m| {
-            m.sum("tcpwhy_queue_drops_total", &[&inode]) as u64 == grown.queue_drops
+            (m.sum("tcpwhy_queue_drops_total", &[&inode]) as u64).saturating_sub(counted_before)
+                == grown.queue_drops
         });
     }
     Ok(cycles)
@@ -208,17 +221,17 @@ fn wait_for_daemon(daemon_at: SocketAddr, seen: impl Fn(&Metrics) -> bool) -> Re
 
 /// Inside a fresh namespace: a listener with a tiny backlog that never accepts, one connection
 /// waiting in its queue, and, after `go`, clients connecting faster than it could take them.
-fn overflow_a_listener(stop: &Stop, go: &mpsc::Receiver<()>) -> Result<()> {
+fn overflow_a_listener(stop: &Stop, go: &mpsc::Receiver<()>, port: u16) -> Result<()> {
     // Full SYN queues drop instead of answering with cookies, so that the kernel counts every
     // drop in one of the counters compared.
     std::fs::write("/proc/sys/net/ipv4/tcp_syncookies", "0")?;
-    let listener = TcpListener::bind("127.0.0.1:8080")?;
+    let listener = TcpListener::bind(("127.0.0.1", port))?;
     // SAFETY: listen() again on our own socket only changes its backlog.
     if unsafe { libc::listen(listener.as_raw_fd(), OVERFLOW_BACKLOG) } != 0 {
         bail!("listen: {}", std::io::Error::last_os_error());
     }
-    let _waiting = TcpStream::connect("127.0.0.1:8080")?;
-    let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 8080);
+    let _waiting = TcpStream::connect(("127.0.0.1", port))?;
+    let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, port);
     let _ = go.recv_timeout(DAEMON_PATIENCE);
     let mut clients: std::collections::VecDeque<(Instant, OwnedFd)> = Default::default();
     let started = Instant::now();
