@@ -9,7 +9,7 @@ pub use crate::{
         sock_diag::{DiagSocket, ReplyPart, decode_reply},
         workload::parse as workload_of_cgroup_file,
     },
-    kernel::{btf::KernelBtf, reset_reasons::ResetReasons, tracefs::RecordFormat},
+    kernel::{btf::KernelBtf, reset_reasons, tracefs::RecordFormat},
     model::workload::{Container, Workload},
     settings::{EventSink, Settings},
 };

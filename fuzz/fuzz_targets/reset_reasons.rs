@@ -4,14 +4,14 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tcpwhy::parsers::{KernelBtf, ResetReasons};
+use tcpwhy::parsers::{KernelBtf, reset_reasons};
 
 fuzz_target!(|data: &[u8]| {
     let Ok(btf) = KernelBtf::from_bytes(data) else {
         return;
     };
     let members = btf.enum_members("sk_rst_reason").unwrap_or_default();
-    let reasons = ResetReasons::from_btf(&btf);
+    let reasons = reset_reasons::of_kernel(&btf);
     assert_eq!(reasons.is_empty(), members.is_empty());
     for (_, value) in &members {
         let named = reasons.name(*value).expect("every value has a name");
