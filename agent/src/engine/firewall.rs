@@ -12,7 +12,7 @@ use crate::{
     events::reset::Reset,
     host::addresses,
     model::{Direction, time::monotonic_ns},
-    probes::{capability::Capability, coverage::covers, report::ProbeReport},
+    probes::{capability::Capability, catalog, coverage::covers, report::ProbeReport},
 };
 
 /// How often the addresses may be read again, when a reset comes from one not yet known.
@@ -31,10 +31,18 @@ pub struct FirewallWatch {
 }
 
 impl FirewallWatch {
-    pub fn new(probes: &[ProbeReport]) -> Self {
+    /// `kernel_names_reset_reasons`: the kernel has `enum sk_rst_reason` (6.10 and later); before
+    /// it, the send-reset tracepoint does not fire for resets sent without a socket, so only the
+    /// function probes see them all.
+    pub fn new(probes: &[ProbeReport], kernel_names_reset_reasons: bool) -> Self {
+        let blind_tracepoint = probes
+            .iter()
+            .any(|p| p.attached && p.name == catalog::SEND_RESET.name)
+            && !kernel_names_reset_reasons;
         Self {
             sees_all_resets: covers(probes, Capability::ResetsSent)
-                && covers(probes, Capability::ResetsReceived),
+                && covers(probes, Capability::ResetsReceived)
+                && !blind_tracepoint,
             stack: StackResets::default(),
             local_ips: HashSet::new(),
             local_ips_read: None,

@@ -112,7 +112,7 @@ impl Engine {
         let mut namespaces = Namespaces::default();
         namespaces.tick(Instant::now(), &session);
         Ok(Self {
-            firewall: FirewallWatch::new(&session.probes),
+            firewall: FirewallWatch::new(&session.probes, session.kernel.reset_reasons),
             session,
             namespaces,
             workloads: Lru::new(WORKLOADS_REMEMBERED),
