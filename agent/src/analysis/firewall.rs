@@ -48,6 +48,13 @@ impl StackResets {
             .insert((reset.local, reset.remote), reset.timestamp_ns);
     }
 
+    /// Lets go of resets too old to match any reset still to come: a batch's resets arrive
+    /// within [`MATCH_WITHIN_NS`] of when they happened, so memory follows the reset rate.
+    pub fn forget_before(&mut self, now_ns: u64) {
+        let horizon = now_ns.saturating_sub(2 * MATCH_WITHIN_NS);
+        self.sent.retain(|_, at| *at >= horizon);
+    }
+
     /// Whether `received` came from an address of this host (`local_ips`, or loopback) while
     /// its stack sent no reset on that connection. None when that cannot be known.
     pub fn unsent_by_stack(&self, received: &Reset, local_ips: &HashSet<IpAddr>) -> bool {
@@ -134,6 +141,25 @@ mod tests {
         assert!(!stack.unsent_by_stack(&remote, &HashSet::new()));
         let ours: HashSet<IpAddr> = ["10.0.0.9".parse().unwrap()].into();
         assert!(stack.unsent_by_stack(&remote, &ours));
+    }
+
+    #[test]
+    fn resets_long_past_are_let_go() {
+        let mut stack = StackResets::default();
+        stack.sent(&reset(
+            Direction::Sent,
+            "127.0.0.1:80",
+            "127.0.0.1:40000",
+            SECOND,
+        ));
+        stack.sent(&reset(
+            Direction::Sent,
+            "127.0.0.1:80",
+            "127.0.0.1:40001",
+            4 * SECOND,
+        ));
+        stack.forget_before(4 * SECOND);
+        assert_eq!(stack.sent.len(), 1);
     }
 
     #[test]

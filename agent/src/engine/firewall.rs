@@ -52,11 +52,13 @@ impl FirewallWatch {
     }
 
     /// Before each batch of events: the ring's loss count so far.
-    pub fn lost_so_far(&mut self, events_lost: u64) {
+    pub fn new_batch(&mut self, events_lost: u64) {
+        let now = monotonic_ns();
         if events_lost != self.events_lost {
             self.events_lost = events_lost;
-            self.paused_until_ns = monotonic_ns() + PAUSE_AFTER_LOSS_NS;
+            self.paused_until_ns = now + PAUSE_AFTER_LOSS_NS;
         }
+        self.stack.forget_before(now);
     }
 
     /// Notes a reset the stack sent; every one of a batch comes before the judgements.

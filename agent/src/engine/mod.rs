@@ -169,7 +169,7 @@ impl Engine {
             return Ok(());
         }
         if let Ok(counters) = self.session.counters() {
-            self.firewall.lost_so_far(counters.events_lost);
+            self.firewall.new_batch(counters.events_lost);
         }
         for observed in &seen {
             if let Observed::Reset(reset) = observed {
