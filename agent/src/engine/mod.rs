@@ -91,6 +91,9 @@ pub struct Engine {
     started: Instant,
 }
 
+/// Every 10 s the heap freed by bursts of events is handed back.
+const SAMPLES_BETWEEN_TRIMS: u64 = 100;
+
 /// How old a reset held for a second look must be before it is judged: the stack's own reset,
 /// if any, is in the ring microseconds after it.
 const SECOND_LOOK_AFTER_NS: u64 = 50_000_000;
@@ -136,6 +139,7 @@ impl Engine {
         let mut terminate = signal(SignalKind::terminate())?;
         let deadline = duration.map(|d| tokio::time::Instant::now() + d);
         let mut sample = tokio::time::interval(SAMPLE_EVERY);
+        let mut samples: u64 = 0;
         let ended = loop {
             let sleep = async {
                 match deadline {
@@ -150,6 +154,10 @@ impl Engine {
                     self.deliver(seen, output, false)?;
                     self.namespaces.tick(Instant::now(), &self.session);
                     output.sampled(self)?;
+                    samples += 1;
+                    if samples.is_multiple_of(SAMPLES_BETWEEN_TRIMS) {
+                        session::release_freed_memory();
+                    }
                 }
                 _ = sleep => break Ended::Elapsed,
                 _ = interrupt.recv() => break Ended::Interrupted,

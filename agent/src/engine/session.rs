@@ -125,9 +125,10 @@ fn resolve_from_btf(
     }
 }
 
-/// Hands the heap freed after start-up (parsed BTF, the object's sections) back to the kernel:
-/// glibc keeps freed memory below the top of the heap resident otherwise.
-fn release_freed_memory() {
+/// Hands freed heap back to the kernel: after start-up (parsed BTF, the object's sections), and
+/// now and then while running (bursts of events leave freed memory behind). glibc keeps freed
+/// memory below the top of the heap resident otherwise.
+pub fn release_freed_memory() {
     // SAFETY: malloc_trim has no preconditions.
     unsafe { libc::malloc_trim(0) };
 }
