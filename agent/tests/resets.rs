@@ -342,9 +342,17 @@ fn a_peer_that_stops_answering_keepalive_probes_is_keepalive_timeout() {
     assert_eq!(sent["count"], 1);
     assert_eq!(sent["remote"], server.to_string());
     assert_owned_by_us(sent);
-    assert_reason(&report, sent, "TCP_KEEPALIVE_TIMEOUT");
+    // The tracepoint names the reason from 6.10 on; a function probe on tcp_send_active_reset
+    // may not (see assert_reason).
+    let tracepoint = sent["evidence"]["hook"]
+        .as_str()
+        .unwrap()
+        .starts_with("tcp:");
+    if tracepoint && report.json["kernel"]["reset_reasons"] == true {
+        assert_eq!(sent["kernel_reason"], "TCP_KEEPALIVE_TIMEOUT", "{sent:#}");
+    }
     // Only the kernel's reason tells a keepalive abort from other aborts: where it is missing
-    // (before 6.10, or read as unspecified by a function probe) the cause cannot be this one.
+    // (before 6.10, or unread by a function probe) the cause cannot be this one.
     if sent["kernel_reason"] == "TCP_KEEPALIVE_TIMEOUT" {
         assert_eq!(sent["cause"], "keepalive_timeout", "{sent:#}");
         let story = sent["explanation"].as_str().unwrap();
@@ -369,7 +377,7 @@ fn a_client_aborting_many_connections_to_one_service_is_one_finding_on_each_side
     let agent = Agent::start(&[]);
     let listener = TcpListener::bind(SocketAddr::new(ip, 7)).unwrap();
     let service = listener.local_addr().unwrap();
-    let mut clients = Vec::new();
+    let (mut clients, mut served) = (Vec::new(), Vec::new());
     for _ in 0..12 {
         let client = TcpStream::connect(service).unwrap();
         let (mut accepted, _) = listener.accept().unwrap();
@@ -378,9 +386,12 @@ fn a_client_aborting_many_connections_to_one_service_is_one_finding_on_each_side
         std::thread::sleep(std::time::Duration::from_millis(20));
         clients.push(client.local_addr().unwrap());
         drop(client);
-        drop(accepted);
+        // The server side stays open: a FIN of its own racing the reset would be answered by
+        // the client's closed port, a story of its own.
+        served.push(accepted);
     }
     let report = agent.finish();
+    drop(served);
 
     // Twelve ephemeral ports, one service: one finding per side, named by the service.
     let sent: Vec<&Value> = report
