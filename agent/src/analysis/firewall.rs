@@ -77,23 +77,11 @@ mod tests {
     use super::*;
 
     fn reset(direction: Direction, local: &str, remote: &str, at: u64) -> Reset {
-        Reset {
-            direction,
-            origin: match direction {
-                Direction::Sent => ResetOrigin::SendResetReply,
-                Direction::Received => ResetOrigin::ReceiveReset,
-            },
-            timestamp_ns: at,
-            local: local.parse().unwrap(),
-            remote: remote.parse().unwrap(),
-            netns: None,
-            state: None,
-            tw_substate: None,
-            reason: None,
-            segment_flags: None,
-            socket: None,
-            owner: None,
-        }
+        let origin = match direction {
+            Direction::Sent => ResetOrigin::SendResetReply,
+            Direction::Received => ResetOrigin::ReceiveReset,
+        };
+        Reset::bare(direction, origin, local, remote, at)
     }
 
     const SECOND: u64 = 1_000_000_000;

@@ -219,28 +219,13 @@ pub fn classify(evidence: &Evidence) -> (Cause, &'static str) {
 
 #[cfg(test)]
 mod tests {
-    use std::net::SocketAddr;
-
     use tcpwhy_common::reset::{ResetOrigin, tcp_flags};
 
     use super::*;
     use crate::events::reset::SocketEvidence;
 
     fn reset(direction: Direction, origin: ResetOrigin) -> Reset {
-        Reset {
-            direction,
-            origin,
-            timestamp_ns: 0,
-            local: "127.0.0.2:80".parse::<SocketAddr>().unwrap(),
-            remote: "127.0.0.1:5000".parse().unwrap(),
-            netns: None,
-            state: None,
-            tw_substate: None,
-            reason: None,
-            segment_flags: None,
-            socket: None,
-            owner: None,
-        }
+        Reset::bare(direction, origin, "127.0.0.2:80", "127.0.0.1:5000", 0)
     }
 
     fn full_socket(state: u8) -> (Option<u8>, Option<SocketEvidence>) {

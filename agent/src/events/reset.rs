@@ -117,6 +117,33 @@ impl Reset {
 }
 
 #[cfg(test)]
+impl Reset {
+    /// A reset with only its direction, hook, endpoints and time: what tests add to.
+    pub fn bare(
+        direction: Direction,
+        origin: ResetOrigin,
+        local: &str,
+        remote: &str,
+        timestamp_ns: u64,
+    ) -> Self {
+        Self {
+            direction,
+            origin,
+            timestamp_ns,
+            local: local.parse().unwrap(),
+            remote: remote.parse().unwrap(),
+            netns: None,
+            state: None,
+            tw_substate: None,
+            reason: None,
+            segment_flags: None,
+            socket: None,
+            owner: None,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

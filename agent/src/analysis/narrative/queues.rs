@@ -208,34 +208,24 @@ fn fd_sentence(drops: &ListenerDrops, text: &mut String) {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
     use crate::host::{namespace::QueueSysctls, netstat::CounterGrowth};
 
     fn unattributed(cause: Cause) -> ListenerDrops {
         ListenerDrops {
-            cause,
-            namespace: 7,
-            listener: None,
             count: 715,
-            certainty: Certainty::Unattributed,
-            queue_len_max: 0,
-            queue_limit: 0,
-            half_open_max: 0,
-            full_for: Duration::ZERO,
-            synack_retransmits: 0,
-            sample_remote: None,
-            owner: None,
-            requested_backlog: None,
-            sysctls: QueueSysctls::default(),
             counters: CounterGrowth {
                 listen_overflows: 1225,
                 ..CounterGrowth::default()
             },
-            split: None,
-            first_seen: None,
-            last_seen: None,
+            ..ListenerDrops::nothing_yet(
+                cause,
+                7,
+                None,
+                Certainty::Unattributed,
+                QueueSysctls::default(),
+                std::time::SystemTime::now(),
+            )
         }
     }
 

@@ -68,6 +68,39 @@ pub struct ListenerDrops {
     pub last_seen: Option<SystemTime>,
 }
 
+impl ListenerDrops {
+    /// A listener's record before any drop is counted in it.
+    pub fn nothing_yet(
+        cause: Cause,
+        namespace: u64,
+        listener: Option<SocketAddr>,
+        certainty: Certainty,
+        sysctls: QueueSysctls,
+        at: SystemTime,
+    ) -> Self {
+        Self {
+            cause,
+            namespace,
+            listener,
+            count: 0,
+            certainty,
+            queue_len_max: 0,
+            queue_limit: 0,
+            half_open_max: 0,
+            full_for: Duration::ZERO,
+            synack_retransmits: 0,
+            sample_remote: None,
+            owner: None,
+            requested_backlog: None,
+            sysctls,
+            counters: CounterGrowth::default(),
+            split: None,
+            first_seen: Some(at),
+            last_seen: None,
+        }
+    }
+}
+
 /// Drops are kept per namespace, listener (None: unidentified) and cause.
 type DropKey = (u64, Option<SocketAddr>, Cause);
 
@@ -106,25 +139,15 @@ impl Ledger {
         let entry = self
             .drops
             .entry((namespace, local, credit.cause))
-            .or_insert_with(|| ListenerDrops {
-                cause: credit.cause,
-                namespace,
-                listener: local,
-                count: 0,
-                certainty: credit.certainty,
-                queue_len_max: 0,
-                queue_limit: 0,
-                half_open_max: 0,
-                full_for: Duration::ZERO,
-                synack_retransmits: 0,
-                sample_remote: None,
-                owner: None,
-                requested_backlog: None,
-                sysctls: sysctls.clone(),
-                counters: CounterGrowth::default(),
-                split: None,
-                first_seen: Some(at),
-                last_seen: None,
+            .or_insert_with(|| {
+                ListenerDrops::nothing_yet(
+                    credit.cause,
+                    namespace,
+                    local,
+                    credit.certainty,
+                    sysctls.clone(),
+                    at,
+                )
             });
         entry.count += credit.count;
         entry.last_seen = Some(at);
