@@ -11,6 +11,7 @@ mod rootfs;
 mod run;
 mod setup;
 mod soak;
+mod sockets;
 mod vm;
 
 use std::{

@@ -2,16 +2,11 @@
 //! bench's own, each one a TCP segment the kernel frees with reason NETFILTER_DROP (the path
 //! `skb:kfree_skb` adds its cost to).
 
-use std::{
-    fs::File,
-    os::fd::{AsRawFd, FromRawFd, OwnedFd},
-    process::Command,
-    sync::OnceLock,
-};
+use std::{fs::File, net::SocketAddrV4, os::fd::AsRawFd, process::Command, sync::OnceLock};
 
 use anyhow::{Context, Result, bail};
 
-use crate::run::checked;
+use crate::{run::checked, sockets::connect_nonblocking};
 
 const NAMESPACE: &str = "tcpwhy-bench-drops";
 /// The port the namespace's input rule drops (nothing listens there either).
@@ -70,38 +65,8 @@ pub fn dropped_syns(n: u32) -> Result<()> {
 
 /// One non-blocking connect to the dropped port on loopback; its socket is closed on return.
 fn connect_into_the_rule() -> Result<()> {
-    // SAFETY: plain socket(2); the descriptor is owned below.
-    let fd = unsafe {
-        libc::socket(
-            libc::AF_INET,
-            libc::SOCK_STREAM | libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
-            0,
-        )
-    };
-    if fd < 0 {
-        bail!("socket: {}", std::io::Error::last_os_error());
-    }
-    // SAFETY: a fresh descriptor nothing else owns.
-    let socket = unsafe { OwnedFd::from_raw_fd(fd) };
-    let target = libc::sockaddr_in {
-        sin_family: libc::AF_INET as libc::sa_family_t,
-        sin_port: BLACK_HOLE_PORT.to_be(),
-        sin_addr: libc::in_addr {
-            s_addr: u32::from(std::net::Ipv4Addr::LOCALHOST).to_be(),
-        },
-        sin_zero: [0; 8],
-    };
-    // SAFETY: a valid sockaddr_in of the length given.
-    let rc = unsafe {
-        libc::connect(
-            socket.as_raw_fd(),
-            (&raw const target).cast(),
-            size_of::<libc::sockaddr_in>() as libc::socklen_t,
-        )
-    };
-    let error = std::io::Error::last_os_error();
-    if rc == 0 || error.raw_os_error() != Some(libc::EINPROGRESS) {
-        bail!("connect to port {BLACK_HOLE_PORT} in the drop namespace: {error}");
-    }
+    let target = SocketAddrV4::new(std::net::Ipv4Addr::LOCALHOST, BLACK_HOLE_PORT);
+    connect_nonblocking(target)
+        .with_context(|| format!("connecting in the drop namespace to port {BLACK_HOLE_PORT}"))?;
     Ok(())
 }
