@@ -115,9 +115,7 @@ fn dropped_segments_are_data_retransmits() {
     });
     let agent = Agent::start(&[]);
     // From now on nothing reaches the server: the client's data is retransmitted on timeout.
-    ns.nft("add table inet lossy");
-    ns.nft("add chain inet lossy in { type filter hook input priority 0 ; }");
-    ns.nft("add rule inet lossy in tcp dport 7601 drop");
+    ns.drop_tcp_to(server.port());
     client.write_all(b"is anyone there?").unwrap();
     sleep(Duration::from_millis(2500));
     let report = agent.finish();
@@ -160,9 +158,7 @@ fn a_server_whose_replies_are_lost_to_many_clients_is_one_finding() {
     });
     let agent = Agent::start(&[]);
     // Nothing the server sends reaches its clients: its replies are retransmitted on timeout.
-    ns.nft("add table inet lossy");
-    ns.nft("add chain inet lossy in { type filter hook input priority 0 ; }");
-    ns.nft("add rule inet lossy in tcp sport 7602 drop");
+    ns.drop_tcp_from(server.port());
     for stream in &mut accepted {
         stream.write_all(b"your reply").unwrap();
     }

@@ -64,12 +64,22 @@ impl TestNetns {
 
     /// Silently drops every TCP segment arriving for `port` in the namespace: a black hole.
     pub fn drop_tcp_to(&self, port: u16) {
-        let table = format!("drop{port}");
+        self.drop_tcp("dport", port);
+    }
+
+    /// Silently drops every TCP segment sent from `port` in the namespace: its peers never
+    /// hear from it.
+    pub fn drop_tcp_from(&self, port: u16) {
+        self.drop_tcp("sport", port);
+    }
+
+    fn drop_tcp(&self, end: &str, port: u16) {
+        let table = format!("drop_{end}_{port}");
         self.nft(&format!("add table inet {table}"));
         self.nft(&format!(
             "add chain inet {table} in {{ type filter hook input priority 0 ; }}"
         ));
-        self.nft(&format!("add rule inet {table} in tcp dport {port} drop"));
+        self.nft(&format!("add rule inet {table} in tcp {end} {port} drop"));
     }
 
     /// Runs `work` on a thread inside the namespace: sockets it creates live there.
