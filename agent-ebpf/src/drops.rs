@@ -18,7 +18,7 @@ use tcpwhy_common::{
 use crate::{
     addresses::{Addresses, of_segment},
     context::tracepoint_field,
-    kernel::{read, read_at, socket_netns},
+    kernel::{device_netns, read, read_at, socket_netns},
     layout::offset,
     maps::{TCP_DROPS, count_drop_reason, update_per_cpu},
 };
@@ -146,16 +146,4 @@ fn count_if_tcp(protocol: u16, reason: u32, skb: u64, rx_sk: u64) {
         counts.remote_port = remote_port;
         counts.state = state;
     });
-}
-
-/// The namespace of the device a segment arrived on (no socket was found for it).
-#[inline(always)]
-fn device_netns(skb: u64) -> u32 {
-    let Ok(dev) = read::<u64>(skb, |l| &l.skb_dev) else {
-        return 0;
-    };
-    match read::<u64>(dev, |l| &l.dev_nd_net) {
-        Ok(net) => read::<u32>(net, |l| &l.net_ns_inum).unwrap_or(0),
-        Err(_) => 0,
-    }
 }

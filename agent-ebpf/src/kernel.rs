@@ -49,3 +49,16 @@ pub fn socket_netns(sk: u64) -> u32 {
         Err(_) => 0,
     }
 }
+
+/// The namespace of the device a segment arrived on, for segments without a socket; 0 when
+/// unreadable.
+#[inline(always)]
+pub fn device_netns(skb: u64) -> u32 {
+    let Ok(dev) = read::<u64>(skb, |l| &l.skb_dev) else {
+        return 0;
+    };
+    match read::<u64>(dev, |l| &l.dev_nd_net) {
+        Ok(net) => read::<u32>(net, |l| &l.net_ns_inum).unwrap_or(0),
+        Err(_) => 0,
+    }
+}

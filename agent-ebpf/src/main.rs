@@ -15,6 +15,7 @@ mod layout;
 mod listen_backlog;
 mod listen_overflow;
 mod maps;
+mod netfilter_reset;
 mod owners;
 mod reset_event;
 mod reset_received;

@@ -12,7 +12,7 @@ use tcpwhy_common::{
 
 use crate::{
     addresses::{Addresses, of_segment, of_socket},
-    kernel::{read, read_at, socket_netns},
+    kernel::{device_netns, read, read_at, socket_netns},
     maps::{EVENTS, count, submit_flags},
     owners::recorded_owner,
 };
@@ -206,6 +206,9 @@ fn describe_segment<C: EbpfContext>(
         }
     };
     let Addresses { local, remote } = of_segment(ip, family);
+    if event.netns == 0 {
+        event.netns = device_netns(skb);
+    }
     event.local_addr = local;
     event.remote_addr = remote;
     event.remote_port = u16::from_be(read_at::<u16>(tcp + tcp::SOURCE_PORT).unwrap_or(0));

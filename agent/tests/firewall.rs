@@ -1,6 +1,7 @@
 //! Resets a firewall on this host built: an nftables `reject with tcp reset` rule in a namespace
 //! of the test's own answers for a port, and the agent must tell that from a reset the TCP stack
-//! sent, with no function probe on `nf_send_reset` (none loads on this host).
+//! sent. Where the probe on `nf_send_reset` loads (the kernel matrix), it saw netfilter build the
+//! reset; where none does (this host), the agent infers it.
 
 mod support;
 
@@ -24,6 +25,55 @@ fn reject_with_reset(ns: &TestNetns, port: u16) {
     ns.nft(&format!(
         "add rule inet {table} in tcp dport {port} reject with tcp reset"
     ));
+}
+
+/// Whether the agent saw netfilter build resets, rather than inferring it.
+fn probed(report: &Report) -> bool {
+    report.probe("nf_send_reset")["attached"] == true
+}
+
+/// What the received reset's finding must say of how it is known.
+fn assert_known_as_expected(report: &Report, finding: &Value) {
+    let story = finding["explanation"].as_str().unwrap();
+    if probed(report) {
+        assert!(finding["evidence"]["inferred"].is_null(), "{finding:#}");
+        assert!(story.contains("netfilter was seen building it"), "{story}");
+    } else {
+        assert!(finding["evidence"]["inferred"].is_string(), "{finding:#}");
+        assert!(story.contains("its TCP stack sent no reset"), "{story}");
+    }
+}
+
+/// The rule's own resets, where the probe saw them: one finding for the service's port.
+fn assert_rule_seen_answering(report: &Report, service: SocketAddr, inode: u64, flags: &str) {
+    let sent: Vec<&Value> = report
+        .in_namespace_at(&service.to_string(), inode)
+        .into_iter()
+        .filter(|f| f["kind"] == "rst_sent")
+        .collect();
+    if !probed(report) {
+        // The listener's stack sent nothing, and nothing saw netfilter.
+        assert!(sent.is_empty(), "{}", report.touching(&service.to_string()));
+        return;
+    }
+    assert_eq!(sent.len(), 1, "{}", report.touching(&service.to_string()));
+    let finding = sent[0];
+    assert_eq!(finding["cause"], "firewall_reject", "{finding:#}");
+    assert_eq!(
+        finding["evidence"]["hook"],
+        "nf_send_reset (netfilter REJECT)"
+    );
+    assert!(
+        finding["evidence"]["segment_flags"]
+            .as_str()
+            .is_some_and(|f| f.contains(flags)),
+        "{finding:#}"
+    );
+    let story = finding["explanation"].as_str().unwrap();
+    assert!(
+        story.contains("A netfilter rule on this host answered"),
+        "{story}"
+    );
 }
 
 fn firewall_findings(report: &Report, client: SocketAddr, inode: u64) -> Vec<&Value> {
@@ -68,20 +118,12 @@ fn a_connect_a_reject_rule_answers_is_firewall_reject_even_with_a_listener() {
     assert_eq!(finding["cause"], "firewall_reject", "{finding:#}");
     assert_eq!(finding["remote"], service.to_string());
     assert_eq!(finding["evidence"]["socket_state"], "SYN_SENT");
-    assert!(finding["evidence"]["inferred"].is_string(), "{finding:#}");
+    assert_known_as_expected(&report, finding);
     assert_eq!(finding["process"]["pid"], our_pid());
     let story = finding["explanation"].as_str().unwrap();
     assert!(story.contains("reject with tcp reset"), "{story}");
     assert!(story.contains("ECONNREFUSED"), "{story}");
-    // The listener's stack sent nothing.
-    assert!(
-        report
-            .in_namespace_at(&service.to_string(), ns.inode())
-            .iter()
-            .all(|f| f["kind"] != "rst_sent"),
-        "{}",
-        report.touching(&service.to_string())
-    );
+    assert_rule_seen_answering(&report, service, ns.inode(), "SYN");
 }
 
 #[test]
@@ -112,6 +154,8 @@ fn an_established_connection_a_reject_rule_cuts_is_firewall_reject() {
     let finding = found[0];
     assert_eq!(finding["cause"], "firewall_reject", "{finding:#}");
     assert_eq!(finding["evidence"]["socket_state"], "ESTABLISHED");
+    assert_known_as_expected(&report, finding);
     let story = finding["explanation"].as_str().unwrap();
     assert!(story.contains("ECONNRESET"), "{story}");
+    assert_rule_seen_answering(&report, service, ns.inode(), "ACK");
 }

@@ -53,6 +53,13 @@ pub struct KernelLayout {
     // enum sock_flags: bit numbers within sk_flags
     pub sock_flag_dead: u32,
     pub sock_flag_linger: u32,
+    // function arguments: positions, for functions whose parameters changed between kernels
+    /// Which argument of `nf_send_reset` is the rejected segment (`oldskb`): 1 where it takes
+    /// `(net, oldskb, hook)`, 2 where netfilter also passes the socket (`net, sk, oldskb,
+    /// hook`); [`ABSENT`] while its module (`nf_reject_ipv4`) is not loaded.
+    pub nf_send_reset_skb_arg: u32,
+    /// The same for `nf_send_reset6`.
+    pub nf_send_reset6_skb_arg: u32,
     // tracepoint records (offsets from the start of the record, as tracefs reports them)
     pub tp_send_reset_skaddr: u32,
     pub tp_send_reset_skbaddr: u32,
@@ -137,6 +144,8 @@ impl KernelLayout {
         dev_nd_net: ABSENT,
         sock_flag_dead: ABSENT,
         sock_flag_linger: ABSENT,
+        nf_send_reset_skb_arg: ABSENT,
+        nf_send_reset6_skb_arg: ABSENT,
         tp_send_reset_skaddr: ABSENT,
         tp_send_reset_skbaddr: ABSENT,
         tp_send_reset_reason: ABSENT,

@@ -33,3 +33,8 @@ pub const LOSS_PROBE_KPROBE: &str = "tcp_send_loss_probe_kprobe";
 /// TCP drops by reason.
 pub const KFREE_SKB_TRACEPOINT: &str = "kfree_skb";
 pub const KFREE_SKB_BTF: &str = "kfree_skb_btf";
+/// Resets built by netfilter's REJECT (IPv4 and IPv6).
+pub const NF_SEND_RESET_FENTRY: &str = "nf_send_reset_fentry";
+pub const NF_SEND_RESET_KPROBE: &str = "nf_send_reset_kprobe";
+pub const NF_SEND_RESET6_FENTRY: &str = "nf_send_reset6_fentry";
+pub const NF_SEND_RESET6_KPROBE: &str = "nf_send_reset6_kprobe";

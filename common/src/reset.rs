@@ -17,6 +17,9 @@ pub enum ResetOrigin {
     SendActiveReset = 5,
     /// `tcp:tcp_receive_reset`.
     ReceiveReset = 6,
+    /// Function probe on `nf_send_reset` or `nf_send_reset6`: a netfilter rule (`reject with
+    /// tcp reset`) answered the segment, not the TCP stack.
+    NetfilterReset = 7,
 }
 
 impl ResetOrigin {
@@ -28,6 +31,7 @@ impl ResetOrigin {
             4 => Self::V6SendReset,
             5 => Self::SendActiveReset,
             6 => Self::ReceiveReset,
+            7 => Self::NetfilterReset,
             _ => return None,
         })
     }

@@ -65,7 +65,7 @@ enum Task {
         addr: std::net::SocketAddr,
         rate: u32,
     },
-    /// Run the reset, queue, connection and drop scenarios on real Debian kernels under qemu,
+    /// Run the reset, queue, connection, drop and firewall scenarios on real Debian kernels under qemu,
     /// check which attach method each probe used, and write the README's kernel support table;
     /// then boot each kernel with a Debian system under systemd and check the package's unit
     /// there.

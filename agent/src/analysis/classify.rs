@@ -3,6 +3,7 @@
 use tcpwhy_common::tcp_state as st;
 
 use super::{
+    firewall::FirewallEvidence,
     reset_rules::{Evidence, classify as apply_rules},
     service::{End, EphemeralPorts, service_end},
 };
@@ -33,9 +34,8 @@ pub struct Surroundings {
     pub abort_on_overflow: Option<bool>,
     /// The namespace's ephemeral port range.
     pub ports: EphemeralPorts,
-    /// A reset received from this host that its TCP stack did not send (see
-    /// [`super::firewall`]).
-    pub unsent_by_stack: bool,
+    /// A reset received that a firewall on this host built (see [`super::firewall`]).
+    pub firewall: Option<FirewallEvidence>,
 }
 
 pub fn classify<'a>(
@@ -48,7 +48,7 @@ pub fn classify<'a>(
         reset,
         reason,
         abort_on_overflow: around.abort_on_overflow,
-        unsent_by_stack: around.unsent_by_stack,
+        firewall: around.firewall,
     });
     Classified {
         reset,

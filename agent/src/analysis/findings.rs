@@ -7,9 +7,10 @@ use super::{
     grouping::ResetGroup,
     narrative,
     queues::drops::{Certainty, ListenerDrops},
+    reset_rules,
     service::End,
 };
-use crate::model::{Cause, Finding, Kind, tcp_state, time};
+use crate::model::{Finding, Kind, tcp_state, time};
 
 /// The finding of a group of resets.
 pub fn of_resets(group: &ResetGroup) -> Finding {
@@ -110,7 +111,7 @@ fn queue_evidence(drops: &ListenerDrops) -> Map<String, Value> {
 fn evidence(group: &ResetGroup) -> Map<String, Value> {
     let mut map = Map::new();
     map.insert("rule".into(), json!(group.rule));
-    if group.cause == Cause::FirewallReject {
+    if group.rule == reset_rules::FIREWALL_INFERRED {
         map.insert(
             "inferred".into(),
             json!("no tcp_send_reset for this connection within 1 s before it arrived"),

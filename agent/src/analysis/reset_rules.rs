@@ -5,8 +5,9 @@
 //! NOT_SPECIFIED, and older kernels give no reason at all, so every reason-based rule has an
 //! evidence-based twin: which hook saw the reset, the socket's state and flags, unread bytes.
 
-use tcpwhy_common::tcp_state as st;
+use tcpwhy_common::{reset::ResetOrigin, tcp_state as st};
 
+use super::firewall::FirewallEvidence;
 use crate::{
     events::reset::Reset,
     model::{Cause, Direction},
@@ -19,9 +20,8 @@ pub struct Evidence<'a> {
     pub reason: Option<&'a str>,
     /// `net.ipv4.tcp_abort_on_overflow` in the socket's namespace, when known.
     pub abort_on_overflow: Option<bool>,
-    /// A reset received from an address of this host that this host's TCP stack did not send
-    /// (see [`super::firewall`]).
-    pub unsent_by_stack: bool,
+    /// A reset received that a firewall on this host built (see [`super::firewall`]).
+    pub firewall: Option<FirewallEvidence>,
 }
 
 impl Evidence<'_> {
@@ -76,6 +76,11 @@ const VIOLATIONS: &[&str] = &[
 
 /// Resets this host sends, most specific first.
 pub const SENT: &[Rule] = &[
+    Rule {
+        cause: Cause::FirewallReject,
+        when: "netfilter built the RST (nf_send_reset): a REJECT rule answered the segment, not the TCP stack",
+        holds: |e| e.reset.origin == ResetOrigin::NetfilterReset,
+    },
     Rule {
         cause: Cause::NoListener,
         when: "no socket for the segment (kernel reason NO_SOCKET, or none) and the segment is a SYN",
@@ -175,12 +180,20 @@ pub const SENT: &[Rule] = &[
     },
 ];
 
+/// The rule that infers a firewall's reset, which evidence marks as inferred.
+pub const FIREWALL_INFERRED: &str = "the RST came from an address of this host, but its TCP stack sent no such reset (inferred: a netfilter rule built it)";
+
 /// Resets this host receives: the local state when the RST arrived decides.
 pub const RECEIVED: &[Rule] = &[
     Rule {
         cause: Cause::FirewallReject,
-        when: "the RST came from an address of this host, but its TCP stack sent no such reset (inferred: a netfilter rule built it)",
-        holds: |e| e.unsent_by_stack,
+        when: "netfilter on this host built the RST (nf_send_reset), not a TCP stack",
+        holds: |e| e.firewall == Some(FirewallEvidence::Probed),
+    },
+    Rule {
+        cause: Cause::FirewallReject,
+        when: FIREWALL_INFERRED,
+        holds: |e| e.firewall == Some(FirewallEvidence::Inferred),
     },
     Rule {
         cause: Cause::ConnectionRefused,
@@ -245,7 +258,7 @@ mod tests {
             reset,
             reason,
             abort_on_overflow: Some(false),
-            unsent_by_stack: false,
+            firewall: None,
         })
         .0
     }
@@ -331,7 +344,7 @@ mod tests {
             reset: &r,
             reason: None,
             abort_on_overflow: Some(true),
-            unsent_by_stack: false,
+            firewall: None,
         };
         assert_eq!(classify(&overflow).0, Cause::AcceptQueueOverflowAbort);
     }

@@ -1,5 +1,5 @@
-//! Feeds [`analysis::firewall`](crate::analysis::firewall): the resets the stack sent, this
-//! host's addresses, and whether the reset probes see all they must for the inference to hold.
+//! Feeds [`analysis::firewall`](crate::analysis::firewall): the resets this host sent, its
+//! addresses, and whether the reset probes see all they must for the inference to hold.
 
 use std::{
     collections::HashSet,
@@ -7,8 +7,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+use tcpwhy_common::reset::ResetOrigin;
+
 use crate::{
-    analysis::firewall::StackResets,
+    analysis::firewall::{FirewallEvidence, SentResets},
     events::reset::Reset,
     host::addresses,
     model::{Direction, time::monotonic_ns},
@@ -23,7 +25,7 @@ const PAUSE_AFTER_LOSS_NS: u64 = 1_000_000_000;
 pub struct FirewallWatch {
     /// Every reset the stack sends is seen (and every one received).
     sees_all_resets: bool,
-    stack: StackResets,
+    sent: SentResets,
     local_ips: HashSet<IpAddr>,
     local_ips_read: Option<Instant>,
     events_lost: u64,
@@ -43,7 +45,7 @@ impl FirewallWatch {
             sees_all_resets: covers(probes, Capability::ResetsSent)
                 && covers(probes, Capability::ResetsReceived)
                 && !blind_tracepoint,
-            stack: StackResets::default(),
+            sent: SentResets::default(),
             local_ips: HashSet::new(),
             local_ips_read: None,
             events_lost: 0,
@@ -58,31 +60,31 @@ impl FirewallWatch {
             self.events_lost = events_lost;
             self.paused_until_ns = now + PAUSE_AFTER_LOSS_NS;
         }
-        self.stack.forget_before(now);
+        self.sent.forget_before(now);
     }
 
-    /// Notes a reset the stack sent; every one of a batch comes before the judgements.
+    /// Notes a reset this host sent; every one of a batch comes before the judgements. The
+    /// stack's resets only count while all of them are seen; netfilter's, always.
     pub fn note_sent(&mut self, reset: &Reset) {
-        if self.sees_all_resets && reset.direction == Direction::Sent {
-            self.stack.sent(reset);
+        let by_netfilter = reset.origin == ResetOrigin::NetfilterReset;
+        if reset.direction == Direction::Sent && (self.sees_all_resets || by_netfilter) {
+            self.sent.sent(reset);
         }
     }
 
-    /// Whether `reset` is one received from this host that its stack never sent, as far as the
-    /// resets noted so far tell. A reset the stack sent may be noted in the next batch (its
-    /// tracepoint can fire after the peer received it), so the engine asks twice.
-    pub fn unsent_by_stack(&mut self, reset: &Reset) -> bool {
-        if !self.sees_all_resets
-            || reset.direction != Direction::Received
-            || reset.timestamp_ns < self.paused_until_ns
-        {
-            return false;
+    /// Whether `reset` is one received that a firewall on this host built, as far as the
+    /// resets noted so far tell. A reset sent may be noted in the next batch (its hook can fire
+    /// after the peer received it), so the engine asks twice about an inferred one.
+    pub fn judge(&mut self, reset: &Reset) -> Option<FirewallEvidence> {
+        if reset.direction != Direction::Received {
+            return None;
         }
+        let may_infer = self.sees_all_resets && reset.timestamp_ns >= self.paused_until_ns;
         let from = reset.remote.ip();
-        if !from.is_loopback() && !self.local_ips.contains(&from) {
+        if may_infer && !from.is_loopback() && !self.local_ips.contains(&from) {
             self.reread_addresses();
         }
-        self.stack.unsent_by_stack(reset, &self.local_ips)
+        self.sent.firewall(reset, &self.local_ips, may_infer)
     }
 
     fn reread_addresses(&mut self) {

@@ -29,6 +29,7 @@ use crate::{
         classify::{Classified, Surroundings, classify},
         connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
         drops, findings,
+        firewall::FirewallEvidence,
         lru::Lru,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
         service::EphemeralPorts,
@@ -190,17 +191,17 @@ impl Engine {
             .partition(|reset| last || reset.timestamp_ns <= settled_before);
         self.second_look = waiting;
         for reset in due {
-            let unsent = self.firewall.unsent_by_stack(&reset);
-            self.deliver_reset(reset, unsent, output)?;
+            let firewall = self.firewall.judge(&reset);
+            self.deliver_reset(reset, firewall, output)?;
         }
         for observed in seen {
             match observed {
                 Observed::Reset(reset) => {
-                    let unsent = self.firewall.unsent_by_stack(&reset);
-                    if unsent && !last {
+                    let firewall = self.firewall.judge(&reset);
+                    if firewall == Some(FirewallEvidence::Inferred) && !last {
                         self.second_look.push(reset);
                     } else {
-                        self.deliver_reset(reset, unsent, output)?;
+                        self.deliver_reset(reset, firewall, output)?;
                     }
                 }
                 Observed::ConnectFailed(mut failed) => {
@@ -217,7 +218,7 @@ impl Engine {
     fn deliver_reset(
         &mut self,
         mut reset: Reset,
-        unsent_by_stack: bool,
+        firewall: Option<FirewallEvidence>,
         output: &mut impl Output,
     ) -> Result<()> {
         self.name_owner_from_listener(&mut reset);
@@ -231,7 +232,7 @@ impl Engine {
         let around = Surroundings {
             abort_on_overflow,
             ports: self.ephemeral_ports(reset.netns),
-            unsent_by_stack,
+            firewall,
         };
         output.reset(&classify(&reset, &self.session.reasons, around))
     }

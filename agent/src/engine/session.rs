@@ -186,6 +186,7 @@ impl Session {
                 btf: aya_btf.as_ref(),
                 tracepoint_has_reason,
                 drops_have_reason,
+                layout: &kernel_layout,
             },
         );
         require_some(&probes)?;

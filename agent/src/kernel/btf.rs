@@ -7,6 +7,8 @@ use btf_rs::{Btf, Type};
 
 /// Where the kernel exposes its own BTF.
 pub const VMLINUX_BTF: &str = "/sys/kernel/btf/vmlinux";
+/// Where each loaded module's BTF appears, named after the module.
+const MODULES_BTF: &str = "/sys/kernel/btf";
 
 pub struct KernelBtf {
     btf: Btf,
@@ -132,6 +134,28 @@ impl KernelBtf {
         bail!("the kernel's BTF has no function {function}")
     }
 
+    /// Position of `function`'s parameter named `parameter`, from the kernel's BTF or, for a
+    /// function built as a module, from the module's: split BTF on top of the kernel's, which
+    /// exists only while the module is loaded.
+    pub fn parameter_position(
+        &self,
+        module: &str,
+        function: &str,
+        parameter: &str,
+    ) -> Result<usize> {
+        if let Some(position) = parameter_in(&self.btf, function, parameter)? {
+            return Ok(position);
+        }
+        let path = Path::new(MODULES_BTF).join(module);
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("module {module} is not loaded ({})", path.display()))?;
+        check_sections(&bytes)?;
+        let module_btf = Btf::from_split_bytes(&bytes, &self.btf)
+            .with_context(|| format!("parsing {}", path.display()))?;
+        parameter_in(&module_btf, function, parameter)?
+            .ok_or_else(|| anyhow!("{module} has no function {function} taking {parameter}"))
+    }
+
     /// Number of arguments a BTF tracepoint passes (its `btf_trace_<name>` typedef, minus the
     /// leading `void *` that the tracing core adds).
     pub fn tracepoint_arity(&self, tracepoint: &str) -> Result<usize> {
@@ -149,8 +173,7 @@ impl KernelBtf {
     }
 
     fn types_named(&self, name: &str) -> Result<Vec<Type>> {
-        // btf-rs reports an unknown name as an error; an empty list reads better to callers.
-        Ok(self.btf.resolve_types_by_name(name).unwrap_or_default())
+        types_named(&self.btf, name)
     }
 
     fn named_struct(&self, name: &str) -> Result<btf_rs::Struct> {
@@ -199,6 +222,28 @@ impl KernelBtf {
             };
         }
     }
+}
+
+fn types_named(btf: &Btf, name: &str) -> Result<Vec<Type>> {
+    // btf-rs reports an unknown name as an error; an empty list reads better to callers.
+    Ok(btf.resolve_types_by_name(name).unwrap_or_default())
+}
+
+/// Position of `function`'s parameter named `parameter` in `btf`, None without such a function.
+fn parameter_in(btf: &Btf, function: &str, parameter: &str) -> Result<Option<usize>> {
+    for ty in types_named(btf, function)? {
+        if let Type::Func(func) = ty {
+            if let Type::FuncProto(proto) = btf.resolve_chained_type(&func)? {
+                let names = proto.parameters.iter().map(|p| btf.resolve_name(p));
+                for (position, name) in names.enumerate() {
+                    if name? == parameter {
+                        return Ok(Some(position));
+                    }
+                }
+            }
+        }
+    }
+    Ok(None)
 }
 
 #[cfg(test)]

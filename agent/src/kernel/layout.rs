@@ -76,6 +76,25 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
     layout.tp_btf_send_reset_has_reason =
         u32::from(btf.tracepoint_arity(send_reset_event).unwrap_or(0) >= 3);
 
+    // netfilter passes the socket before the segment where it has one to pass. Not listed as
+    // missing: without the module loaded there is nothing to probe (the attach report says so).
+    for (hook, module, position) in [
+        (
+            &catalog::NF_SEND_RESET,
+            "nf_reject_ipv4",
+            &mut layout.nf_send_reset_skb_arg,
+        ),
+        (
+            &catalog::NF_SEND_RESET6,
+            "nf_reject_ipv6",
+            &mut layout.nf_send_reset6_skb_arg,
+        ),
+    ] {
+        *position = btf
+            .parameter_position(module, hook.name, "oldskb")
+            .map_or(ABSENT, |p| p as u32);
+    }
+
     let (_, kfree_skb_event) = tracepoint(&catalog::DROPS);
     layout.tp_btf_kfree_skb_arity = btf.tracepoint_arity(kfree_skb_event).unwrap_or(0) as u32;
     // Absent before 5.17, with the drop reasons themselves.
@@ -175,5 +194,8 @@ mod tests {
         assert_eq!(l.tp_btf_kfree_skb_arity, 4);
         assert_ne!(l.drop_reason_not_specified, ABSENT);
         assert_eq!(l.skc_num, l.skc_dport + 2);
+        // Built in here, so found without a module: `(net, sk, oldskb, hook)`.
+        assert_eq!(l.nf_send_reset_skb_arg, 2);
+        assert_eq!(l.nf_send_reset6_skb_arg, 2);
     }
 }

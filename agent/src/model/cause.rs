@@ -133,12 +133,12 @@ impl Cause {
     pub fn of_resets(direction: Direction) -> impl Iterator<Item = Cause> {
         Cause::ALL.into_iter().filter(move |cause| match cause {
             Cause::Unclassified => true,
-            cause => cause.reset_direction() == Some(direction),
+            cause => cause.reset_directions().contains(&direction),
         })
     }
 
     /// Which resets this cause explains, for the reset causes.
-    fn reset_direction(self) -> Option<Direction> {
+    fn reset_directions(self) -> &'static [Direction] {
         match self {
             Cause::NoListener
             | Cause::UnknownConnection
@@ -150,12 +150,13 @@ impl Cause {
             | Cause::KeepaliveTimeout
             | Cause::MemoryPressureAbort
             | Cause::ProtocolViolation
-            | Cause::ApplicationAbort => Some(Direction::Sent),
-            Cause::ConnectionRefused
-            | Cause::PeerReset
-            | Cause::PeerResetDuringClose
-            | Cause::FirewallReject => Some(Direction::Received),
-            _ => None,
+            | Cause::ApplicationAbort => &[Direction::Sent],
+            Cause::ConnectionRefused | Cause::PeerReset | Cause::PeerResetDuringClose => {
+                &[Direction::Received]
+            }
+            // Seen leaving by its probe, and arriving on this host's connections.
+            Cause::FirewallReject => &[Direction::Sent, Direction::Received],
+            _ => &[],
         }
     }
 

@@ -11,6 +11,7 @@ use aya::{
     Btf, Ebpf,
     programs::{BtfTracePoint, FEntry, KProbe, ProgramError, TracePoint},
 };
+use tcpwhy_common::layout::{ABSENT, KernelLayout};
 
 use super::{
     attach_error::AttachError,
@@ -29,6 +30,7 @@ pub struct AttachPlan<'a> {
     pub tracepoint_has_reason: bool,
     /// `skb:kfree_skb` carries the drop reason (Linux ≥ 5.17).
     pub drops_have_reason: bool,
+    pub layout: &'a KernelLayout,
 }
 
 /// Attaches everything it can; the reports say what attached and why the rest did not.
@@ -40,21 +42,37 @@ pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
         .iter()
         .filter(|h| h.capability != Capability::ResetsSent)
     {
-        let report = if hook.capability == Capability::Drops && !plan.drops_have_reason {
-            // Every packet the host frees would run the program, to count nothing.
-            ProbeReport::failed(
-                hook.name,
-                None,
-                "this kernel frees packets without a drop reason (Linux < 5.17): TCP drops \
-                 are not counted"
-                    .to_string(),
-            )
-        } else {
-            attach_chain(ebpf, plan, hook)
+        let report = match unusable(hook, plan) {
+            Some(why) => ProbeReport::failed(hook.name, None, why.to_string()),
+            None => attach_chain(ebpf, plan, hook),
         };
         reports.push(report);
     }
     reports
+}
+
+/// Why a hook is not worth attaching on this kernel, if it is not.
+fn unusable(hook: &Hook, plan: &AttachPlan) -> Option<&'static str> {
+    let netfilter_segment = |position: u32| {
+        (position == ABSENT).then_some(
+            "its netfilter module is not loaded (no REJECT rule yet): firewall resets are \
+             inferred instead, and a restart after the first rule names them exactly",
+        )
+    };
+    match hook.name {
+        // Every packet the host frees would run the program, to count nothing.
+        _ if hook.capability == Capability::Drops && !plan.drops_have_reason => Some(
+            "this kernel frees packets without a drop reason (Linux < 5.17): TCP drops are not \
+             counted",
+        ),
+        name if name == catalog::NF_SEND_RESET.name => {
+            netfilter_segment(plan.layout.nf_send_reset_skb_arg)
+        }
+        name if name == catalog::NF_SEND_RESET6.name => {
+            netfilter_segment(plan.layout.nf_send_reset6_skb_arg)
+        }
+        _ => None,
+    }
 }
 
 fn reset_functions() -> impl Iterator<Item = &'static Hook> {

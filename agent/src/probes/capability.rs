@@ -14,10 +14,12 @@ pub enum Capability {
     TailLossProbes,
     /// TCP segments dropped with the kernel's reason (Linux ≥ 5.17).
     Drops,
+    /// Resets built by netfilter's REJECT rules (function probes; without them they are inferred).
+    FirewallResets,
 }
 
 impl Capability {
-    pub const ALL: [Capability; 9] = [
+    pub const ALL: [Capability; 10] = [
         Capability::ResetsSent,
         Capability::ResetsReceived,
         Capability::SocketOwners,
@@ -27,6 +29,7 @@ impl Capability {
         Capability::ExactQueueDrops,
         Capability::TailLossProbes,
         Capability::Drops,
+        Capability::FirewallResets,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,17 +43,22 @@ impl Capability {
             Capability::ExactQueueDrops => "exact_queue_drops",
             Capability::TailLossProbes => "tail_loss_probes",
             Capability::Drops => "drops",
+            Capability::FirewallResets => "firewall_resets",
         }
     }
 
     /// Whether `tcpwhy_coverage` exports it, for the alert on a capability nothing covers. Exact
     /// queue drops fall back to the namespace counters and tail loss probes only add detail to
     /// retransmits; both need function probes that many kernels refuse, and drop reasons need
-    /// Linux 5.17: each would keep the alert firing on such hosts.
+    /// Linux 5.17: each would keep the alert firing on such hosts. Firewall resets are inferred
+    /// without their probes, which also need a loaded netfilter module.
     pub fn is_alerted_on(self) -> bool {
         !matches!(
             self,
-            Capability::ExactQueueDrops | Capability::TailLossProbes | Capability::Drops
+            Capability::ExactQueueDrops
+                | Capability::TailLossProbes
+                | Capability::Drops
+                | Capability::FirewallResets
         )
     }
 }

@@ -234,9 +234,21 @@ pub const DROPS: Hook = tracepoint!(
     Some(program::KFREE_SKB_BTF),
     Capability::Drops
 );
+pub const NF_SEND_RESET: Hook = function!(
+    "nf_send_reset",
+    program::NF_SEND_RESET_FENTRY,
+    program::NF_SEND_RESET_KPROBE,
+    Capability::FirewallResets
+);
+pub const NF_SEND_RESET6: Hook = function!(
+    "nf_send_reset6",
+    program::NF_SEND_RESET6_FENTRY,
+    program::NF_SEND_RESET6_KPROBE,
+    Capability::FirewallResets
+);
 
 /// Every hook, in the order the attach report lists them.
-pub const HOOKS: [&Hook; 14] = [
+pub const HOOKS: [&Hook; 16] = [
     &SEND_RESET,
     &V4_SEND_RESET,
     &V6_SEND_RESET,
@@ -251,6 +263,8 @@ pub const HOOKS: [&Hook; 14] = [
     &V6_SYN_RECV_SOCK,
     &LOSS_PROBE,
     &DROPS,
+    &NF_SEND_RESET,
+    &NF_SEND_RESET6,
 ];
 
 /// The hooks that provide `capability`, in catalog order.
@@ -276,6 +290,7 @@ pub fn reset_origin_name(origin: ResetOrigin) -> &'static str {
         ResetOrigin::V6SendReset => V6_SEND_RESET.name,
         ResetOrigin::SendActiveReset => SEND_ACTIVE_RESET.name,
         ResetOrigin::ReceiveReset => RECEIVE_RESET.name,
+        ResetOrigin::NetfilterReset => "nf_send_reset (netfilter REJECT)",
     }
 }
 

@@ -1,9 +1,11 @@
 //! Plain-language explanations. Each one names the numbers it rests on, so that a reader can
 //! check it against `ss`, `nstat` or a packet capture.
 
+use tcpwhy_common::reset::tcp_flags;
+
 use crate::{
-    analysis::{grouping::ResetGroup, service::End},
-    model::{Cause, tcp_state},
+    analysis::{grouping::ResetGroup, reset_rules::FIREWALL_INFERRED, service::End},
+    model::{Cause, Direction, tcp_state},
 };
 
 pub fn explain(cause: Cause, group: &ResetGroup) -> String {
@@ -106,21 +108,7 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
                 .map(|r| format!(", kernel reason {r}"))
                 .unwrap_or_default(),
         ),
-        Cause::FirewallReject => format!(
-            "{n} {} from {local} to {remote} {} reset (state {state}), but not by a TCP stack: \
-             {remote} is an address of this host, and its TCP stack sent no reset on {} then. A \
-             firewall rule built {}: netfilter's `reject with tcp reset` (iptables `REJECT \
-             --reject-with tcp-reset`). {who} got {}.",
-            plural(n, "connection", "connections"),
-            plural(n, "was", "were"),
-            plural(n, "that connection", "those connections"),
-            plural(n, "the reset", "the resets"),
-            if group.state == Some(tcpwhy_common::tcp_state::SYN_SENT) {
-                "ECONNREFUSED, as if nothing listened"
-            } else {
-                "ECONNRESET"
-            },
-        ),
+        Cause::FirewallReject => firewall_reject(group, &local, &remote, &who, state),
         Cause::ConnectionRefused => format!(
             "{n} {} from {local} to {remote} {} refused: the RST answered the SYN (state SYN_SENT); \
              {who} got ECONNREFUSED.",
@@ -175,6 +163,53 @@ fn others(distinct: usize, one: &str, many: &str) -> String {
 
 fn bytes(n: u32) -> String {
     format!("{n} {}", plural(u64::from(n), "byte", "bytes"))
+}
+
+/// The three ways a firewall's reset is known: seen leaving (netfilter answered a segment that
+/// arrived here), and on a connection of this host, seen built or inferred.
+fn firewall_reject(
+    group: &ResetGroup,
+    local: &str,
+    remote: &str,
+    who: &str,
+    state: &str,
+) -> String {
+    let n = group.count;
+    if group.direction == Direction::Sent {
+        return format!(
+            "A netfilter rule on this host answered {n} {} from {remote} to {local} with an RST \
+             of its own (nf_send_reset), so {} never reached a socket: `reject with tcp reset` \
+             (iptables `REJECT --reject-with tcp-reset`). The sender got {}.",
+            plural(n, "segment", "segments"),
+            plural(n, "it", "they"),
+            if group.segment_flags.is_some_and(|f| f & tcp_flags::SYN != 0) {
+                "ECONNREFUSED, as if nothing listened"
+            } else {
+                "ECONNRESET"
+            },
+        );
+    }
+    let how = if group.rule == FIREWALL_INFERRED {
+        format!(
+            "{remote} is an address of this host, and its TCP stack sent no reset on {} then",
+            plural(n, "that connection", "those connections"),
+        )
+    } else {
+        "netfilter was seen building it (nf_send_reset)".to_string()
+    };
+    format!(
+        "{n} {} from {local} to {remote} {} reset (state {state}), but not by a TCP stack: \
+         {how}. A firewall rule built {}: netfilter's `reject with tcp reset` (iptables `REJECT \
+         --reject-with tcp-reset`). {who} got {}.",
+        plural(n, "connection", "connections"),
+        plural(n, "was", "were"),
+        plural(n, "the reset", "the resets"),
+        if group.state == Some(tcpwhy_common::tcp_state::SYN_SENT) {
+            "ECONNREFUSED, as if nothing listened"
+        } else {
+            "ECONNRESET"
+        },
+    )
 }
 
 #[cfg(test)]
