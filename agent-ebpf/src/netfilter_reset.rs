@@ -9,7 +9,7 @@ use aya_ebpf::{
     programs::{FEntryContext, ProbeContext},
 };
 use tcpwhy_common::{
-    layout::{ABSENT, KernelLayout},
+    layout::KernelLayout,
     reset::{NO_REASON, ResetOrigin},
 };
 
@@ -36,8 +36,9 @@ fn on_reject<C: aya_ebpf::EbpfContext>(ctx: &C, oldskb: u64) {
     );
 }
 
-/// The segment's argument position, read by constant index: a BTF context may only be read at
-/// fixed offsets, so the verifier checks each branch on its own.
+/// The segment's argument, read at a constant position: a BTF context may only be read at fixed
+/// offsets, and a register picked at run time compiles to an indirect jump the verifier refuses,
+/// so each position is its own branch.
 #[inline(always)]
 fn fentry_skb(ctx: &FEntryContext, position: Position) -> Option<u64> {
     match offset(position) {
@@ -50,8 +51,9 @@ fn fentry_skb(ctx: &FEntryContext, position: Position) -> Option<u64> {
 #[inline(always)]
 fn kprobe_skb(ctx: &ProbeContext, position: Position) -> Option<u64> {
     match offset(position) {
-        ABSENT => None,
-        n => ctx.arg(n as usize),
+        1 => ctx.arg(1),
+        2 => ctx.arg(2),
+        _ => None,
     }
 }
 

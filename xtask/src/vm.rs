@@ -597,6 +597,11 @@ impl RunResult {
                 ));
             }
         };
+        // netfilter's REJECT is a module on these kernels (loaded at boot for the firewall
+        // scenarios), and fentry targets are looked up in the kernel's own BTF: kprobe it is.
+        for probe in ["nf_send_reset", "nf_send_reset6"] {
+            expect(probe, "kprobe");
+        }
         match (self.run, self.reset_reasons) {
             // Before 6.10 the tracepoint is blind to resets without a socket: function probes.
             ("default", false) => reset_functions.iter().for_each(|p| expect(p, "fentry")),
