@@ -36,25 +36,27 @@ fn on_reject<C: aya_ebpf::EbpfContext>(ctx: &C, oldskb: u64) {
     );
 }
 
-/// The segment's argument, read at a constant position: a BTF context may only be read at fixed
-/// offsets, and a register picked at run time compiles to an indirect jump the verifier refuses,
-/// so each position is its own branch.
+/// The segment's argument. A BTF context may only be read at fixed offsets, and so may a
+/// kprobe's registers: a branch per position would be merged by the compiler into one read at an
+/// offset chosen at run time, which the verifier refuses. So both candidates are read, each at
+/// its own fixed place, and the layout picks one.
 #[inline(always)]
-fn fentry_skb(ctx: &FEntryContext, position: Position) -> Option<u64> {
+fn pick(position: Position, second: Option<u64>, third: Option<u64>) -> Option<u64> {
     match offset(position) {
-        1 => Some(ctx.arg(1)),
-        2 => Some(ctx.arg(2)),
+        1 => second,
+        2 => third,
         _ => None,
     }
 }
 
 #[inline(always)]
+fn fentry_skb(ctx: &FEntryContext, position: Position) -> Option<u64> {
+    pick(position, Some(ctx.arg(1)), Some(ctx.arg(2)))
+}
+
+#[inline(always)]
 fn kprobe_skb(ctx: &ProbeContext, position: Position) -> Option<u64> {
-    match offset(position) {
-        1 => ctx.arg(1),
-        2 => ctx.arg(2),
-        _ => None,
-    }
+    pick(position, ctx.arg(1), ctx.arg(2))
 }
 
 #[fentry(function = "nf_send_reset")]
