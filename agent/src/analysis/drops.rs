@@ -27,6 +27,8 @@ pub struct DropGroup {
     /// The counts summed; endpoints and state those of the most recent drop.
     pub drops: TcpDrops,
     pub service: End,
+    /// The service end's endpoint, the same whichever drop was the most recent.
+    pub service_endpoint: SocketAddr,
     /// The local endpoints the drops were counted at.
     pub local_endpoints: usize,
 }
@@ -71,9 +73,10 @@ pub fn group(drops: &[TcpDrops], ports: impl Fn(u64) -> EphemeralPorts) -> Vec<D
     }
     groups
         .into_iter()
-        .map(|((_, _, service, _), (drops, locals))| DropGroup {
+        .map(|((_, _, service, endpoint), (drops, locals))| DropGroup {
             drops,
             service,
+            service_endpoint: endpoint,
             local_endpoints: locals.len(),
         })
         .collect()
@@ -127,6 +130,7 @@ fn evidence(group: &DropGroup) -> Map<String, Value> {
     map.insert("netns".into(), json!(drops.netns));
     map.insert("reason_value".into(), json!(drops.reason));
     map.insert("listener".into(), json!(group.at_listener()));
+    map.insert("service".into(), json!(group.service_endpoint.to_string()));
     if group.service == End::Remote {
         map.insert(
             "distinct_local_endpoints".into(),

@@ -63,6 +63,7 @@ mod tests {
                 state,
             },
             service: End::Local,
+            service_endpoint: "127.0.0.1:8080".parse().unwrap(),
             local_endpoints: 1,
         }
     }
