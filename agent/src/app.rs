@@ -1,10 +1,10 @@
 //! The `tcpwhy` command: parses the command line, runs the command, maps failures to exit codes.
 
-use std::{io::Write, process::ExitCode};
+use std::{io::Write, path::PathBuf, process::ExitCode};
 
 use anyhow::Context;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use tcpwhy_common::maps::EVENTS_RING_BYTES;
 use tracing_subscriber::EnvFilter;
 
@@ -24,7 +24,18 @@ const EXIT_FAILURE: u8 = 1;
 const EXIT_USAGE: u8 = 2;
 
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().subcommand(generate::command()).get_matches();
+    if let Some((generate::SUBCOMMAND, args)) = matches.subcommand() {
+        let dir: &PathBuf = args.get_one("dir").expect("a required argument");
+        return match generate::write_all(dir) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                report_failure(format_args!("writing under {}: {err}", dir.display()));
+                ExitCode::from(EXIT_FAILURE)
+            }
+        };
+    }
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|err| err.exit());
     init_logging(matches!(cli.command, Command::Daemon { .. }));
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -158,9 +169,6 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let settings = Settings::load(given, config.as_deref())
                 .map_err(|e| RunError::Usage(e.to_string()))?;
             Ok(daemon::run(settings, filter).await?)
-        }
-        Command::GenerateDocs { dir } => {
-            Ok(generate::write_all(&dir).map_err(anyhow::Error::from)?)
         }
     }
 }

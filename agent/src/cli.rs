@@ -101,9 +101,6 @@ pub enum Command {
         #[command(flatten)]
         filter: Filter,
     },
-    /// Write the man pages and shell completions under DIR (for packaging).
-    #[command(hide = true)]
-    GenerateDocs { dir: std::path::PathBuf },
 }
 
 /// A year: beyond what anyone watches, and far from the clock's overflow.

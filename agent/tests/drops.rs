@@ -140,6 +140,55 @@ fn a_firewall_rule_drop_is_counted_at_the_port_it_guards() {
     assert!(advice.contains("nft list ruleset"), "{advice}");
 }
 
+/// Three clients whose listener's SYN-ACKs an nftables rule drops on the way back: each client's
+/// ephemeral port is where the kernel counts, and the finding names the service they all tried.
+#[test]
+fn a_clients_drops_on_connections_to_one_service_are_one_finding() {
+    if !require_bpf() {
+        return;
+    }
+    let ns = TestNetns::new();
+    let service: SocketAddr = "127.0.0.1:7703".parse().unwrap();
+    let _listener = ns.enter(|| listen(service, 16));
+    ns.drop_tcp_from(service.port());
+    let agent = Agent::start(&[]);
+    let clients = ns.enter(|| connect_many(service, 3, None));
+    sleep(ONE_RETRANSMIT);
+    let report = agent.finish();
+    drop(clients);
+    if !drops_counted(&report) {
+        return;
+    }
+
+    let found: Vec<_> = report
+        .findings()
+        .iter()
+        .filter(|f| {
+            f["kind"] == "drop"
+                && f["remote"] == service.to_string()
+                && support::in_namespace(f, ns.inode())
+        })
+        .collect();
+    assert_eq!(found.len(), 1, "{}", report.touching(&service.to_string()));
+    let finding = found[0];
+    assert_eq!(finding["cause"], "netfilter_drop", "{finding:#}");
+    assert_eq!(
+        finding["evidence"]["distinct_local_endpoints"], 3,
+        "{finding:#}"
+    );
+    // A SYN-ACK for each client, and its retransmits.
+    assert!(finding["count"].as_u64().unwrap() >= 3, "{finding:#}");
+    let explanation = finding["explanation"].as_str().unwrap();
+    assert!(
+        explanation.contains(&format!("of connections to {service} from")),
+        "{explanation}"
+    );
+    assert!(
+        explanation.contains("and 2 more local ports"),
+        "{explanation}"
+    );
+}
+
 /// A client whose final ACK is held back (an nftables rule on its port) while two others fill
 /// the listener's accept queue (backlog 1 holds 2); then the held client's data arrives at the
 /// full queue, and so do its replies to the listener's SYN-ACK retransmits.

@@ -10,7 +10,28 @@ use crate::model::{Cause, Finding, Kind};
 /// endpoint (a port scan, connects into a black hole) would otherwise stay here for good.
 const FORGET_AFTER_ROUNDS: u64 = 6;
 
-type Key = (Cause, Option<String>, Option<String>);
+/// (cause, namespace, the endpoints that name the finding).
+type Key = (Cause, Option<u64>, Option<String>, Option<String>);
+
+/// What names a finding from one round to the next. Findings grouped by service end say which
+/// (`evidence.service`): their sample endpoints may differ every round. A drop's remote is only
+/// its latest peer: the reason and endpoint are the drop. The namespace tells apart the same
+/// addresses in two containers.
+fn key(finding: &Finding) -> Key {
+    let evidence = |name: &str| finding.evidence.get(name);
+    let namespace = evidence("namespace")
+        .or_else(|| evidence("netns"))
+        .and_then(|n| n.as_u64());
+    match evidence("service").and_then(|s| s.as_str()) {
+        Some(service) => (finding.cause, namespace, Some(service.to_string()), None),
+        None => {
+            let remote = (finding.kind != Kind::Drop)
+                .then(|| finding.remote.clone())
+                .flatten();
+            (finding.cause, namespace, finding.local.clone(), remote)
+        }
+    }
+}
 
 /// What the event stream already said about retransmits and states, so that each report says
 /// only what changed: retransmits as the growth since the last report, states as they are now.
@@ -30,14 +51,9 @@ impl Reported {
         let changed = found
             .into_iter()
             .filter_map(|mut finding| {
-                // A drop's remote is only its latest peer: the reason and endpoint are the drop.
-                let remote = (finding.kind != Kind::Drop)
-                    .then(|| finding.remote.clone())
-                    .flatten();
-                let key = (finding.cause, finding.local.clone(), remote);
                 let before = self
                     .counts
-                    .insert(key, (finding.count, round))
+                    .insert(key(&finding), (finding.count, round))
                     .map_or(0, |(count, _)| count);
                 if finding.count == before {
                     return None;
@@ -98,5 +114,31 @@ mod tests {
         assert_eq!(reported.take_forgotten(), 0);
         // A forgotten finding found again is said again.
         assert_eq!(reported.changed(vec![timeout_to(2)]).len(), 1);
+    }
+
+    #[test]
+    fn a_group_is_the_same_finding_whichever_sample_it_shows() {
+        let retransmits = |count: u64, sample_local: u16, namespace: u64| {
+            let mut evidence = Map::new();
+            evidence.insert("namespace".into(), namespace.into());
+            evidence.insert("service".into(), "10.0.0.1:5432".into());
+            Finding::observed(
+                Kind::Retransmit,
+                Cause::DataRetransmits,
+                count,
+                Some(std::net::SocketAddr::from(([10, 0, 0, 2], sample_local))),
+                Some(std::net::SocketAddr::from(([10, 0, 0, 1], 5432))),
+                None,
+                String::new(),
+                evidence,
+            )
+        };
+        let mut reported = Reported::default();
+        assert_eq!(reported.changed(vec![retransmits(5, 40001, 7)])[0].count, 5);
+        // Another connection is the sample this round: 3 more, not 8 new.
+        assert_eq!(reported.changed(vec![retransmits(8, 40002, 7)])[0].count, 3);
+        assert!(reported.changed(vec![retransmits(8, 40003, 7)]).is_empty());
+        // The same service seen from another namespace is another finding.
+        assert_eq!(reported.changed(vec![retransmits(8, 40003, 9)])[0].count, 8);
     }
 }

@@ -312,8 +312,11 @@ impl Engine {
     /// Every drop finding as of now (counts since attach).
     pub fn drop_findings(&mut self) -> Vec<Finding> {
         let counted = self.session.tcp_drops();
+        let groups = drops::group(&counted, |netns| {
+            self.ephemeral_ports(u32::try_from(netns).ok())
+        });
         let (session, namespaces) = (&self.session, &mut self.namespaces);
-        let mut found = drops::findings(&counted, &session.drop_reasons, |netns, local| {
+        let mut found = drops::findings(&groups, &session.drop_reasons, |netns, local| {
             let owner = namespaces.listener_owner(netns, local, session)?;
             Some(Process {
                 source: OwnerSource::ListenerSocket,

@@ -40,10 +40,15 @@ impl Namespace {
                 .spawn(|| {
                     // SAFETY: setns on a valid namespace fd affects only this thread.
                     if unsafe { libc::setns(handle.as_raw_fd(), libc::CLONE_NEWNET) } != 0 {
+                        let err = std::io::Error::last_os_error();
+                        let needs = if err.raw_os_error() == Some(libc::EPERM) {
+                            " (entering a namespace needs CAP_SYS_ADMIN)"
+                        } else {
+                            ""
+                        };
                         bail!(
-                            "cannot enter network namespace {}: {}",
-                            self.inode,
-                            std::io::Error::last_os_error()
+                            "cannot enter network namespace {}: {err}{needs}",
+                            self.inode
                         );
                     }
                     work()

@@ -81,7 +81,7 @@ pub fn findings(
     }
     let mut found: Vec<Finding> = by_service
         .into_iter()
-        .filter_map(|((kind, netns, end, _), mut g)| {
+        .filter_map(|((kind, netns, end, service), mut g)| {
             let kind = RetransmitKind::from_u16(kind as u16)?;
             let (local, remote) = (g.sample_local?, g.sample_remote?);
             if g.owner.is_none() {
@@ -91,7 +91,7 @@ pub fn findings(
                     ..facts.process
                 });
             }
-            Some(of_group(kind, netns, end, &g, sysctls(&netns)))
+            Some(of_group(kind, netns, (end, service), &g, sysctls(&netns)))
         })
         .collect();
     found.extend(synacks.iter().map(|((netns, listener), seen)| {
@@ -101,10 +101,11 @@ pub fn findings(
     found
 }
 
+/// `service`: which end the group is named by, and its endpoint.
 fn of_group(
     kind: RetransmitKind,
     netns: u64,
-    end: End,
+    (end, service): (End, SocketAddr),
     g: &Group,
     sysctls: Option<&ConnectionSysctls>,
 ) -> Finding {
@@ -187,6 +188,7 @@ fn of_group(
     };
     let mut evidence = Map::new();
     evidence.insert("namespace".into(), json!(netns));
+    evidence.insert("service".into(), json!(service.to_string()));
     evidence.insert("connections".into(), json!(g.connections));
     evidence.insert("span_ms".into(), json!(span.as_millis() as u64));
     evidence.insert("sysctls".into(), json!(sysctls));
