@@ -29,6 +29,7 @@ use crate::{
         classify::{Classified, Surroundings, classify},
         connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
         drops, findings,
+        latency::{self, LatencyReport},
         lru::Lru,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
         service::EphemeralPorts,
@@ -42,7 +43,7 @@ use crate::{
         workload,
     },
     model::{DropCause, Finding, OwnerSource, Process, time::monotonic_ns, workload::Workload},
-    probes::method::Method,
+    probes::{capability::Capability, coverage::covers, method::Method},
 };
 
 /// How often the rings are drained and namespaces sampled. The programs wake the reader only when
@@ -337,6 +338,22 @@ impl Engine {
                 (cause.id(), count)
             })
             .collect())
+    }
+
+    /// Handshake and round-trip times since attach, per destination and listener.
+    pub fn latency_report(&self) -> LatencyReport {
+        let measured = self.session.latencies();
+        let created = self
+            .session
+            .counters()
+            .map(|c| c.latency_histograms)
+            .unwrap_or(0);
+        let set_state_attached = covers(&self.session.probes, Capability::SocketOwners);
+        LatencyReport::new(
+            &measured,
+            created.saturating_sub(measured.len() as u64),
+            latency::unmeasured(set_state_attached, self.session.srtt_readable),
+        )
     }
 
     /// Every retransmit and state finding as of now; `failed`: connects failed since the last
