@@ -117,7 +117,7 @@ mod tests {
             assert!(us < bucket_lower_us(b + 1), "{us} in {b}");
         }
         assert_eq!(bucket_of(1 << 40), LATENCY_BUCKETS - 1);
-        let bounds: Vec<u64> = (0..8).map(bucket_lower_us).collect();
+        let bounds: [u64; 8] = core::array::from_fn(bucket_lower_us);
         assert_eq!(bounds, [0, 1, 2, 3, 4, 6, 8, 12]);
     }
 }
