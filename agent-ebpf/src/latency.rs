@@ -31,6 +31,10 @@ use crate::{
     maps::{LATENCIES, LATENCY_TOTALS, add_per_cpu, count},
 };
 
+/// A new histogram's first value, from read-only data: a 464-byte copy on the stack would not
+/// fit beside the rest of the program's frame (BPF stacks have 512 bytes).
+static EMPTY: LatencyHistogram = LatencyHistogram::EMPTY;
+
 /// `BPF_NOEXIST`: two CPUs creating the same histogram at once must not zero each other's.
 const CREATE_ONLY: u64 = 1;
 
@@ -97,6 +101,8 @@ pub fn state_changed(sk: u64, old: u8, new: u8) {
 }
 
 /// Adds `us` to the histogram of `key`, and to the totals of `total` if given.
+// By value, the empty histogram would be copied to the stack: see `EMPTY`.
+#[allow(clippy::needless_borrows_for_generic_args)]
 #[inline(always)]
 fn record(key: &LatencyKey, us: u64, total: Option<LatencyKind>) {
     let bucket = bucket_of(us);
@@ -108,10 +114,7 @@ fn record(key: &LatencyKey, us: u64, total: Option<LatencyKind>) {
     let histogram = match LATENCIES.get_ptr_mut(key) {
         Some(histogram) => histogram,
         None => {
-            if LATENCIES
-                .insert(key, &LatencyHistogram::EMPTY, CREATE_ONLY)
-                .is_ok()
-            {
+            if LATENCIES.insert(key, &EMPTY, CREATE_ONLY).is_ok() {
                 count(Counter::LatencyHistograms);
             }
             match LATENCIES.get_ptr_mut(key) {
