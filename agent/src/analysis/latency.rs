@@ -237,6 +237,19 @@ mod tests {
     }
 
     #[test]
+    fn what_a_kernel_cannot_measure_is_said() {
+        assert!(unmeasured(true, true).is_empty());
+        let [without_srtt] = unmeasured(true, false).try_into().unwrap();
+        assert!(without_srtt.contains("tcp_sock.srtt_us"), "{without_srtt}");
+        assert!(without_srtt.contains("connect times are"), "{without_srtt}");
+        let [without_probe] = unmeasured(false, true).try_into().unwrap();
+        assert!(
+            without_probe.contains("sock:inet_sock_set_state"),
+            "{without_probe}"
+        );
+    }
+
+    #[test]
     fn rows_are_capped_slowest_first_and_the_rest_counted() {
         let measured: Vec<Measured> = (0..ROWS as u64 + 3)
             .map(|i| Measured {
