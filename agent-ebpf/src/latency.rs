@@ -47,14 +47,8 @@ pub fn connected(sk: u64, since: u64, now: u64) {
     }
     let family = read::<u16>(sk, |l| &l.skc_family).unwrap_or(0);
     let Addresses { remote, .. } = of_socket(sk, family);
-    let key = LatencyKey {
-        netns: socket_netns(sk),
-        kind: LatencyKind::Connect as u16,
-        family,
-        port: u16::from_be(read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0)),
-        _pad: 0,
-        addr: remote,
-    };
+    let port = u16::from_be(read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0));
+    let key = key_of(sk, LatencyKind::Connect, family, port, remote);
     record(&key, (now - since) / 1000, Some(LatencyKind::Connect));
 }
 
@@ -76,27 +70,25 @@ pub fn state_changed(sk: u64, old: u8, new: u8) {
     }
     let family = read::<u16>(sk, |l| &l.skc_family).unwrap_or(0);
     let Addresses { local, remote } = of_socket(sk, family);
-    let netns = socket_netns(sk);
     if accepted {
-        let key = LatencyKey {
-            netns,
-            kind: LatencyKind::Accept as u16,
-            family,
-            port: read::<u16>(sk, |l| &l.skc_num).unwrap_or(0),
-            _pad: 0,
-            addr: local,
-        };
+        let port = read::<u16>(sk, |l| &l.skc_num).unwrap_or(0);
+        let key = key_of(sk, LatencyKind::Accept, family, port, local);
         record(&key, rtt_us, Some(LatencyKind::Accept));
     } else {
-        let key = LatencyKey {
-            netns,
-            kind: LatencyKind::SrttAtClose as u16,
-            family,
-            port: 0,
-            _pad: 0,
-            addr: remote,
-        };
+        let key = key_of(sk, LatencyKind::SrttAtClose, family, 0, remote);
         record(&key, rtt_us, None);
+    }
+}
+
+#[inline(always)]
+fn key_of(sk: u64, kind: LatencyKind, family: u16, port: u16, addr: [u8; 16]) -> LatencyKey {
+    LatencyKey {
+        netns: socket_netns(sk),
+        kind: kind as u16,
+        family,
+        port,
+        _pad: 0,
+        addr,
     }
 }
 
