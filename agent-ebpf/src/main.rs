@@ -5,12 +5,16 @@
 //! space's job (`agent/src/explain`), where the kernel's reason names are known from BTF.
 #![no_std]
 #![no_main]
+// BPF atomic adds: core's atomic types have no read-modify-write on this target.
+#![allow(internal_features)]
+#![feature(core_intrinsics)]
 
 mod addresses;
 mod context;
 mod drops;
 mod flow;
 mod kernel;
+mod latency;
 mod layout;
 mod listen_backlog;
 mod listen_overflow;

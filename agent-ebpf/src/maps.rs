@@ -7,10 +7,11 @@ use aya_ebpf::{
 use tcpwhy_common::{
     drop::{DROP_REASON_SLOTS, DropCounts, DropKey},
     flow::{FlowKey, FlowRetransmits},
+    latency::{LatencyHistogram, LatencyKey, TOTAL_KINDS, TOTAL_SLOTS_PER_KIND},
     listen_overflow::ListenOverflows,
     maps::{
-        CONNECT_FAILURES_RING_BYTES, COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LIFETIME_SLOTS,
-        LISTEN_BACKLOGS_ENTRIES, LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES,
+        CONNECT_FAILURES_RING_BYTES, COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LATENCIES_ENTRIES,
+        LIFETIME_SLOTS, LISTEN_BACKLOGS_ENTRIES, LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES,
         RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind, SOCKET_OWNERS_ENTRIES,
         STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_DROPS_ENTRIES, TCP_STATES,
     },
@@ -80,6 +81,16 @@ pub static TCP_DROPS: LruPerCpuHashMap<DropKey, DropCounts> =
 #[map]
 pub static DROP_REASONS: PerCpuArray<u64> = PerCpuArray::with_max_entries(DROP_REASON_SLOTS, 0);
 
+/// Shared by every CPU and updated with atomic adds: per-CPU copies of 464-byte histograms
+/// would multiply the memory by the number of CPUs.
+#[map]
+pub static LATENCIES: LruHashMap<LatencyKey, LatencyHistogram> =
+    LruHashMap::with_max_entries(LATENCIES_ENTRIES, 0);
+
+#[map]
+pub static LATENCY_TOTALS: PerCpuArray<u64> =
+    PerCpuArray::with_max_entries(TOTAL_KINDS * TOTAL_SLOTS_PER_KIND, 0);
+
 /// `bpf_ringbuf_query` flags: bytes not yet consumed; the ring's size.
 const BPF_RB_AVAIL_DATA: u64 = 0;
 const BPF_RB_RING_SIZE: u64 = 1;
@@ -118,12 +129,18 @@ pub fn update_per_cpu<K, V: Default>(
     }
 }
 
-/// Adds one to a slot of a per-CPU array (no atomics needed: each CPU has its own slot).
+/// Adds one to a slot of a per-CPU array.
 #[inline(always)]
 fn bump(array: &PerCpuArray<u64>, slot: u32) {
+    add_per_cpu(array, slot, 1);
+}
+
+/// Adds to a slot of a per-CPU array (no atomics needed: each CPU has its own slot).
+#[inline(always)]
+pub fn add_per_cpu(array: &PerCpuArray<u64>, slot: u32, amount: u64) {
     if let Some(value) = array.get_ptr_mut(slot) {
         // SAFETY: the pointer comes from the map and is only touched by this CPU.
-        unsafe { *value += 1 };
+        unsafe { *value += amount };
     }
 }
 

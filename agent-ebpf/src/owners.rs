@@ -26,6 +26,7 @@ use crate::{
     context::tracepoint_field,
     flow::{EndpointFields, from_tracepoint},
     kernel::{read, socket_netns},
+    latency,
     maps::{
         CONNECT_FAILURES, LISTENER_OWNERS, SOCKET_OWNERS, SOCKET_SINCE, STATE_SINCE, count,
         count_lifetime, count_transition, submit_flags,
@@ -98,6 +99,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     let (old, new) = (old as u8, new as u8);
     count_transition(old, new);
     track_state_times(&ctx, sk, old, new);
+    latency::state_changed(sk, old, new);
 
     if made_by_syscall(old, new) {
         let owner = Owner {
@@ -145,7 +147,10 @@ fn track_state_times(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
         // In place: an LRU map replaces an entry on insert, which costs an allocation.
         st::ESTABLISHED if old == st::SYN_SENT => match SOCKET_SINCE.get_ptr_mut(sk) {
             // SAFETY: the pointer comes from the map; a racing writer stores a time or a bit too.
-            Some(since) => unsafe { *since = now },
+            Some(since) => unsafe {
+                latency::connected(sk, *since, now);
+                *since = now
+            },
             None => {
                 let _ = SOCKET_SINCE.insert(sk, now, 0);
             }

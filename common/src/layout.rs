@@ -37,6 +37,8 @@ pub struct KernelLayout {
     // struct tcp_sock
     pub tcp_rcv_nxt: u32,
     pub tcp_copied_seq: u32,
+    /// `tcp_sock.srtt_us`: the smoothed RTT in µs, shifted left by 3.
+    pub tcp_srtt_us: u32,
     // struct inet_timewait_sock
     pub tw_substate: u32,
     // struct sk_buff
@@ -134,6 +136,7 @@ impl KernelLayout {
         inet_sport: ABSENT,
         tcp_rcv_nxt: ABSENT,
         tcp_copied_seq: ABSENT,
+        tcp_srtt_us: ABSENT,
         tw_substate: ABSENT,
         skb_head: ABSENT,
         skb_network_header: ABSENT,

@@ -10,6 +10,7 @@ pub mod drop;
 pub mod family;
 pub mod flow;
 pub mod headers;
+pub mod latency;
 pub mod layout;
 pub mod listen_overflow;
 pub mod maps;

@@ -31,6 +31,11 @@ pub const TCP_DROPS: &str = "TCP_DROPS";
 /// Per-CPU array of TCP drops by reason, slot = reason (capped, see
 /// [`crate::drop::DROP_REASON_SLOTS`]).
 pub const DROP_REASONS: &str = "DROP_REASONS";
+/// LRU hash: [`crate::latency::LatencyKey`] → [`crate::latency::LatencyHistogram`].
+pub const LATENCIES: &str = "LATENCIES";
+/// Per-CPU array of handshake durations by kind, slot `kind * TOTAL_SLOTS_PER_KIND + bucket`
+/// (the last slot of a kind: the sum of µs); unlike [`LATENCIES`], nothing is evicted.
+pub const LATENCY_TOTALS: &str = "LATENCY_TOTALS";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 /// Global `u16`: when not 0, only resets with this port at either end are written to
@@ -63,6 +68,9 @@ pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
 /// Entries in [`TCP_DROPS`]: one per (reason, namespace, local endpoint) that dropped.
 pub const TCP_DROPS_ENTRIES: u32 = 4096;
 
+/// Entries in [`LATENCIES`]: one per (namespace, endpoint, kind); a histogram is 464 bytes.
+pub const LATENCIES_ENTRIES: u32 = 2048;
+
 /// Slots of the [`COUNTERS`] array.
 #[repr(u32)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -76,10 +84,12 @@ pub enum Counter {
     /// Resets counted but not sent to user space: outside the `--port` filter
     /// ([`EVENT_PORT_GLOBAL`]).
     ResetsFilteredOut = 3,
+    /// Histograms created in [`LATENCIES`]: those not in the map any more were evicted.
+    LatencyHistograms = 4,
 }
 
 /// Number of slots in [`COUNTERS`].
-pub const COUNTER_SLOTS: u32 = 4;
+pub const COUNTER_SLOTS: u32 = 5;
 
 /// Slots per dimension of [`STATE_TRANSITIONS`]: TCP states are numbered 1..=12.
 pub const TCP_STATES: u32 = 16;

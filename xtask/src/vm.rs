@@ -65,14 +65,22 @@ const RUNS: [(&str, &str); 2] = [
 ];
 
 /// The test binaries run inside the guests (the others need host tools: Prometheus, systemd).
-const GUEST_TESTS: [&str; 5] = ["resets", "queues", "connections", "drops", "firewall"];
+const GUEST_TESTS: [&str; 6] = [
+    "resets",
+    "queues",
+    "connections",
+    "drops",
+    "firewall",
+    "latency",
+];
 
 /// The agent run with a locked-memory limit it may not raise: 64 KiB (the kernel's default
 /// before 5.16) and no CAP_SYS_RESOURCE, as in a sandboxed service.
 const MEMLOCK_LIMITED: &str = "prlimit --memlock=65536:65536 setpriv --bounding-set=-sys_resource";
 
-/// Modules the scenarios need (veth pairs, nftables, sock_diag for TCP), with their dependencies.
-const SCENARIO_MODULES: [&str; 4] = ["veth", "nf_tables", "nft_reject_inet", "tcp_diag"];
+/// Modules the scenarios need (veth pairs, nftables and its REJECT, sock_diag for TCP, TUN
+/// devices for the delay line), with their dependencies.
+const SCENARIO_MODULES: [&str; 5] = ["veth", "nf_tables", "nft_reject_inet", "tcp_diag", "tun"];
 
 /// A guest that has not powered off by then is stuck.
 const GUEST_TIMEOUT: Duration = Duration::from_secs(900);

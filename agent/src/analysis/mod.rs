@@ -9,6 +9,7 @@ pub mod filter;
 pub mod findings;
 pub mod firewall;
 pub mod grouping;
+pub mod latency;
 pub mod lru;
 pub mod narrative;
 pub mod queues;

@@ -23,7 +23,7 @@ use crate::{
     },
     engine::{Engine, Output, SAMPLE_EVERY, session::StartError},
     events::flow::ConnectFailed,
-    metrics::{DropReason, Metrics, StateMap},
+    metrics::{DropReason, Metrics, StateMap, connect_duration::DIRECTIONS},
     model::Finding,
     probes::{attach::attached_count, coverage::coverage},
     settings::Settings,
@@ -260,7 +260,14 @@ fn fold_kernel_totals(engine: &Engine, metrics: &Mutex<Metrics>) -> Result<()> {
     let drops = engine.drops_by_reason()?;
     let lost = session.counters()?.events_lost;
     let programs = session.program_stats();
+    let handshakes = DIRECTIONS
+        .iter()
+        .map(|&(_, kind)| Ok((kind, session.latency_totals(kind)?)))
+        .collect::<Result<Vec<_>>>()?;
     let mut metrics = lock(metrics);
+    for (kind, totals) in handshakes {
+        metrics.connect_durations.set(kind, totals);
+    }
     metrics.fold_transitions(&transitions);
     metrics.fold_retransmits(&retransmits);
     metrics.fold_drops(&drops);

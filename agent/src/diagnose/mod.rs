@@ -115,6 +115,7 @@ pub async fn diagnose(mut engine: Engine, duration: Option<Duration>) -> Result<
     let counters = engine.session.counters()?;
     let connection_findings = engine.connection_findings(&seen.failed);
     let drop_findings = engine.drop_findings();
+    let latency = engine.latency_report();
     let summary = ConnectionSummary::new(
         &engine.session.state_transitions()?,
         &engine.session.lifetimes()?,
@@ -133,6 +134,7 @@ pub async fn diagnose(mut engine: Engine, duration: Option<Duration>) -> Result<
             connection_findings,
             drop_findings,
             summary,
+            latency,
             queue_problems,
             queue_drops,
             listeners_at_start,

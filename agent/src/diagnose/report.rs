@@ -9,6 +9,7 @@ use crate::{
         connections::summary::ConnectionSummary,
         findings,
         grouping::ResetGroup,
+        latency::LatencyReport,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
         related,
     },
@@ -27,6 +28,8 @@ pub struct Report {
     pub listeners: ListenerSnapshots,
     /// State transitions and connection lifetimes over the window.
     pub connections: ConnectionSummary,
+    /// Handshake times per destination and listener, and round trips at close.
+    pub latency: LatencyReport,
     pub window: Window,
     pub warnings: Vec<String>,
 }
@@ -44,6 +47,7 @@ pub struct Observations {
     pub connection_findings: Vec<Finding>,
     pub drop_findings: Vec<Finding>,
     pub summary: ConnectionSummary,
+    pub latency: LatencyReport,
     pub queue_drops: Vec<ListenerDrops>,
     pub queue_problems: Vec<String>,
     pub listeners_at_start: Vec<ListenerCondition>,
@@ -95,6 +99,7 @@ impl Report {
             probes,
             findings,
             connections: seen.summary,
+            latency: seen.latency,
             listeners: ListenerSnapshots {
                 start: seen.listeners_at_start,
                 end: seen.listeners_at_end,

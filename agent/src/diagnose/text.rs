@@ -3,7 +3,13 @@
 use std::{borrow::Cow, fmt::Write};
 
 use super::report::Report;
-use crate::model::{Finding, workload::Workload};
+use crate::{
+    analysis::latency::{LatencyReport, Quantiles},
+    model::{Finding, workload::Workload},
+};
+
+/// Rows of each latency list the text shows (the JSON report has more).
+const LATENCY_ROWS: usize = 5;
 
 pub fn render(report: &Report) -> String {
     let mut out = String::new();
@@ -58,6 +64,7 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out, "warning: {}", printable(warning));
     }
     let _ = writeln!(out);
+    latency_section(&mut out, &report.latency);
 
     if report.findings.is_empty() {
         let _ = writeln!(out, "No TCP resets were seen in this window.");
@@ -105,6 +112,65 @@ pub fn render(report: &Report) -> String {
         let _ = writeln!(out);
     }
     out
+}
+
+/// The slowest destinations and listeners by p99, a few lines at most.
+fn latency_section(out: &mut String, latency: &LatencyReport) {
+    let rows = latency
+        .connects
+        .iter()
+        .map(|r| ("connect to", r.remote.to_string(), r.connects, &r.quantiles))
+        .take(LATENCY_ROWS)
+        .chain(
+            latency
+                .accepts
+                .iter()
+                .map(|r| {
+                    (
+                        "accept on",
+                        r.listener.to_string(),
+                        r.connects,
+                        &r.quantiles,
+                    )
+                })
+                .take(LATENCY_ROWS),
+        )
+        .chain(
+            latency
+                .srtt_at_close
+                .iter()
+                .map(|r| {
+                    (
+                        "srtt at close,",
+                        r.remote.to_string(),
+                        r.connections,
+                        &r.quantiles,
+                    )
+                })
+                .take(LATENCY_ROWS),
+        );
+    let mut any = false;
+    for (what, endpoint, count, q) in rows {
+        if !any {
+            let _ = writeln!(out, "latency (slowest p99 first):");
+            any = true;
+        }
+        let Quantiles {
+            p50_ms,
+            p99_ms,
+            max_ms,
+        } = q;
+        let _ = writeln!(
+            out,
+            "  {what} {endpoint} ×{count}: p50 {p50_ms} ms, p99 {p99_ms} ms, max {max_ms} ms"
+        );
+    }
+    for note in &latency.unmeasured {
+        let _ = writeln!(out, "latency: {note}");
+    }
+    if any || !latency.unmeasured.is_empty() {
+        let _ = writeln!(out);
+    }
 }
 
 /// `[kind] cause ×count  local …  remote …  process …`: a finding in one line.

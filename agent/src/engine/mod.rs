@@ -30,6 +30,7 @@ use crate::{
         connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
         drops, findings,
         firewall::FirewallEvidence,
+        latency::{self, LatencyReport},
         lru::Lru,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
         service::EphemeralPorts,
@@ -43,7 +44,7 @@ use crate::{
         workload,
     },
     model::{DropCause, Finding, OwnerSource, Process, time::monotonic_ns, workload::Workload},
-    probes::method::Method,
+    probes::{capability::Capability, coverage::covers, method::Method},
 };
 
 /// How often the rings are drained and namespaces sampled. The programs wake the reader only when
@@ -341,6 +342,22 @@ impl Engine {
                 (cause.id(), count)
             })
             .collect())
+    }
+
+    /// Handshake and round-trip times since attach, per destination and listener.
+    pub fn latency_report(&self) -> LatencyReport {
+        let measured = self.session.latencies();
+        let created = self
+            .session
+            .counters()
+            .map(|c| c.latency_histograms)
+            .unwrap_or(0);
+        let set_state_attached = covers(&self.session.probes, Capability::SocketOwners);
+        LatencyReport::new(
+            &measured,
+            created.saturating_sub(measured.len() as u64),
+            latency::unmeasured(set_state_attached, self.session.srtt_readable),
+        )
     }
 
     /// Every retransmit and state finding as of now; `failed`: connects failed since the last

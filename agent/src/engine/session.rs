@@ -18,12 +18,14 @@ use tcpwhy_common::{
     drop::{DROP_REASON_SLOTS, DropCounts, DropKey},
     family::AF_INET6,
     flow::{FlowKey, FlowRetransmits},
-    layout::KernelLayout,
+    latency::{LatencyHistogram, LatencyKey, LatencyKind, TOTAL_SLOTS_PER_KIND},
+    layout::{ABSENT, KernelLayout},
     listen_overflow::ListenOverflows,
     maps::{
-        CONNECT_FAILURES, COUNTERS, Counter, DROP_REASONS, EVENTS, LIFETIME_SLOTS, LIFETIMES,
-        LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RETRANSMIT_FLOWS, RETRANSMITS, RetransmitKind,
-        STATE_SINCE, STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_DROPS, TCP_STATES,
+        CONNECT_FAILURES, COUNTERS, Counter, DROP_REASONS, EVENTS, LATENCIES, LATENCY_TOTALS,
+        LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RETRANSMIT_FLOWS,
+        RETRANSMITS, RetransmitKind, STATE_SINCE, STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_DROPS,
+        TCP_STATES,
     },
     owner::ListenCall,
     synack::{ListenerId, SynAckRetransmits},
@@ -31,7 +33,7 @@ use tcpwhy_common::{
 
 use super::{kernel_view::ListenerProbes, ring::EventRing};
 use crate::{
-    analysis::queues::attribution::SynAckSeen,
+    analysis::{latency::Measured, queues::attribution::SynAckSeen},
     events::{
         drop::TcpDrops,
         flow::{ConnectFailed, RetransmitFlow},
@@ -81,6 +83,8 @@ pub struct Session {
     pub drop_reasons: DropReasons,
     /// Things that work less well than they could, for the user to read.
     pub warnings: Vec<String>,
+    /// Whether the kernel's BTF has `tcp_sock.srtt_us` (accept handshakes, SRTT at close).
+    pub srtt_readable: bool,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -89,6 +93,8 @@ pub struct Counters {
     pub resets_sent: u64,
     pub resets_received: u64,
     pub resets_filtered_out: u64,
+    /// Latency histograms the programs created; those not in the map now were evicted.
+    pub latency_histograms: u64,
 }
 
 /// The kernel layout and reset reason names from the kernel's BTF, and whether it could be read.
@@ -163,12 +169,11 @@ impl Session {
             resolve_from_btf(tracefs.as_deref(), &mut warnings);
         // Parsed after the other copy of the BTF is gone: both at once doubled the peak memory.
         let aya_btf = aya::Btf::from_sys_fs().ok();
-        let tracepoint_has_reason = kernel_layout.tp_send_reset_reason
-            != tcpwhy_common::layout::ABSENT
+        let tracepoint_has_reason = kernel_layout.tp_send_reset_reason != ABSENT
             || kernel_layout.tp_btf_send_reset_has_reason != 0;
         // The names must be known too: a reason that cannot be named explains nothing.
         let drops_have_reason = !drop_reasons.is_empty()
-            && (kernel_layout.tp_kfree_skb_reason != tcpwhy_common::layout::ABSENT
+            && (kernel_layout.tp_kfree_skb_reason != ABSENT
                 || kernel_layout.tp_btf_kfree_skb_arity >= 3);
 
         let mut ebpf = memlock::with_raised_limit(&mut warnings, || {
@@ -213,6 +218,7 @@ impl Session {
             reasons,
             drop_reasons,
             warnings,
+            srtt_readable: kernel_layout.tcp_srtt_us != ABSENT,
         })
     }
 
@@ -299,6 +305,42 @@ impl Session {
         Ok(found)
     }
 
+    /// Every latency histogram in the kernel's map (since attach, less what it evicted).
+    pub fn latencies(&self) -> Vec<Measured> {
+        let Some(map) = self.ebpf.map(LATENCIES) else {
+            return Vec::new();
+        };
+        let Ok(histograms) = AyaHashMap::<_, LatencyKey, LatencyHistogram>::try_from(map) else {
+            return Vec::new();
+        };
+        histograms
+            .iter()
+            .filter_map(Result::ok)
+            .filter_map(|(key, histogram)| {
+                Some(Measured {
+                    kind: LatencyKind::from_u16(key.kind)?,
+                    netns: u64::from(key.netns),
+                    endpoint: endpoint::from_raw(&key.addr, key.port, key.family == AF_INET6),
+                    histogram,
+                })
+            })
+            .collect()
+    }
+
+    /// Handshake durations since attach for `kind` (nothing evicted): the bucket counts, then
+    /// the sum of µs.
+    pub fn latency_totals(&self, kind: LatencyKind) -> Result<Vec<u64>> {
+        let map = self
+            .ebpf
+            .map(LATENCY_TOTALS)
+            .context("map LATENCY_TOTALS missing")?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
+        let base = kind as u32 * TOTAL_SLOTS_PER_KIND;
+        (base..base + TOTAL_SLOTS_PER_KIND)
+            .map(|slot| Ok(array.get(&slot, 0)?.iter().sum()))
+            .collect()
+    }
+
     /// Since when (CLOCK_MONOTONIC ns) connections have been in CLOSE_WAIT or FIN_WAIT2, for
     /// those that entered the state while tcpwhy ran.
     pub fn state_since(&self) -> HashMap<(u8, Flow), u64> {
@@ -383,6 +425,7 @@ impl Session {
             resets_sent: sum(Counter::ResetsSent)?,
             resets_received: sum(Counter::ResetsReceived)?,
             resets_filtered_out: sum(Counter::ResetsFilteredOut)?,
+            latency_histograms: sum(Counter::LatencyHistograms)?,
         })
     }
 }

@@ -49,6 +49,7 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
         icsk_accept_queue_qlen: member(&[("inet_connection_sock", "icsk_accept_queue.qlen")]),
         tcp_rcv_nxt: member(&[("tcp_sock", "rcv_nxt")]),
         tcp_copied_seq: member(&[("tcp_sock", "copied_seq")]),
+        tcp_srtt_us: member(&[("tcp_sock", "srtt_us")]),
         tw_substate: member(&[("inet_timewait_sock", "tw_substate")]),
         skb_head: member(&[("sk_buff", "head")]),
         skb_network_header: member(&[("sk_buff", "network_header")]),

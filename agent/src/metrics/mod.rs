@@ -2,6 +2,7 @@
 //! see [`listener_labels`]), namespace, probe, method, program. Never a per-connection label:
 //! 5-tuples go to the event stream.
 
+pub mod connect_duration;
 pub mod listener_labels;
 
 use std::{collections::HashMap, time::Instant};
@@ -12,7 +13,7 @@ use prometheus::{
     core::{AtomicF64, GenericCounterVec},
 };
 
-use self::listener_labels::ListenerLabels;
+use self::{connect_duration::ConnectDurations, listener_labels::ListenerLabels};
 use crate::{
     engine::{Evictions, session::Session},
     model::{Cause, Direction, Process, tcp_state},
@@ -48,6 +49,7 @@ pub struct Metrics {
     bpf_runs: IntCounterVec,
     evictions: IntCounterVec,
     listener_info: IntGaugeVec,
+    pub connect_durations: ConnectDurations,
     /// The `tcpwhy_listener_info` labels of each listener that has a series, to replace it when
     /// the owner changes and remove it with the listener's label.
     described: HashMap<listener_labels::Labels, [String; 4]>,
@@ -178,6 +180,8 @@ impl Metrics {
             "Events the kernel could not hand over because the ring buffer was full.",
         )?;
         r.register(Box::new(events_lost.clone()))?;
+        let connect_durations = ConnectDurations::new()?;
+        r.register(Box::new(connect_durations.clone()))?;
         let metrics = Self {
             resets: counter(
                 &r,
@@ -276,6 +280,7 @@ impl Metrics {
                 &["listener", "namespace", "comm", "pod", "container", "unit"],
             )?,
             described: HashMap::new(),
+            connect_durations,
             events_lost,
             bpf_run_seconds,
             registry: r,

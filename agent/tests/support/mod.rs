@@ -6,6 +6,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod daemon;
+pub mod delay_line;
 pub mod netns;
 pub mod scenarios;
 

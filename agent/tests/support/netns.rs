@@ -13,7 +13,7 @@ pub struct TestNetns {
     pub name: String,
 }
 
-fn run(args: &[&str]) {
+pub fn run(args: &[&str]) {
     let output = Command::new(args[0])
         .args(&args[1..])
         .output()
