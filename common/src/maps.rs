@@ -31,6 +31,8 @@ pub const TCP_DROPS: &str = "TCP_DROPS";
 /// Per-CPU array of TCP drops by reason, slot = reason (capped, see
 /// [`crate::drop::DROP_REASON_SLOTS`]).
 pub const DROP_REASONS: &str = "DROP_REASONS";
+/// LRU hash: [`crate::flow::FlowKey`] (tag 0) → [`crate::close::SilentClose`].
+pub const SILENT_CLOSES: &str = "SILENT_CLOSES";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 /// Global `u16`: when not 0, only resets with this port at either end are written to
@@ -59,6 +61,9 @@ pub const CONNECT_FAILURES_RING_BYTES: u32 = 1 << 18;
 pub const LIFETIME_SLOTS: u32 = 32;
 /// Entries in [`LISTEN_BACKLOGS`].
 pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
+
+/// Entries in [`SILENT_CLOSES`]: connections that timed out since attach, newest kept.
+pub const SILENT_CLOSES_ENTRIES: u32 = 4096;
 
 /// Entries in [`TCP_DROPS`]: one per (reason, namespace, local endpoint) that dropped.
 pub const TCP_DROPS_ENTRIES: u32 = 4096;

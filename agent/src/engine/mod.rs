@@ -346,8 +346,10 @@ impl Engine {
         let flows = self.session.retransmit_flows();
         let synacks = self.session.synack_retransmits();
         let state_since = self.session.state_since();
+        let timed_out = self.session.timed_out();
         let kernel = KernelCounts {
             flows: &flows,
+            timed_out: &timed_out,
             synacks: &synacks,
             state_since: &state_since,
             now_ns: monotonic_ns(),

@@ -3,3 +3,4 @@
 pub mod drops;
 pub mod queues;
 pub mod resets;
+pub mod timeouts;
