@@ -172,3 +172,62 @@ fn a_keepalive_abort_is_not_also_a_retransmit_timeout() {
         report.touching(&local.to_string())
     );
 }
+
+#[test]
+fn a_peer_that_stops_reading_is_a_zero_window_stall() {
+    if !require_bpf() {
+        return;
+    }
+    use socket2::{Domain, Socket, Type};
+    let ns = TestNetns::new();
+    let server: SocketAddr = "127.0.0.1:7654".parse().unwrap();
+    let agent = Agent::start(&[]);
+    let (_listener, mut client, _never_read) = ns.enter(|| {
+        // Accepted sockets inherit the listener's small receive buffer: it fills at once.
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+        listener.set_recv_buffer_size(4096).unwrap();
+        listener.bind(&server.into()).unwrap();
+        listener.listen(1).unwrap();
+        let client = TcpStream::connect(server).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        (listener, client, accepted)
+    });
+    let local = client.local_addr().unwrap();
+    client.set_nonblocking(true).unwrap();
+    let chunk = [0u8; 65536];
+    let mut written = 0;
+    loop {
+        match client.write(&chunk) {
+            Ok(n) => written += n,
+            Err(err) if err.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(err) => panic!("write: {err}"),
+        }
+    }
+    sleep(Duration::from_secs(4));
+    let report = agent.finish();
+    let inode = ns.inode();
+
+    let found = report.in_namespace("state", "zero_window_stall", &local.to_string(), inode);
+    assert_eq!(found.len(), 1, "{}", report.touching(&local.to_string()));
+    let finding = found[0];
+    assert_eq!(finding["remote"], server.to_string());
+    assert_eq!(finding["count"], 1);
+    assert_eq!(finding["process"]["pid"], our_pid());
+    let evidence = &finding["evidence"];
+    assert_eq!(evidence["ongoing"], 1, "{finding:#}");
+    let stalled = evidence["stalled_ms"].as_u64().unwrap();
+    assert!((2000..=6000).contains(&stalled), "{finding:#}");
+    let queued = evidence["queued_bytes"].as_u64().unwrap();
+    assert!(
+        queued > 0 && queued <= written as u64,
+        "{queued} of {written} bytes queued: {finding:#}"
+    );
+    let story = finding["explanation"].as_str().unwrap();
+    assert!(story.contains("stopped reading"), "{story}");
+    // The listener's own side reads nothing and sends nothing: no stall of its own.
+    assert!(
+        report
+            .in_namespace("state", "zero_window_stall", &server.to_string(), inode)
+            .is_empty()
+    );
+}

@@ -27,7 +27,9 @@ use self::{
 use crate::{
     analysis::{
         classify::{Classified, Surroundings, classify},
-        connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
+        connections::{
+            self, HostLookup, KernelCounts, connects::FailedConnects, zero_window::ZeroWindowWatch,
+        },
         drops, findings,
         lru::Lru,
         queues::{conditions::ListenerCondition, drops::ListenerDrops},
@@ -85,6 +87,8 @@ pub struct Engine {
     /// Workloads by pid: a process's cgroup is read once, not once per event.
     workloads: Lru<u32, Workload>,
     firewall: FirewallWatch,
+    /// Connections probing a zero window, looked at in the namespaces' socket dumps.
+    zero_window: ZeroWindowWatch,
     /// Resets received that look like a firewall's, until the stack's resets of the next batch
     /// are noted.
     second_look: Vec<Reset>,
@@ -119,6 +123,7 @@ impl Engine {
             session,
             namespaces,
             workloads: Lru::new(WORKLOADS_REMEMBERED),
+            zero_window: ZeroWindowWatch::default(),
             second_look: Vec::new(),
             started: Instant::now(),
         })
@@ -152,7 +157,9 @@ impl Engine {
                 _ = sample.tick() => {
                     let seen = self.session.remaining_events();
                     self.deliver(seen, output, false)?;
-                    self.namespaces.tick(Instant::now(), &self.session);
+                    let now = Instant::now();
+                    self.namespaces.tick(now, &self.session);
+                    self.zero_window.look(now, &self.namespaces);
                     output.sampled(self)?;
                     samples += 1;
                     if samples.is_multiple_of(SAMPLES_BETWEEN_TRIMS) {
@@ -354,7 +361,10 @@ impl Engine {
             state_since: &state_since,
             now_ns: monotonic_ns(),
         };
-        connections::findings(&kernel, &self.namespaces, failed, self.watched_for())
+        let mut found =
+            connections::findings(&kernel, &self.namespaces, failed, self.watched_for());
+        found.extend(self.zero_window.findings());
+        found
     }
 }
 

@@ -9,6 +9,7 @@ pub mod retransmits;
 pub mod states;
 pub mod summary;
 pub mod timeouts;
+pub mod zero_window;
 
 use std::{
     collections::{HashMap, HashSet},

@@ -4,3 +4,4 @@ pub mod drops;
 pub mod queues;
 pub mod resets;
 pub mod timeouts;
+pub mod zero_window;
