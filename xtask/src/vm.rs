@@ -65,7 +65,7 @@ const RUNS: [(&str, &str); 2] = [
 ];
 
 /// The test binaries run inside the guests (the others need host tools: Prometheus, systemd).
-const GUEST_TESTS: [&str; 4] = ["resets", "queues", "connections", "drops"];
+const GUEST_TESTS: [&str; 5] = ["resets", "queues", "connections", "drops", "silent"];
 
 /// The agent run with a locked-memory limit it may not raise: 64 KiB (the kernel's default
 /// before 5.16) and no CAP_SYS_RESOURCE, as in a sandboxed service.
