@@ -203,3 +203,74 @@ fn finding(
         evidence,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::host::{namespace::ConnectionSysctls, owners::ProcessFacts, sock_diag::DiagSocket};
+
+    /// One namespace whose sockets the test sets between looks.
+    #[derive(Default)]
+    struct OneNamespace {
+        sockets: RefCell<Vec<DiagSocket>>,
+    }
+
+    impl HostLookup for OneNamespace {
+        fn namespaces(&self) -> Vec<u64> {
+            vec![7]
+        }
+        fn connection_sysctls(&self, _netns: u64) -> Option<&ConnectionSysctls> {
+            None
+        }
+        fn sockets_in(&self, _netns: u64, states: StateFlags) -> Option<Vec<DiagSocket>> {
+            assert_eq!(states, sending_states());
+            Some(self.sockets.borrow().clone())
+        }
+        fn socket_owners(&self, _netns: u64, _inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts> {
+            HashMap::new()
+        }
+    }
+
+    fn socket(port: u16, window_probing: bool, send_queue: u32) -> DiagSocket {
+        DiagSocket {
+            state: tcpwhy_common::tcp_state::ESTABLISHED,
+            local: SocketAddr::from(([10, 0, 0, 2], port)),
+            remote: SocketAddr::from(([10, 0, 0, 1], 8080)),
+            recv_queue: 0,
+            send_queue,
+            inode: 0,
+            window_probing,
+        }
+    }
+
+    #[test]
+    fn only_windows_zero_across_looks_more_than_two_seconds_apart_are_stalls() {
+        let host = OneNamespace::default();
+        let mut watch = ZeroWindowWatch::default();
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        *host.sockets.borrow_mut() = vec![socket(40000, true, 100), socket(40001, true, 5)];
+        watch.look(at(0), &host);
+        // Looks closer together than LOOK_EVERY are skipped.
+        *host.sockets.borrow_mut() = vec![socket(40000, true, 300)];
+        watch.look(at(0) + Duration::from_millis(500), &host);
+        assert!(watch.findings().is_empty());
+        // 40001 resumed after a second: flow control, not a stall.
+        watch.look(at(1), &host);
+        watch.look(at(2), &host);
+        let found = watch.findings();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].local.as_deref(), Some("10.0.0.2:40000"));
+        assert_eq!(found[0].evidence["queued_bytes"], 300);
+        assert_eq!(found[0].evidence["ongoing"], 1);
+        // Once over, it stays in the report, as ended.
+        *host.sockets.borrow_mut() = vec![socket(40000, false, 0)];
+        watch.look(at(3), &host);
+        let found = watch.findings();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].evidence["ongoing"], 0);
+        assert_eq!(found[0].evidence["stalled_ms"], 2000);
+    }
+}
