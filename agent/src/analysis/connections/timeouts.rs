@@ -157,3 +157,79 @@ fn finding(cause: Cause, netns: u64, end: End, group: &Group, host: &dyn HostLoo
     )
     .seen_between(group.first_ns, group.last_ns)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{HashMap, HashSet};
+
+    use netlink_packet_sock_diag::inet::StateFlags;
+    use tcpwhy_common::tcp_state;
+
+    use super::*;
+    use crate::host::{namespace::ConnectionSysctls, owners::ProcessFacts, sock_diag::DiagSocket};
+
+    /// A host with nothing to look up: the findings rest on the closes alone.
+    struct NothingToLookUp;
+
+    impl HostLookup for NothingToLookUp {
+        fn namespaces(&self) -> Vec<u64> {
+            Vec::new()
+        }
+        fn connection_sysctls(&self, _netns: u64) -> Option<&ConnectionSysctls> {
+            None
+        }
+        fn sockets_in(&self, _netns: u64, _states: StateFlags) -> Option<Vec<DiagSocket>> {
+            None
+        }
+        fn socket_owners(&self, _netns: u64, _inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts> {
+            HashMap::new()
+        }
+    }
+
+    fn closed(local_port: u16, user_timeout: Option<Duration>) -> TimedOut {
+        TimedOut {
+            flow: Flow {
+                netns: 7,
+                local: SocketAddr::from(([10, 0, 0, 2], local_port)),
+                remote: SocketAddr::from(([10, 0, 0, 1], 5432)),
+            },
+            closed_ns: 10_000_000_000,
+            error: libc::ETIMEDOUT as u32,
+            user_timeout,
+            unanswered: 5,
+            total_retransmits: 6,
+            old_state: tcp_state::ESTABLISHED,
+            owner: None,
+        }
+    }
+
+    #[test]
+    fn connections_to_one_service_group_by_what_ended_them() {
+        let closes = [
+            closed(40000, None),
+            closed(40001, None),
+            closed(40002, Some(Duration::from_secs(1))),
+        ];
+        let first_retransmit = RetransmitFlow {
+            flow: closes[0].flow,
+            kind: RetransmitKind::Data,
+            count: 6,
+            first_ns: 4_000_000_000,
+            last_ns: 9_000_000_000,
+            owner: None,
+        };
+        let found = findings(&closes, &[first_retransmit], &NothingToLookUp);
+        let by_cause: BTreeMap<&str, &Finding> = found.iter().map(|f| (f.cause.id(), f)).collect();
+        assert_eq!(by_cause.len(), 2, "{found:#?}");
+        let retries2 = by_cause["retransmit_timeout"];
+        assert_eq!(retries2.count, 2);
+        assert_eq!(retries2.remote.as_deref(), Some("10.0.0.1:5432"));
+        assert_eq!(retries2.evidence["total_retransmits"], 12);
+        assert_eq!(retries2.evidence["retransmitting_ms"], 6000);
+        assert_eq!(retries2.evidence["errors"]["ETIMEDOUT"], 2);
+        let user = by_cause["user_timeout"];
+        assert_eq!(user.count, 1);
+        assert_eq!(user.evidence["user_timeout_ms"], 1000);
+        assert_eq!(user.evidence["retransmitting_ms"], serde_json::Value::Null);
+    }
+}
