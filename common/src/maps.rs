@@ -63,7 +63,7 @@ pub const LIFETIME_SLOTS: u32 = 32;
 pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
 
 /// Entries in [`SILENT_CLOSES`]: connections that timed out since attach, newest kept.
-pub const SILENT_CLOSES_ENTRIES: u32 = 4096;
+pub const SILENT_CLOSES_ENTRIES: u32 = 1024;
 
 /// Entries in [`TCP_DROPS`]: one per (reason, namespace, local endpoint) that dropped.
 pub const TCP_DROPS_ENTRIES: u32 = 4096;
