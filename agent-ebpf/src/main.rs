@@ -25,6 +25,7 @@ mod reset_event;
 mod reset_received;
 mod reset_sent;
 mod retransmit;
+mod silent_close;
 mod synack;
 
 #[cfg(not(test))]

@@ -5,6 +5,7 @@ use aya_ebpf::{
     maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
 };
 use tcpwhy_common::{
+    close::SilentClose,
     drop::{DROP_REASON_SLOTS, DropCounts, DropKey},
     flow::{FlowKey, FlowRetransmits},
     latency::{LatencyHistogram, LatencyKey, TOTAL_KINDS, TOTAL_SLOTS_PER_KIND},
@@ -12,8 +13,9 @@ use tcpwhy_common::{
     maps::{
         CONNECT_FAILURES_RING_BYTES, COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LATENCIES_ENTRIES,
         LIFETIME_SLOTS, LISTEN_BACKLOGS_ENTRIES, LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES,
-        RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind, SOCKET_OWNERS_ENTRIES,
-        STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_DROPS_ENTRIES, TCP_STATES,
+        RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind, SILENT_CLOSES_ENTRIES,
+        SOCKET_OWNERS_ENTRIES, STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_DROPS_ENTRIES,
+        TCP_STATES,
     },
     owner::{ListenCall, ListenerKey, Owner},
     synack::{ListenerId, SynAckRetransmits},
@@ -70,6 +72,11 @@ pub static SOCKET_SINCE: LruHashMap<u64, u64> =
 
 #[map]
 pub static CONNECT_FAILURES: RingBuf = RingBuf::with_byte_size(CONNECT_FAILURES_RING_BYTES, 0);
+
+/// Connections the retransmission timer ended, by endpoints.
+#[map]
+pub static SILENT_CLOSES: LruHashMap<FlowKey, SilentClose> =
+    LruHashMap::with_max_entries(SILENT_CLOSES_ENTRIES, 0);
 
 #[map]
 pub static LIFETIMES: PerCpuArray<u64> = PerCpuArray::with_max_entries(LIFETIME_SLOTS, 0);

@@ -31,6 +31,7 @@ use crate::{
         CONNECT_FAILURES, LISTENER_OWNERS, SOCKET_OWNERS, SOCKET_SINCE, STATE_SINCE, count,
         count_lifetime, count_transition, submit_flags,
     },
+    silent_close,
 };
 
 /// Set in a [`SOCKET_SINCE`] value when an RST hit the socket in SYN_SENT: its connect() was
@@ -98,6 +99,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     };
     let (old, new) = (old as u8, new as u8);
     count_transition(old, new);
+    silent_close::note(&ctx, sk, old, new);
     track_state_times(&ctx, sk, old, new);
     latency::state_changed(sk, old, new);
 
@@ -126,7 +128,7 @@ pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
     0
 }
 
-const SET_STATE_FIELDS: EndpointFields = EndpointFields {
+pub const SET_STATE_FIELDS: EndpointFields = EndpointFields {
     sport: |l| &l.tp_set_state_sport,
     dport: |l| &l.tp_set_state_dport,
     family: |l| &l.tp_set_state_family,

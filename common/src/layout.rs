@@ -32,6 +32,12 @@ pub struct KernelLayout {
     pub sk_max_ack_backlog: u32,
     /// `inet_connection_sock.icsk_accept_queue.qlen`: the listener's half-open requests.
     pub icsk_accept_queue_qlen: u32,
+    /// `sock.sk_err`: the error a timed-out connection leaves for its application.
+    pub sk_err: u32,
+    /// `inet_connection_sock.icsk_retransmits`: consecutive retransmission timeouts (a byte).
+    pub icsk_retransmits: u32,
+    /// `inet_connection_sock.icsk_user_timeout`: TCP_USER_TIMEOUT in ms.
+    pub icsk_user_timeout: u32,
     // struct inet_sock: the local port survives here after close releases `skc_num`.
     pub inet_sport: u32,
     // struct tcp_sock
@@ -39,6 +45,7 @@ pub struct KernelLayout {
     pub tcp_copied_seq: u32,
     /// `tcp_sock.srtt_us`: the smoothed RTT in µs, shifted left by 3.
     pub tcp_srtt_us: u32,
+    pub tcp_total_retrans: u32,
     // struct inet_timewait_sock
     pub tw_substate: u32,
     // struct sk_buff
@@ -133,10 +140,14 @@ impl KernelLayout {
         sk_ack_backlog: ABSENT,
         sk_max_ack_backlog: ABSENT,
         icsk_accept_queue_qlen: ABSENT,
+        sk_err: ABSENT,
+        icsk_retransmits: ABSENT,
+        icsk_user_timeout: ABSENT,
         inet_sport: ABSENT,
         tcp_rcv_nxt: ABSENT,
         tcp_copied_seq: ABSENT,
         tcp_srtt_us: ABSENT,
+        tcp_total_retrans: ABSENT,
         tw_substate: ABSENT,
         skb_head: ABSENT,
         skb_network_header: ABSENT,

@@ -6,6 +6,7 @@
 //! programs cannot resolve offsets themselves).
 #![no_std]
 
+pub mod close;
 pub mod drop;
 pub mod family;
 pub mod flow;

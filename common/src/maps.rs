@@ -36,6 +36,8 @@ pub const LATENCIES: &str = "LATENCIES";
 /// Per-CPU array of handshake durations by kind, slot `kind * TOTAL_SLOTS_PER_KIND + bucket`
 /// (the last slot of a kind: the sum of µs); unlike [`LATENCIES`], nothing is evicted.
 pub const LATENCY_TOTALS: &str = "LATENCY_TOTALS";
+/// LRU hash: [`crate::flow::FlowKey`] (tag 0) → [`crate::close::SilentClose`].
+pub const SILENT_CLOSES: &str = "SILENT_CLOSES";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 /// Global `u16`: when not 0, only resets with this port at either end are written to
@@ -64,6 +66,9 @@ pub const CONNECT_FAILURES_RING_BYTES: u32 = 1 << 18;
 pub const LIFETIME_SLOTS: u32 = 32;
 /// Entries in [`LISTEN_BACKLOGS`].
 pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
+
+/// Entries in [`SILENT_CLOSES`]: connections that timed out since attach, newest kept.
+pub const SILENT_CLOSES_ENTRIES: u32 = 1024;
 
 /// Entries in [`TCP_DROPS`]: one per (reason, namespace, local endpoint) that dropped.
 pub const TCP_DROPS_ENTRIES: u32 = 4096;

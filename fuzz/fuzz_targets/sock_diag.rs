@@ -10,7 +10,7 @@ use netlink_packet_core::{NLM_F_MULTIPART, NetlinkHeader, NetlinkMessage};
 use netlink_packet_sock_diag::{
     SockDiagMessage,
     constants::{AF_INET, AF_INET6},
-    inet::{InetResponse, InetResponseHeader, SocketId},
+    inet::{InetResponse, InetResponseHeader, SocketId, Timer},
 };
 use tcpwhy::parsers::{DiagSocket, ReplyPart, decode_reply};
 
@@ -41,7 +41,9 @@ fn encode(socket: &DiagSocket) -> Vec<u8> {
         header: InetResponseHeader {
             family,
             state: socket.state,
-            timer: None,
+            timer: socket
+                .window_probing
+                .then_some(Timer::Probe(std::time::Duration::ZERO)),
             socket_id: SocketId {
                 source_port: socket.local.port(),
                 destination_port: socket.remote.port(),

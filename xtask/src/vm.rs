@@ -65,13 +65,14 @@ const RUNS: [(&str, &str); 2] = [
 ];
 
 /// The test binaries run inside the guests (the others need host tools: Prometheus, systemd).
-const GUEST_TESTS: [&str; 6] = [
+const GUEST_TESTS: [&str; 7] = [
     "resets",
     "queues",
     "connections",
     "drops",
     "firewall",
     "latency",
+    "silent",
 ];
 
 /// The agent run with a locked-memory limit it may not raise: 64 KiB (the kernel's default

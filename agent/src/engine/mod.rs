@@ -27,7 +27,9 @@ use self::{
 use crate::{
     analysis::{
         classify::{Classified, Surroundings, classify},
-        connections::{self, HostLookup, KernelCounts, connects::FailedConnects},
+        connections::{
+            self, HostLookup, KernelCounts, connects::FailedConnects, zero_window::ZeroWindowWatch,
+        },
         drops, findings,
         firewall::FirewallEvidence,
         latency::{self, LatencyReport},
@@ -87,6 +89,8 @@ pub struct Engine {
     /// Workloads by pid: a process's cgroup is read once, not once per event.
     workloads: Lru<u32, Workload>,
     firewall: FirewallWatch,
+    /// Connections probing a zero window, looked at in the namespaces' socket dumps.
+    zero_window: ZeroWindowWatch,
     /// Resets received that look like a firewall's, until the stack's resets of the next batch
     /// are noted.
     second_look: Vec<Reset>,
@@ -121,6 +125,7 @@ impl Engine {
             session,
             namespaces,
             workloads: Lru::new(WORKLOADS_REMEMBERED),
+            zero_window: ZeroWindowWatch::default(),
             second_look: Vec::new(),
             started: Instant::now(),
         })
@@ -154,7 +159,9 @@ impl Engine {
                 _ = sample.tick() => {
                     let seen = self.session.remaining_events();
                     self.deliver(seen, output, false)?;
-                    self.namespaces.tick(Instant::now(), &self.session);
+                    let now = Instant::now();
+                    self.namespaces.tick(now, &self.session);
+                    self.zero_window.look(now, &self.namespaces);
                     output.sampled(self)?;
                     samples += 1;
                     if samples.is_multiple_of(SAMPLES_BETWEEN_TRIMS) {
@@ -367,13 +374,18 @@ impl Engine {
         let flows = self.session.retransmit_flows();
         let synacks = self.session.synack_retransmits();
         let state_since = self.session.state_since();
+        let timed_out = self.session.timed_out();
         let kernel = KernelCounts {
             flows: &flows,
+            timed_out: &timed_out,
             synacks: &synacks,
             state_since: &state_since,
             now_ns: monotonic_ns(),
         };
-        connections::findings(&kernel, &self.namespaces, failed, self.watched_for())
+        let mut found =
+            connections::findings(&kernel, &self.namespaces, failed, self.watched_for());
+        found.extend(self.zero_window.findings());
+        found
     }
 }
 

@@ -15,6 +15,7 @@ use aya::{
     maps::{HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
+    close::SilentClose,
     drop::{DROP_REASON_SLOTS, DropCounts, DropKey},
     family::AF_INET6,
     flow::{FlowKey, FlowRetransmits},
@@ -24,8 +25,8 @@ use tcpwhy_common::{
     maps::{
         CONNECT_FAILURES, COUNTERS, Counter, DROP_REASONS, EVENTS, LATENCIES, LATENCY_TOTALS,
         LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RETRANSMIT_FLOWS,
-        RETRANSMITS, RetransmitKind, STATE_SINCE, STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_DROPS,
-        TCP_STATES,
+        RETRANSMITS, RetransmitKind, SILENT_CLOSES, STATE_SINCE, STATE_TRANSITIONS,
+        SYNACK_RETRANSMITS, TCP_DROPS, TCP_STATES,
     },
     owner::ListenCall,
     synack::{ListenerId, SynAckRetransmits},
@@ -35,6 +36,7 @@ use super::{kernel_view::ListenerProbes, ring::EventRing};
 use crate::{
     analysis::{latency::Measured, queues::attribution::SynAckSeen},
     events::{
+        close::TimedOut,
         drop::TcpDrops,
         flow::{ConnectFailed, RetransmitFlow},
         reset::Reset,
@@ -269,6 +271,22 @@ impl Session {
                     owner,
                 })
             })
+            .collect()
+    }
+
+    /// Connections the retransmission timer ended since attach (the newest, if more than the
+    /// map holds).
+    pub fn timed_out(&self) -> Vec<TimedOut> {
+        let Some(map) = self.ebpf.map(SILENT_CLOSES) else {
+            return Vec::new();
+        };
+        let Ok(closes) = AyaHashMap::<_, FlowKey, SilentClose>::try_from(map) else {
+            return Vec::new();
+        };
+        closes
+            .iter()
+            .filter_map(Result::ok)
+            .map(|(key, raw)| TimedOut::from_raw(&key, &raw))
             .collect()
     }
 

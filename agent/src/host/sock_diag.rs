@@ -10,7 +10,7 @@ use netlink_packet_core::{
 use netlink_packet_sock_diag::{
     SockDiagMessage,
     constants::{AF_INET, AF_INET6, IPPROTO_TCP},
-    inet::{ExtensionFlags, InetRequest, SocketId, StateFlags},
+    inet::{ExtensionFlags, InetRequest, SocketId, StateFlags, Timer},
 };
 use netlink_sys::{Socket, SocketAddr as NetlinkAddr, protocols::NETLINK_SOCK_DIAG};
 
@@ -25,6 +25,8 @@ pub struct DiagSocket {
     /// Listener: accept queue limit (`sk_max_ack_backlog`). Others: unsent bytes.
     pub send_queue: u32,
     pub inode: u32,
+    /// The persist timer runs: the peer advertised a zero window and this side probes it.
+    pub window_probing: bool,
 }
 
 /// Opens a sock_diag socket in the calling thread's namespace; it answers for that namespace
@@ -112,6 +114,7 @@ pub fn decode_reply(datagram: &[u8], into: &mut Vec<DiagSocket>) -> Result<Reply
                     recv_queue: h.recv_queue,
                     send_queue: h.send_queue,
                     inode: h.inode,
+                    window_probing: matches!(h.timer, Some(Timer::Probe(_))),
                 });
             }
             NetlinkPayload::Done(_) => return Ok(ReplyPart::Last),

@@ -44,12 +44,16 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
         sk_flags: member(&[("sock_common", "skc_flags"), ("sock", "sk_flags")]),
         sk_lingertime: member(&[("sock", "sk_lingertime")]),
         inet_sport: member(&[("inet_sock", "inet_sport")]),
+        sk_err: member(&[("sock", "sk_err")]),
+        icsk_retransmits: member(&[("inet_connection_sock", "icsk_retransmits")]),
+        icsk_user_timeout: member(&[("inet_connection_sock", "icsk_user_timeout")]),
         sk_ack_backlog: member(&[("sock", "sk_ack_backlog")]),
         sk_max_ack_backlog: member(&[("sock", "sk_max_ack_backlog")]),
         icsk_accept_queue_qlen: member(&[("inet_connection_sock", "icsk_accept_queue.qlen")]),
         tcp_rcv_nxt: member(&[("tcp_sock", "rcv_nxt")]),
         tcp_copied_seq: member(&[("tcp_sock", "copied_seq")]),
         tcp_srtt_us: member(&[("tcp_sock", "srtt_us")]),
+        tcp_total_retrans: member(&[("tcp_sock", "total_retrans")]),
         tw_substate: member(&[("inet_timewait_sock", "tw_substate")]),
         skb_head: member(&[("sk_buff", "head")]),
         skb_network_header: member(&[("sk_buff", "network_header")]),
@@ -198,5 +202,13 @@ mod tests {
         // Built in here, so found without a module: `(net, sk, oldskb, hook)`.
         assert_eq!(l.nf_send_reset_skb_arg, 2);
         assert_eq!(l.nf_send_reset6_skb_arg, 2);
+        for timeout_field in [
+            l.sk_err,
+            l.icsk_retransmits,
+            l.icsk_user_timeout,
+            l.tcp_total_retrans,
+        ] {
+            assert_ne!(timeout_field, ABSENT);
+        }
     }
 }

@@ -90,6 +90,12 @@ pub enum Cause {
     CloseWaitLeak,
     TimeWaitPressure,
     FinWait2Stuck,
+    /// An established connection the kernel aborted after tcp_retries2 unanswered retransmits.
+    RetransmitTimeout,
+    /// The same abort, bounded by the application's TCP_USER_TIMEOUT.
+    UserTimeout,
+    /// The peer advertised a zero window (stopped reading) for more than 2 s.
+    ZeroWindowStall,
     /// Segments the kernel dropped, by its reason (not in [`Cause::ALL`]: the running kernel
     /// says which reasons exist).
     Drop(DropCause),
@@ -99,7 +105,7 @@ pub enum Cause {
 
 impl Cause {
     /// Every cause, in the order of the table above.
-    pub const ALL: [Cause; 27] = [
+    pub const ALL: [Cause; 30] = [
         Cause::NoListener,
         Cause::UnknownConnection,
         Cause::CloseWithUnreadData,
@@ -126,6 +132,9 @@ impl Cause {
         Cause::CloseWaitLeak,
         Cause::TimeWaitPressure,
         Cause::FinWait2Stuck,
+        Cause::RetransmitTimeout,
+        Cause::UserTimeout,
+        Cause::ZeroWindowStall,
         Cause::Unclassified,
     ];
 
@@ -188,6 +197,9 @@ impl Cause {
             Cause::CloseWaitLeak => "close_wait_leak",
             Cause::TimeWaitPressure => "time_wait_pressure",
             Cause::FinWait2Stuck => "fin_wait2_stuck",
+            Cause::RetransmitTimeout => "retransmit_timeout",
+            Cause::UserTimeout => "user_timeout",
+            Cause::ZeroWindowStall => "zero_window_stall",
             Cause::Drop(drop) => drop.id(),
             Cause::Unclassified => "unclassified",
         }
@@ -313,6 +325,20 @@ impl Cause {
             Cause::FinWait2Stuck => &[
                 "this side shut down its writing half and waits for the peer's FIN, which never comes: the peer keeps the connection open",
                 "close() the socket when done (an orphaned FIN_WAIT2 expires after net.ipv4.tcp_fin_timeout), or fix the peer that never closes",
+            ],
+            Cause::RetransmitTimeout => &[
+                "the peer stopped acknowledging: it crashed or lost power, its address moved, a cable or link went down, or a firewall, NAT or load balancer dropped the flow (often after its idle timeout)",
+                "check the path to the peer (`ip route get`, `ping`, firewall and NAT state) and whether the peer host is up",
+                "the kernel insists for tcp_retries2 timeouts (about 15 minutes at the default 15): lower net.ipv4.tcp_retries2, or set TCP_USER_TIMEOUT on the socket, to fail sooner",
+            ],
+            Cause::UserTimeout => &[
+                "the application's TCP_USER_TIMEOUT expired while data went unacknowledged: the peer or the path stopped answering within it",
+                "if the timeout is too short for the path (high latency, brief outages), raise it; otherwise look at why the peer stopped answering",
+            ],
+            Cause::ZeroWindowStall => &[
+                "the peer's application stopped reading: it is blocked, overloaded, or waiting on this side (a deadlock where both ends write and neither reads)",
+                "look at the peer process (`ss -tmi` there shows its full receive queue), not at the network: the path works, the window probes are answered",
+                "a slow consumer needs flow control above TCP (timeouts on writes, bounded queues) so that this side does not block forever",
             ],
             Cause::Drop(drop) => drop.advice(),
             Cause::Unclassified => {

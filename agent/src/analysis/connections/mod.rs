@@ -8,6 +8,8 @@ pub mod connects;
 pub mod retransmits;
 pub mod states;
 pub mod summary;
+pub mod timeouts;
+pub mod zero_window;
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,7 +22,7 @@ use netlink_packet_sock_diag::inet::StateFlags;
 use self::{connects::FailedConnects, states::Ages};
 use crate::{
     analysis::queues::attribution::SynAckSeen,
-    events::flow::RetransmitFlow,
+    events::{close::TimedOut, flow::RetransmitFlow},
     host::{namespace::ConnectionSysctls, owners::ProcessFacts, sock_diag::DiagSocket},
     model::{Finding, Flow},
 };
@@ -40,6 +42,8 @@ pub trait HostLookup {
 /// What the kernel side counted, read once for a round of findings.
 pub struct KernelCounts<'a> {
     pub flows: &'a [RetransmitFlow],
+    /// Connections the retransmission timer ended.
+    pub timed_out: &'a [TimedOut],
     pub synacks: &'a HashMap<(u64, SocketAddr), SynAckSeen>,
     /// Since when (CLOCK_MONOTONIC ns) connections have been in CLOSE_WAIT or FIN_WAIT2.
     pub state_since: &'a HashMap<(u8, Flow), u64>,
@@ -57,6 +61,7 @@ pub fn findings(
 ) -> Vec<Finding> {
     let mut found = retransmits::findings(kernel.flows, kernel.synacks, host);
     found.extend(failed.findings(kernel.flows, host));
+    found.extend(timeouts::findings(kernel.timed_out, kernel.flows, host));
     let ages = Ages {
         since: kernel.state_since,
         now_ns: kernel.now_ns,

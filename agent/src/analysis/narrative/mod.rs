@@ -3,3 +3,5 @@
 pub mod drops;
 pub mod queues;
 pub mod resets;
+pub mod timeouts;
+pub mod zero_window;

@@ -136,6 +136,9 @@ pub fn explain(cause: Cause, group: &ResetGroup) -> String {
         | Cause::ConnectTimeout
         | Cause::CloseWaitLeak
         | Cause::TimeWaitPressure
+        | Cause::RetransmitTimeout
+        | Cause::UserTimeout
+        | Cause::ZeroWindowStall
         | Cause::FinWait2Stuck
         | Cause::Drop(_) => format!(
             "{n} {} on {local} (remote {remote}, state {state}{}) matched no known cause.",
