@@ -16,6 +16,7 @@ mod listen_backlog;
 mod listen_overflow;
 mod maps;
 mod owners;
+mod reset_aggregate;
 mod reset_event;
 mod reset_received;
 mod reset_sent;

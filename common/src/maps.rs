@@ -31,6 +31,15 @@ pub const TCP_DROPS: &str = "TCP_DROPS";
 /// Per-CPU array of TCP drops by reason, slot = reason (capped, see
 /// [`crate::drop::DROP_REASON_SLOTS`]).
 pub const DROP_REASONS: &str = "DROP_REASONS";
+/// Per-CPU hashes: [`crate::reset::ResetAggregateKey`] → [`crate::reset::ResetAggregate`], the
+/// resets past the per-event rate. The programs add to the one [`RESET_AGGREGATES_SIDE`] names;
+/// user space flips it, and drains and empties the other once no program can still be adding
+/// to it, so that no count is lost between a read and a delete.
+pub const RESET_AGGREGATES: [&str; 2] = ["RESET_AGGREGATES_0", "RESET_AGGREGATES_1"];
+/// Array of one `u32`: which of [`RESET_AGGREGATES`] the programs add to.
+pub const RESET_AGGREGATES_SIDE: &str = "RESET_AGGREGATES_SIDE";
+/// Per-CPU array of one [`crate::reset::RecordBudget`].
+pub const RESET_RECORD_BUDGET: &str = "RESET_RECORD_BUDGET";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 /// Global `u16`: when not 0, only resets with this port at either end are written to
@@ -60,6 +69,10 @@ pub const LIFETIME_SLOTS: u32 = 32;
 /// Entries in [`LISTEN_BACKLOGS`].
 pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
 
+/// Entries in each of [`RESET_AGGREGATES`]: one per (evidence, service end, other address)
+/// within a drain period (100 ms); a reset that finds it full is counted as lost.
+pub const RESET_AGGREGATES_ENTRIES: u32 = 4096;
+
 /// Entries in [`TCP_DROPS`]: one per (reason, namespace, local endpoint) that dropped.
 pub const TCP_DROPS_ENTRIES: u32 = 4096;
 
@@ -76,10 +89,12 @@ pub enum Counter {
     /// Resets counted but not sent to user space: outside the `--port` filter
     /// ([`EVENT_PORT_GLOBAL`]).
     ResetsFilteredOut = 3,
+    /// Resets added to [`RESET_AGGREGATES`] instead of sent one by one.
+    ResetsAggregated = 4,
 }
 
 /// Number of slots in [`COUNTERS`].
-pub const COUNTER_SLOTS: u32 = 4;
+pub const COUNTER_SLOTS: u32 = 5;
 
 /// Slots per dimension of [`STATE_TRANSITIONS`]: TCP states are numbered 1..=12.
 pub const TCP_STATES: u32 = 16;

@@ -17,8 +17,9 @@ use crate::{
 
 /// How often the addresses may be read again, when a reset comes from one not yet known.
 const REREAD_ADDRESSES_AFTER: Duration = Duration::from_secs(1);
-/// After the ring lost events, a reset sent may be among them: judge nothing for this long.
-const PAUSE_AFTER_LOSS_NS: u64 = 1_000_000_000;
+/// After resets were lost or aggregated (not seen one by one), a reset sent may be among them:
+/// judge nothing for this long.
+const PAUSE_AFTER_UNSEEN_NS: u64 = 1_000_000_000;
 
 pub struct FirewallWatch {
     /// Every reset the stack sends is seen (and every one received).
@@ -26,7 +27,7 @@ pub struct FirewallWatch {
     stack: StackResets,
     local_ips: HashSet<IpAddr>,
     local_ips_read: Option<Instant>,
-    events_lost: u64,
+    unseen: u64,
     paused_until_ns: u64,
 }
 
@@ -46,24 +47,25 @@ impl FirewallWatch {
             stack: StackResets::default(),
             local_ips: HashSet::new(),
             local_ips_read: None,
-            events_lost: 0,
+            unseen: 0,
             paused_until_ns: 0,
         }
     }
 
-    /// Before each batch of events: the ring's loss count so far.
-    pub fn new_batch(&mut self, events_lost: u64) {
+    /// Before each batch of events: how many events so far were not seen one by one (lost, or
+    /// aggregated in the kernel past the per-event rate).
+    pub fn new_batch(&mut self, unseen: u64) {
         let now = monotonic_ns();
-        if events_lost != self.events_lost {
-            self.events_lost = events_lost;
-            self.paused_until_ns = now + PAUSE_AFTER_LOSS_NS;
+        if unseen != self.unseen {
+            self.unseen = unseen;
+            self.paused_until_ns = now + PAUSE_AFTER_UNSEEN_NS;
         }
         self.stack.forget_before(now);
     }
 
     /// Notes a reset the stack sent; every one of a batch comes before the judgements.
     pub fn note_sent(&mut self, reset: &Reset) {
-        if self.sees_all_resets && reset.direction == Direction::Sent {
+        if self.sees_all_resets && reset.direction == Direction::Sent && reset.aggregate.is_none() {
             self.stack.sent(reset);
         }
     }
@@ -74,6 +76,7 @@ impl FirewallWatch {
     pub fn unsent_by_stack(&mut self, reset: &Reset) -> bool {
         if !self.sees_all_resets
             || reset.direction != Direction::Received
+            || reset.aggregate.is_some()
             || reset.timestamp_ns < self.paused_until_ns
         {
             return false;

@@ -164,7 +164,7 @@ impl Engine {
                 _ = terminate.recv() => break Ended::Interrupted,
             }
         };
-        let seen = self.session.remaining_events();
+        let seen = self.session.last_events();
         self.deliver(seen, output, true)?;
         self.namespaces.tick(Instant::now(), &self.session);
         Ok(ended)
@@ -177,7 +177,8 @@ impl Engine {
             return Ok(());
         }
         if let Ok(counters) = self.session.counters() {
-            self.firewall.new_batch(counters.events_lost);
+            self.firewall
+                .new_batch(counters.events_lost + counters.resets_aggregated);
         }
         for observed in &seen {
             if let Observed::Reset(reset) = observed {

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use aya::{
     Ebpf,
-    maps::{HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
     drop::{DROP_REASON_SLOTS, DropCounts, DropKey},
@@ -22,10 +22,12 @@ use tcpwhy_common::{
     listen_overflow::ListenOverflows,
     maps::{
         CONNECT_FAILURES, COUNTERS, Counter, DROP_REASONS, EVENTS, LIFETIME_SLOTS, LIFETIMES,
-        LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RETRANSMIT_FLOWS, RETRANSMITS, RetransmitKind,
-        STATE_SINCE, STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_DROPS, TCP_STATES,
+        LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RESET_AGGREGATES, RESET_AGGREGATES_SIDE,
+        RETRANSMIT_FLOWS, RETRANSMITS, RetransmitKind, STATE_SINCE, STATE_TRANSITIONS,
+        SYNACK_RETRANSMITS, TCP_DROPS, TCP_STATES,
     },
     owner::ListenCall,
+    reset::{ResetAggregate, ResetAggregateKey},
     synack::{ListenerId, SynAckRetransmits},
 };
 
@@ -89,6 +91,8 @@ pub struct Counters {
     pub resets_sent: u64,
     pub resets_received: u64,
     pub resets_filtered_out: u64,
+    /// Resets the kernel counted in aggregates instead of sending each.
+    pub resets_aggregated: u64,
 }
 
 /// The kernel layout and reset reason names from the kernel's BTF, and whether it could be read.
@@ -124,6 +128,9 @@ fn resolve_from_btf(
         }
     }
 }
+
+/// Longer than any program run that read which aggregates to add to before they were switched.
+const AGGREGATE_WRITERS_DONE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Hands freed heap back to the kernel: after start-up (parsed BTF, the object's sections), and
 /// now and then while running (bursts of events leave freed memory behind). glibc keeps freed
@@ -225,13 +232,79 @@ impl Session {
         Ok(seen.into_inner())
     }
 
-    /// The events already buffered, without waiting.
+    /// The events already buffered, without waiting, and the resets aggregated until the
+    /// previous call (see [`Session::flip_aggregates`]).
     pub fn remaining_events(&mut self) -> Vec<Observed> {
         let seen = RefCell::new(Vec::new());
         self.ring.drain_now(|bytes| decode_reset(bytes, &seen));
         self.failures
             .drain_now(|bytes| decode_failure(bytes, &seen));
-        seen.into_inner()
+        let mut seen = seen.into_inner();
+        seen.extend(self.flip_aggregates().into_iter().map(Observed::Reset));
+        seen
+    }
+
+    /// Every event there is, the aggregates the programs are adding to included: for the end.
+    pub fn last_events(&mut self) -> Vec<Observed> {
+        let mut seen = self.remaining_events();
+        // A program that read the side before the flip finishes within microseconds.
+        std::thread::sleep(AGGREGATE_WRITERS_DONE);
+        seen.extend(self.remaining_events());
+        seen
+    }
+
+    /// Empties the aggregates the programs stopped adding to at the previous call (no program
+    /// can still be adding to them), then points the programs at them: the two maps trade
+    /// places every call, and no count is lost between reading an entry and deleting it.
+    fn flip_aggregates(&mut self) -> Vec<Reset> {
+        let Ok(side) = self.aggregate_side() else {
+            return Vec::new();
+        };
+        let idle = 1 - side;
+        let drained = self.drain_aggregates(RESET_AGGREGATES[idle as usize]);
+        if let Err(err) = self.set_aggregate_side(idle) {
+            tracing::warn!("cannot switch the reset aggregates: {err:#}");
+        }
+        drained
+    }
+
+    fn aggregate_side(&self) -> Result<u32> {
+        let map = self
+            .ebpf
+            .map(RESET_AGGREGATES_SIDE)
+            .context("map RESET_AGGREGATES_SIDE missing")?;
+        Ok(Array::<_, u32>::try_from(map)?.get(&0, 0)? & 1)
+    }
+
+    fn set_aggregate_side(&mut self, side: u32) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(RESET_AGGREGATES_SIDE)
+            .context("map RESET_AGGREGATES_SIDE missing")?;
+        Array::<_, u32>::try_from(map)?.set(0, side, 0)?;
+        Ok(())
+    }
+
+    fn drain_aggregates(&mut self, name: &str) -> Vec<Reset> {
+        let Some(map) = self.ebpf.map_mut(name) else {
+            return Vec::new();
+        };
+        let Ok(mut per_cpu) = PerCpuHashMap::<_, ResetAggregateKey, ResetAggregate>::try_from(map)
+        else {
+            return Vec::new();
+        };
+        let entries: Vec<_> = per_cpu.iter().filter_map(Result::ok).collect();
+        let mut resets = Vec::with_capacity(entries.len());
+        for (key, values) in entries {
+            if let Err(err) = per_cpu.remove(&key) {
+                tracing::warn!("cannot empty a reset aggregate: {err}");
+            }
+            match Reset::from_aggregate(&key, &values) {
+                Ok(reset) => resets.push(reset),
+                Err(err) => tracing::warn!("skipping an undecodable reset aggregate: {err:#}"),
+            }
+        }
+        resets
     }
 
     /// Retransmits per flow and kind since attach (per-CPU values merged).
@@ -382,6 +455,7 @@ impl Session {
             resets_sent: sum(Counter::ResetsSent)?,
             resets_received: sum(Counter::ResetsReceived)?,
             resets_filtered_out: sum(Counter::ResetsFilteredOut)?,
+            resets_aggregated: sum(Counter::ResetsAggregated)?,
         })
     }
 }
