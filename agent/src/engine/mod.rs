@@ -6,6 +6,7 @@ pub mod firewall;
 pub mod kernel_view;
 pub mod namespaces;
 mod owner_cache;
+mod per_cpu_sums;
 pub mod ring;
 pub mod session;
 

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap as AyaHashMap, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
     drop::{DROP_REASON_SLOTS, DropCounts, DropKey},
@@ -21,17 +21,17 @@ use tcpwhy_common::{
     layout::KernelLayout,
     listen_overflow::ListenOverflows,
     maps::{
-        CONNECT_FAILURES, COUNTERS, Counter, DROP_REASONS, EVENTS, LIFETIME_SLOTS, LIFETIMES,
-        LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RESET_AGGREGATES, RESET_AGGREGATES_SIDE,
-        RETRANSMIT_FLOWS, RETRANSMITS, RetransmitKind, STATE_SINCE, STATE_TRANSITIONS,
-        SYNACK_RETRANSMITS, TCP_DROPS, TCP_STATES,
+        CONNECT_FAILURES, COUNTER_SLOTS, COUNTERS, Counter, DROP_REASONS, EVENTS, LIFETIME_SLOTS,
+        LIFETIMES, LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RESET_AGGREGATES, RESET_AGGREGATES_SIDE,
+        RETRANSMIT_FLOWS, RETRANSMIT_KINDS, RETRANSMITS, RetransmitKind, STATE_SINCE,
+        STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_DROPS, TCP_STATES,
     },
     owner::ListenCall,
     reset::{ResetAggregate, ResetAggregateKey},
     synack::{ListenerId, SynAckRetransmits},
 };
 
-use super::{kernel_view::ListenerProbes, ring::EventRing};
+use super::{kernel_view::ListenerProbes, per_cpu_sums::per_cpu_sums, ring::EventRing};
 use crate::{
     analysis::queues::attribution::SynAckSeen,
     events::{
@@ -356,19 +356,10 @@ impl Session {
     /// TCP drops since attach by raw reason, non-zero only. Unlike [`Session::tcp_drops`], whose
     /// entries an LRU map may evict, these only grow.
     pub fn drops_by_reason(&self) -> Result<Vec<(u32, u64)>> {
-        let map = self
-            .ebpf
-            .map(DROP_REASONS)
-            .context("map DROP_REASONS missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        let mut found = Vec::new();
-        for reason in 0..DROP_REASON_SLOTS {
-            let count: u64 = array.get(&reason, 0)?.iter().sum();
-            if count > 0 {
-                found.push((reason, count));
-            }
-        }
-        Ok(found)
+        Ok((0..)
+            .zip(self.sums(DROP_REASONS, DROP_REASON_SLOTS)?)
+            .filter(|&(_, count)| count > 0)
+            .collect())
     }
 
     /// Since when (CLOCK_MONOTONIC ns) connections have been in CLOSE_WAIT or FIN_WAIT2, for
@@ -389,28 +380,16 @@ impl Session {
 
     /// Connection lifetimes since attach: slot i counts lifetimes in [2^i, 2^(i+1)) ms.
     pub fn lifetimes(&self) -> Result<Vec<u64>> {
-        let map = self.ebpf.map(LIFETIMES).context("map LIFETIMES missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        (0..LIFETIME_SLOTS)
-            .map(|slot| Ok(array.get(&slot, 0)?.iter().sum()))
-            .collect()
+        self.sums(LIFETIMES, LIFETIME_SLOTS)
     }
 
     /// State transitions counted since attach: (from, to, count), non-zero only.
     pub fn state_transitions(&self) -> Result<Vec<(u8, u8, u64)>> {
-        let map = self
-            .ebpf
-            .map(STATE_TRANSITIONS)
-            .context("map STATE_TRANSITIONS missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        let mut found = Vec::new();
-        for slot in 0..TCP_STATES * TCP_STATES {
-            let count: u64 = array.get(&slot, 0)?.iter().sum();
-            if count > 0 {
-                found.push(((slot / TCP_STATES) as u8, (slot % TCP_STATES) as u8, count));
-            }
-        }
-        Ok(found)
+        Ok((0..)
+            .zip(self.sums(STATE_TRANSITIONS, TCP_STATES * TCP_STATES)?)
+            .filter(|&(_, count)| count > 0)
+            .map(|(slot, count)| ((slot / TCP_STATES) as u8, (slot % TCP_STATES) as u8, count))
+            .collect())
     }
 
     /// The retransmit kinds the tracepoints count (tail loss probes need a function probe).
@@ -422,15 +401,11 @@ impl Session {
 
     /// Retransmits counted since attach, by kind.
     pub fn retransmits(&self) -> Result<Vec<(RetransmitKind, u64)>> {
-        let map = self
-            .ebpf
-            .map(RETRANSMITS)
-            .context("map RETRANSMITS missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        Self::RETRANSMIT_KINDS
+        let sums = self.sums(RETRANSMITS, RETRANSMIT_KINDS)?;
+        Ok(Self::RETRANSMIT_KINDS
             .into_iter()
-            .map(|kind| Ok((kind, array.get(&(kind as u32), 0)?.iter().sum())))
-            .collect()
+            .map(|kind| (kind, sums[kind as usize]))
+            .collect())
     }
 
     /// Run time and run count per loaded program, from the kernel's BPF statistics (zero unless
@@ -447,16 +422,24 @@ impl Session {
 
     /// Sums the programs' per-CPU counters.
     pub fn counters(&self) -> Result<Counters> {
-        let map = self.ebpf.map(COUNTERS).context("map COUNTERS missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        let sum = |slot: Counter| -> Result<u64> { Ok(array.get(&(slot as u32), 0)?.iter().sum()) };
+        let sums = self.sums(COUNTERS, COUNTER_SLOTS)?;
+        let sum = |slot: Counter| sums[slot as usize];
         Ok(Counters {
-            events_lost: sum(Counter::EventsLost)?,
-            resets_sent: sum(Counter::ResetsSent)?,
-            resets_received: sum(Counter::ResetsReceived)?,
-            resets_filtered_out: sum(Counter::ResetsFilteredOut)?,
-            resets_aggregated: sum(Counter::ResetsAggregated)?,
+            events_lost: sum(Counter::EventsLost),
+            resets_sent: sum(Counter::ResetsSent),
+            resets_received: sum(Counter::ResetsReceived),
+            resets_filtered_out: sum(Counter::ResetsFilteredOut),
+            resets_aggregated: sum(Counter::ResetsAggregated),
         })
+    }
+
+    /// The slots of a per-CPU array of counters, summed over the CPUs.
+    fn sums(&self, name: &str, slots: u32) -> Result<Vec<u64>> {
+        let map = self
+            .ebpf
+            .map(name)
+            .with_context(|| format!("map {name} missing"))?;
+        per_cpu_sums(map, slots).with_context(|| format!("map {name}"))
     }
 }
 
