@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap as AyaHashMap, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
     drop::{DROP_REASON_SLOTS, DropCounts, DropKey},
@@ -29,6 +29,7 @@ use tcpwhy_common::{
     owner::ListenCall,
     reset::{ResetAggregate, ResetAggregateKey},
     synack::{ListenerId, SynAckRetransmits},
+    tcp_state,
 };
 
 use super::{kernel_view::ListenerProbes, per_cpu_sums::per_cpu_sums, ring::EventRing};
@@ -75,6 +76,9 @@ pub struct Session {
     ebpf: Ebpf,
     ring: EventRing,
     failures: EventRing,
+    /// Which of the reset aggregates the programs add to (the map starts at 0; only user space
+    /// changes it).
+    aggregate_side: u32,
     pub probes: Vec<ProbeReport>,
     pub kernel: KernelInfo,
     /// The names of `enum sk_rst_reason` on this kernel.
@@ -210,6 +214,7 @@ impl Session {
             ebpf,
             ring: EventRing::new(ring)?,
             failures: EventRing::new(failures)?,
+            aggregate_side: 0,
             probes,
             kernel: KernelInfo {
                 release: release::release(),
@@ -257,23 +262,13 @@ impl Session {
     /// can still be adding to them), then points the programs at them: the two maps trade
     /// places every call, and no count is lost between reading an entry and deleting it.
     fn flip_aggregates(&mut self) -> Vec<Reset> {
-        let Ok(side) = self.aggregate_side() else {
-            return Vec::new();
-        };
-        let idle = 1 - side;
+        let idle = 1 - self.aggregate_side;
         let drained = self.drain_aggregates(RESET_AGGREGATES[idle as usize]);
-        if let Err(err) = self.set_aggregate_side(idle) {
-            tracing::warn!("cannot switch the reset aggregates: {err:#}");
+        match self.set_aggregate_side(idle) {
+            Ok(()) => self.aggregate_side = idle,
+            Err(err) => tracing::warn!("cannot switch the reset aggregates: {err:#}"),
         }
         drained
-    }
-
-    fn aggregate_side(&self) -> Result<u32> {
-        let map = self
-            .ebpf
-            .map(RESET_AGGREGATES_SIDE)
-            .context("map RESET_AGGREGATES_SIDE missing")?;
-        Ok(Array::<_, u32>::try_from(map)?.get(&0, 0)? & 1)
     }
 
     fn set_aggregate_side(&mut self, side: u32) -> Result<()> {
@@ -478,6 +473,20 @@ impl ListenerProbes for Session {
             )
         })
         .collect()
+    }
+
+    fn listens(&self) -> Option<u64> {
+        let counting = self
+            .probes
+            .iter()
+            .any(|p| p.attached && p.name == catalog::SET_STATE.name);
+        if !counting {
+            return None;
+        }
+        let map = self.ebpf.map(STATE_TRANSITIONS)?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map).ok()?;
+        let slot = u32::from(tcp_state::CLOSE) * TCP_STATES + u32::from(tcp_state::LISTEN);
+        Some(array.get(&slot, 0).ok()?.iter().sum())
     }
 
     fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>> {
