@@ -71,5 +71,5 @@ fn add(
         sample_port,
         _pad: [0; 6],
     };
-    map.insert(key, &first, 0).is_ok()
+    map.insert(key, first, 0).is_ok()
 }
