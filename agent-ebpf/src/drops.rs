@@ -1,4 +1,4 @@
-//! TCP segments the kernel freed with a drop reason: `skb:kfree_skb`, classic then BTF.
+//! TCP segments the kernel freed with a drop reason: `skb:kfree_skb`, BTF then classic.
 //!
 //! The hook fires for every packet the host frees, so the cheapest tests come first (the
 //! record's protocol, the reason) and nothing is sent per packet: drops are counted per (reason,

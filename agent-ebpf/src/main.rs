@@ -21,6 +21,7 @@ mod listen_overflow;
 mod maps;
 mod netfilter_reset;
 mod owners;
+mod reset_aggregate;
 mod reset_event;
 mod reset_received;
 mod reset_sent;

@@ -2,7 +2,7 @@
 
 use aya_ebpf::{
     macros::map,
-    maps::{LruHashMap, LruPerCpuHashMap, PerCpuArray, RingBuf},
+    maps::{Array, LruHashMap, LruPerCpuHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
     close::SilentClose,
@@ -13,16 +13,33 @@ use tcpwhy_common::{
     maps::{
         CONNECT_FAILURES_RING_BYTES, COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LATENCIES_ENTRIES,
         LIFETIME_SLOTS, LISTEN_BACKLOGS_ENTRIES, LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES,
-        RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind, SILENT_CLOSES_ENTRIES,
-        SOCKET_OWNERS_ENTRIES, STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_DROPS_ENTRIES,
-        TCP_STATES,
+        RESET_AGGREGATES_ENTRIES, RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind,
+        SILENT_CLOSES_ENTRIES, SOCKET_OWNERS_ENTRIES, STATE_SINCE_ENTRIES,
+        SYNACK_RETRANSMITS_ENTRIES, TCP_DROPS_ENTRIES, TCP_STATES,
     },
     owner::{ListenCall, ListenerKey, Owner},
+    reset::{RecordBudget, ResetAggregate, ResetAggregateKey},
     synack::{ListenerId, SynAckRetransmits},
 };
 
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
+
+#[map]
+pub static RESET_RECORD_BUDGET: PerCpuArray<RecordBudget> = PerCpuArray::with_max_entries(1, 0);
+
+/// Not LRU: an eviction would lose counts. Two, so that user space never empties the one the
+/// programs add to (see `tcpwhy_common::maps::RESET_AGGREGATES`).
+#[map]
+pub static RESET_AGGREGATES_0: PerCpuHashMap<ResetAggregateKey, ResetAggregate> =
+    PerCpuHashMap::with_max_entries(RESET_AGGREGATES_ENTRIES, 0);
+
+#[map]
+pub static RESET_AGGREGATES_1: PerCpuHashMap<ResetAggregateKey, ResetAggregate> =
+    PerCpuHashMap::with_max_entries(RESET_AGGREGATES_ENTRIES, 0);
+
+#[map]
+pub static RESET_AGGREGATES_SIDE: Array<u32> = Array::with_max_entries(1, 0);
 
 #[map]
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);

@@ -15,6 +15,7 @@ use crate::{
     kernel::{device_netns, read, read_at, socket_netns},
     maps::{EVENTS, count, submit_flags},
     owners::recorded_owner,
+    reset_aggregate::{aggregate, within_record_budget},
 };
 
 /// What a hook saw: the socket and the segment (either may be null) and the kernel's reason.
@@ -25,7 +26,8 @@ pub struct Sighting {
     pub reason: u32,
 }
 
-/// Gathers the evidence and sends the event; counts it as lost when the ring buffer is full.
+/// Gathers the evidence and sends the event while this CPU's record budget lasts (or the ring
+/// has room), else adds it to the aggregates; counts it as lost when neither has room.
 #[inline(always)]
 pub fn report<C: EbpfContext>(ctx: &C, sighting: &Sighting) {
     count(if sighting.origin.is_received() {
@@ -33,12 +35,9 @@ pub fn report<C: EbpfContext>(ctx: &C, sighting: &Sighting) {
     } else {
         Counter::ResetsSent
     });
-    let Some(mut entry) = EVENTS.reserve::<ResetEvent>(0) else {
-        count(Counter::EventsLost);
-        return;
-    };
-    let event = entry.write(ResetEvent {
-        timestamp_ns: 0,
+    let mut event = ResetEvent {
+        // SAFETY: helper call without preconditions.
+        timestamp_ns: unsafe { bpf_ktime_get_ns() },
         reason: sighting.reason,
         netns: 0,
         unread_bytes: 0,
@@ -55,10 +54,8 @@ pub fn report<C: EbpfContext>(ctx: &C, sighting: &Sighting) {
         tw_substate: 0,
         segment_flags: 0,
         _pad: [0; 10],
-    });
-    // SAFETY: helper call without preconditions.
-    event.timestamp_ns = unsafe { bpf_ktime_get_ns() };
-    let has_socket = describe_socket(sighting.sk, event);
+    };
+    let has_socket = describe_socket(sighting.sk, &mut event);
     if !has_socket && sighting.sk != 0 {
         debug!(
             ctx,
@@ -67,16 +64,26 @@ pub fn report<C: EbpfContext>(ctx: &C, sighting: &Sighting) {
     }
     // A listener has no peer: the segment it answered names both ends precisely.
     let socket_names_peer = has_socket && event.state != tcp_state::LISTEN;
-    describe_segment(ctx, sighting.skb, event, !socket_names_peer);
-    if !wanted(event) {
-        entry.discard(0);
+    describe_segment(ctx, sighting.skb, &mut event, !socket_names_peer);
+    if !wanted(&event) {
         count(Counter::ResetsFilteredOut);
         return;
     }
     if has_socket {
-        describe_owner(sighting.sk, event);
+        describe_owner(sighting.sk, &mut event);
     }
-    entry.submit(submit_flags(&EVENTS));
+    if within_record_budget(event.timestamp_ns)
+        && EVENTS
+            .output::<ResetEvent>(&event, submit_flags(&EVENTS))
+            .is_ok()
+    {
+        return;
+    }
+    count(if aggregate(&event) {
+        Counter::ResetsAggregated
+    } else {
+        Counter::EventsLost
+    });
 }
 
 /// Set by the loader: see [`tcpwhy_common::maps::EVENT_PORT_GLOBAL`].

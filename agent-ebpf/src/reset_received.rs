@@ -1,4 +1,4 @@
-//! Probes on resets this host receives: `tcp:tcp_receive_reset`, classic then BTF. The hook runs
+//! Probes on resets this host receives: `tcp:tcp_receive_reset`, BTF then classic. The hook runs
 //! in `tcp_reset()` before the socket is closed, so the state read is the one the RST hit.
 
 use aya_ebpf::{

@@ -1,5 +1,5 @@
 //! Probes on resets this host sends, one program per attach method of the fallback chain:
-//! the `tcp:tcp_send_reset` tracepoint (classic, then BTF), and function probes (fentry, then
+//! the `tcp:tcp_send_reset` tracepoint (BTF, then classic), and function probes (fentry, then
 //! kprobe) on `tcp_v4_send_reset`, `tcp_v6_send_reset` and `tcp_send_active_reset` for kernels
 //! where the tracepoint is missing or blind to resets sent without a socket (before 6.10).
 

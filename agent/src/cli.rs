@@ -25,7 +25,7 @@ pub struct Cli {
     pub command: Command,
 
     /// Probe attach methods to allow, in order of preference
-    /// [default: tracepoint,tp_btf,fentry,kprobe].
+    /// [default: tp_btf,tracepoint,fentry,kprobe].
     ///
     /// Each probe tries these in turn and reports which one attached. A reason-blind
     /// tcp_send_reset tracepoint (Linux < 6.10) always ranks below function probes.

@@ -44,7 +44,7 @@ pub struct Settings {
     pub listener_label_limit: Option<usize>,
 
     /// Probe attach methods, in order of preference (the global `--probe-methods` flag and
-    /// `TCPWHY_PROBE_METHODS` set it) [default: tracepoint,tp_btf,fentry,kprobe].
+    /// `TCPWHY_PROBE_METHODS` set it) [default: tp_btf,tracepoint,fentry,kprobe].
     #[arg(skip)]
     #[serde(default, deserialize_with = "parsed_list")]
     pub probe_methods: Option<Vec<Method>>,

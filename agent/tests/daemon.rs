@@ -144,7 +144,7 @@ fn metrics_and_events_follow_a_scenario() {
         metric(
             &after,
             "tcpwhy_probe_attached",
-            &[("probe", "tcp:tcp_send_reset"), ("method", "tracepoint")]
+            &[("probe", "tcp:tcp_send_reset"), ("method", "tp_btf")]
         ),
         Some(1.0)
     );

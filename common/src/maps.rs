@@ -38,6 +38,15 @@ pub const LATENCIES: &str = "LATENCIES";
 pub const LATENCY_TOTALS: &str = "LATENCY_TOTALS";
 /// LRU hash: [`crate::flow::FlowKey`] (tag 0) → [`crate::close::SilentClose`].
 pub const SILENT_CLOSES: &str = "SILENT_CLOSES";
+/// Per-CPU hashes: [`crate::reset::ResetAggregateKey`] → [`crate::reset::ResetAggregate`], the
+/// resets past the per-event rate. The programs add to the one [`RESET_AGGREGATES_SIDE`] names;
+/// user space flips it, and drains and empties the other once no program can still be adding
+/// to it, so that no count is lost between a read and a delete.
+pub const RESET_AGGREGATES: [&str; 2] = ["RESET_AGGREGATES_0", "RESET_AGGREGATES_1"];
+/// Array of one `u32`: which of [`RESET_AGGREGATES`] the programs add to.
+pub const RESET_AGGREGATES_SIDE: &str = "RESET_AGGREGATES_SIDE";
+/// Per-CPU array of one [`crate::reset::RecordBudget`].
+pub const RESET_RECORD_BUDGET: &str = "RESET_RECORD_BUDGET";
 /// Global holding the [`crate::layout::KernelLayout`] resolved from BTF and tracefs.
 pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 /// Global `u16`: when not 0, only resets with this port at either end are written to
@@ -69,6 +78,9 @@ pub const LISTEN_BACKLOGS_ENTRIES: u32 = 8192;
 
 /// Entries in [`SILENT_CLOSES`]: connections that timed out since attach, newest kept.
 pub const SILENT_CLOSES_ENTRIES: u32 = 1024;
+/// Entries in each of [`RESET_AGGREGATES`]: one per (evidence, service end, other address)
+/// within a drain period (100 ms); a reset that finds it full is counted as lost.
+pub const RESET_AGGREGATES_ENTRIES: u32 = 4096;
 
 /// Entries in [`TCP_DROPS`]: one per (reason, namespace, local endpoint) that dropped.
 pub const TCP_DROPS_ENTRIES: u32 = 4096;
@@ -91,10 +103,12 @@ pub enum Counter {
     ResetsFilteredOut = 3,
     /// Histograms created in [`LATENCIES`]: those not in the map any more were evicted.
     LatencyHistograms = 4,
+    /// Resets added to [`RESET_AGGREGATES`] instead of sent one by one.
+    ResetsAggregated = 5,
 }
 
 /// Number of slots in [`COUNTERS`].
-pub const COUNTER_SLOTS: u32 = 5;
+pub const COUNTER_SLOTS: u32 = 6;
 
 /// Slots per dimension of [`STATE_TRANSITIONS`]: TCP states are numbered 1..=12.
 pub const TCP_STATES: u32 = 16;

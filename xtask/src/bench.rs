@@ -3,7 +3,7 @@
 //! Three workloads on loopback (refused connects: one RST each way; short connections: the state
 //! changes of a whole connection; SYNs an nftables rule drops in a namespace: the drop path),
 //! each timed bare (before and after the others), with `tcpwhy
-//! daemon` (default attach methods, then BTF tracepoints first) and with bpftrace counting three
+//! daemon` (default attach methods: BTF tracepoints first, then classic tracepoints first) and with bpftrace counting three
 //! tracepoints in kernel maps, the floor a user gets for free. Reported: the workload's cost per
 //! operation and its throughput relative to bare, the kernel-measured time per run of each
 //! program by tracepoint, the agent's CPU time per thousand events, and events lost. Then the
@@ -115,8 +115,8 @@ struct Column {
     note: String,
 }
 
-/// The daemon's methods with BTF tracepoints first.
-const TP_BTF_FIRST: &str = "tp_btf,tracepoint,fentry,kprobe";
+/// The daemon's methods with classic tracepoints first (the default is BTF tracepoints first).
+const CLASSIC_FIRST: &str = "tracepoint,tp_btf,fentry,kprobe";
 
 fn with_daemon(name: &'static str, probe_methods: Option<&str>) -> Result<Column> {
     let daemon = Daemon::start(probe_methods)?;
@@ -162,7 +162,7 @@ pub fn run() -> Result<()> {
     let bare_before = WORKLOADS.iter().map(samples).collect::<Result<Vec<_>>>()?;
     let columns = [
         with_daemon("tcpwhy daemon", None)?,
-        with_daemon("tcpwhy, tp_btf first", Some(TP_BTF_FIRST))?,
+        with_daemon("tcpwhy, classic tracepoints first", Some(CLASSIC_FIRST))?,
         with_bpftrace()?,
     ];
     let bare = bare(&bare_before)?;

@@ -60,7 +60,7 @@ pub const KERNELS: [KernelLine; 3] = [
 
 /// Attach-method runs per kernel: the default chain, and function probes forced to kprobe.
 const RUNS: [(&str, &str); 2] = [
-    ("default", "tracepoint,tp_btf,fentry,kprobe"),
+    ("default", "tp_btf,tracepoint,fentry,kprobe"),
     ("kprobe", "kprobe,tracepoint,tp_btf"),
 ];
 
@@ -614,7 +614,7 @@ impl RunResult {
         match (self.run, self.reset_reasons) {
             // Before 6.10 the tracepoint is blind to resets without a socket: function probes.
             ("default", false) => reset_functions.iter().for_each(|p| expect(p, "fentry")),
-            ("default", true) => expect("tcp:tcp_send_reset", "tracepoint"),
+            ("default", true) => expect("tcp:tcp_send_reset", "tp_btf"),
             _ => reset_functions.iter().for_each(|p| expect(p, "kprobe")),
         }
         for probe in queue_functions {

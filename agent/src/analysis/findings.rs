@@ -144,6 +144,9 @@ fn evidence(group: &ResetGroup) -> Map<String, Value> {
         End::Remote => "distinct_local_endpoints",
     };
     map.insert(distinct.into(), json!(group.distinct_peers()));
+    if group.aggregated > 0 {
+        map.insert("aggregated_in_kernel".into(), json!(group.aggregated));
+    }
     map.insert(
         "first_to_last_ms".into(),
         json!((group.last_ns.saturating_sub(group.first_ns)) / 1_000_000),

@@ -19,6 +19,9 @@ pub struct ResetGroup {
     pub cause: Cause,
     pub rule: &'static str,
     pub count: u64,
+    /// Of `count`, resets the kernel aggregated (past the per-event rate): their other ends
+    /// are known only by a sample each, so the distinct peers are a lower bound.
+    pub aggregated: u64,
     /// The end the group is named by; the other end varies within it.
     pub service: End,
     /// The local endpoint (when the service end is remote: the first seen).
@@ -60,7 +63,7 @@ impl ResetGroup {
             service: seen.service,
             local: reset.local,
             sample_remote: reset.remote,
-            first_ns: reset.timestamp_ns,
+            first_ns: reset.first_ns(),
             origin: seen.origin,
             ..ResetGroup::default()
         }
@@ -76,8 +79,13 @@ impl ResetGroup {
     /// Counts one more reset and takes in its evidence.
     pub fn absorb(&mut self, seen: &Classified) {
         let reset = seen.reset;
-        self.count += 1;
-        self.last_ns = reset.timestamp_ns;
+        self.count += reset.count();
+        if reset.aggregate.is_some() {
+            self.aggregated += reset.count();
+        }
+        // Aggregates arrive after the resets sent one by one in the same period.
+        self.first_ns = self.first_ns.min(reset.first_ns());
+        self.last_ns = self.last_ns.max(reset.timestamp_ns);
         let peer = match self.service {
             End::Local => reset.remote,
             End::Remote => reset.local,
@@ -113,6 +121,7 @@ impl Default for ResetGroup {
             cause: Cause::Unclassified,
             rule: "",
             count: 0,
+            aggregated: 0,
             service: End::Local,
             local: unspecified,
             sample_remote: unspecified,

@@ -135,7 +135,11 @@ struct Published {
 impl Output for Published {
     fn reset(&mut self, reset: &Classified) -> Result<()> {
         let finding = findings::of_resets(&ResetGroup::single(reset));
-        lock(&self.metrics).count_reset(reset.reset.direction.as_str(), finding.cause.id());
+        lock(&self.metrics).count_resets(
+            reset.reset.direction.as_str(),
+            finding.cause.id(),
+            reset.reset.count(),
+        );
         self.emit(&finding);
         Ok(())
     }

@@ -68,7 +68,8 @@ impl Output for Collected {
     fn reset(&mut self, reset: &Classified) -> Result<()> {
         self.resets.add(reset);
         if let Some(progress) = &mut self.progress {
-            progress.resets[usize::from(reset.reset.direction == Direction::Received)] += 1;
+            progress.resets[usize::from(reset.reset.direction == Direction::Received)] +=
+                reset.reset.count();
         }
         Ok(())
     }

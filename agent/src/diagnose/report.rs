@@ -63,6 +63,9 @@ pub struct Window {
     pub resets_received: u64,
     /// Of those, resets outside `--port`: counted in the kernel, never examined.
     pub resets_filtered_out: u64,
+    /// Of those, resets past the per-event rate, which the kernel counted in aggregates: in
+    /// the findings' counts, each with one sample of its other end.
+    pub resets_aggregated: u64,
     /// Events the kernel could not hand over (ring buffer full): counted, not explained.
     pub events_lost: u64,
 }
@@ -110,6 +113,7 @@ impl Report {
                 resets_sent: counters.resets_sent,
                 resets_received: counters.resets_received,
                 resets_filtered_out: counters.resets_filtered_out,
+                resets_aggregated: counters.resets_aggregated,
                 events_lost: counters.events_lost,
             },
             warnings,

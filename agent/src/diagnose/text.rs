@@ -16,7 +16,7 @@ pub fn render(report: &Report) -> String {
     let w = &report.window;
     let _ = writeln!(
         out,
-        "tcpwhy: watched {:.1} s on Linux {}{}: {} resets sent, {} received{}",
+        "tcpwhy: watched {:.1} s on Linux {}{}: {} resets sent, {} received{}{}",
         w.seconds,
         report.kernel.release,
         if w.interrupted { " (interrupted)" } else { "" },
@@ -26,6 +26,15 @@ pub fn render(report: &Report) -> String {
             format!(
                 " ({} of them on other ports than --port, not examined)",
                 w.resets_filtered_out
+            )
+        } else {
+            String::new()
+        },
+        if w.resets_aggregated > 0 {
+            format!(
+                " ({} of them past the per-event rate, counted in the kernel by cause and \
+                 service end, with one sample of the other end)",
+                w.resets_aggregated
             )
         } else {
             String::new()

@@ -19,8 +19,9 @@ use crate::{
 
 /// How often the addresses may be read again, when a reset comes from one not yet known.
 const REREAD_ADDRESSES_AFTER: Duration = Duration::from_secs(1);
-/// After the ring lost events, a reset sent may be among them: judge nothing for this long.
-const PAUSE_AFTER_LOSS_NS: u64 = 1_000_000_000;
+/// After resets were lost or aggregated (not seen one by one), a reset sent may be among them:
+/// judge nothing for this long.
+const PAUSE_AFTER_UNSEEN_NS: u64 = 1_000_000_000;
 
 pub struct FirewallWatch {
     /// Every reset the stack sends is seen (and every one received).
@@ -28,7 +29,7 @@ pub struct FirewallWatch {
     sent: SentResets,
     local_ips: HashSet<IpAddr>,
     local_ips_read: Option<Instant>,
-    events_lost: u64,
+    unseen: u64,
     paused_until_ns: u64,
 }
 
@@ -48,17 +49,18 @@ impl FirewallWatch {
             sent: SentResets::default(),
             local_ips: HashSet::new(),
             local_ips_read: None,
-            events_lost: 0,
+            unseen: 0,
             paused_until_ns: 0,
         }
     }
 
-    /// Before each batch of events: the ring's loss count so far.
-    pub fn new_batch(&mut self, events_lost: u64) {
+    /// Before each batch of events: how many events so far were not seen one by one (lost, or
+    /// aggregated in the kernel past the per-event rate).
+    pub fn new_batch(&mut self, unseen: u64) {
         let now = monotonic_ns();
-        if events_lost != self.events_lost {
-            self.events_lost = events_lost;
-            self.paused_until_ns = now + PAUSE_AFTER_LOSS_NS;
+        if unseen != self.unseen {
+            self.unseen = unseen;
+            self.paused_until_ns = now + PAUSE_AFTER_UNSEEN_NS;
         }
         self.sent.forget_before(now);
     }
@@ -67,7 +69,12 @@ impl FirewallWatch {
     /// stack's resets only count while all of them are seen; netfilter's, always.
     pub fn note_sent(&mut self, reset: &Reset) {
         let by_netfilter = reset.origin == ResetOrigin::NetfilterReset;
-        if reset.direction == Direction::Sent && (self.sees_all_resets || by_netfilter) {
+        // An aggregate stands for many resets at once, none of them matchable one by one.
+        let one_by_one = reset.aggregate.is_none();
+        if reset.direction == Direction::Sent
+            && one_by_one
+            && (self.sees_all_resets || by_netfilter)
+        {
             self.sent.sent(reset);
         }
     }
@@ -76,7 +83,7 @@ impl FirewallWatch {
     /// resets noted so far tell. A reset sent may be noted in the next batch (its hook can fire
     /// after the peer received it), so the engine asks twice about an inferred one.
     pub fn judge(&mut self, reset: &Reset) -> Option<FirewallEvidence> {
-        if reset.direction != Direction::Received {
+        if reset.direction != Direction::Received || reset.aggregate.is_some() {
             return None;
         }
         let may_infer = self.sees_all_resets && reset.timestamp_ns >= self.paused_until_ns;

@@ -6,6 +6,7 @@ pub mod firewall;
 pub mod kernel_view;
 pub mod namespaces;
 mod owner_cache;
+mod per_cpu_sums;
 pub mod ring;
 pub mod session;
 
@@ -173,7 +174,7 @@ impl Engine {
                 _ = terminate.recv() => break Ended::Interrupted,
             }
         };
-        let seen = self.session.remaining_events();
+        let seen = self.session.last_events();
         self.deliver(seen, output, true)?;
         self.namespaces.tick(Instant::now(), &self.session);
         Ok(ended)
@@ -186,7 +187,8 @@ impl Engine {
             return Ok(());
         }
         if let Ok(counters) = self.session.counters() {
-            self.firewall.new_batch(counters.events_lost);
+            self.firewall
+                .new_batch(counters.events_lost + counters.resets_aggregated);
         }
         for observed in &seen {
             if let Observed::Reset(reset) = observed {

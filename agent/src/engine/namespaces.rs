@@ -29,9 +29,13 @@ use crate::{
     },
 };
 
-/// How often namespaces are looked for again (containers come and go), and the sysctls of those
-/// that received packets re-read.
+/// How often the sysctls of namespaces that received packets are re-read, and how often
+/// namespaces may be looked for again when a listen() happened somewhere: a container's
+/// namespace matters here once something in it listens.
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
+/// How often namespaces are looked for again regardless (a readlink per process): namespaces
+/// with no new listener (clients only, or listeners from before tcpwhy started) and those gone.
+const FULL_RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// A namespace that received nothing has nothing new to show but listeners that came or went
 /// (and changed sysctls): it is sampled, and its sysctls re-read, this often.
 const QUIET_RESAMPLE_EVERY: Duration = Duration::from_secs(10);
@@ -183,6 +187,9 @@ pub struct NamespaceEvictions {
 pub struct Namespaces {
     watched: BTreeMap<u64, Watched>,
     rescanned_at: Option<Instant>,
+    /// The probes' count of listen() calls at the last rescan.
+    listens_at_rescan: u64,
+    sysctls_checked_at: Option<Instant>,
     ledger: Ledger,
     owners: OwnerCache,
     /// Problems met while sampling, each said once.
@@ -193,12 +200,25 @@ impl Namespaces {
     /// Samples every namespace where something may have changed; the engine calls this every
     /// sample period.
     pub fn tick(&mut self, now: Instant, probes: &dyn ListenerProbes) {
-        if self
-            .rescanned_at
-            .is_none_or(|at| now.duration_since(at) >= RESCAN_EVERY)
-        {
+        let listens = probes.listens();
+        let rescan = self.rescanned_at.is_none_or(|at| {
+            let since = now.duration_since(at);
+            since >= FULL_RESCAN_EVERY
+                || (since >= RESCAN_EVERY && listens != Some(self.listens_at_rescan))
+        });
+        if rescan {
             self.rescan(now);
             self.rescanned_at = Some(now);
+            self.listens_at_rescan = listens.unwrap_or(0);
+        }
+        if self
+            .sysctls_checked_at
+            .is_none_or(|at| now.duration_since(at) >= RESCAN_EVERY)
+        {
+            self.watched
+                .values_mut()
+                .for_each(|watched| watched.refresh_sysctls(now));
+            self.sysctls_checked_at = Some(now);
         }
         let synacks = probes.synack_retransmits();
         let exact = probes.listen_overflows();
@@ -245,20 +265,18 @@ impl Namespaces {
             self.forget(inode);
         }
         for namespace in present {
-            match self.watched.get_mut(&namespace.inode) {
-                Some(watched) => watched.refresh_sysctls(now),
-                None => {
-                    let inode = namespace.inode;
-                    match start_watching(namespace, now) {
-                        Ok(watched) => {
-                            self.watched.insert(inode, watched);
-                        }
-                        // Said once; the namespace is retried at each rescan.
-                        Err(err) => self.problem(format!(
-                            "cannot watch the listen queues of network namespace {inode}: {err:#}"
-                        )),
-                    }
+            if self.watched.contains_key(&namespace.inode) {
+                continue;
+            }
+            let inode = namespace.inode;
+            match start_watching(namespace, now) {
+                Ok(watched) => {
+                    self.watched.insert(inode, watched);
                 }
+                // Said once; the namespace is retried at each rescan.
+                Err(err) => self.problem(format!(
+                    "cannot watch the listen queues of network namespace {inode}: {err:#}"
+                )),
             }
         }
     }
@@ -523,6 +541,10 @@ mod tests {
         }
         fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>> {
             Some(self.0.clone())
+        }
+
+        fn listens(&self) -> Option<u64> {
+            None
         }
     }
 

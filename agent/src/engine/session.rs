@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use aya::{
     Ebpf,
-    maps::{HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
     close::SilentClose,
@@ -23,16 +23,19 @@ use tcpwhy_common::{
     layout::{ABSENT, KernelLayout},
     listen_overflow::ListenOverflows,
     maps::{
-        CONNECT_FAILURES, COUNTERS, Counter, DROP_REASONS, EVENTS, LATENCIES, LATENCY_TOTALS,
-        LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS, LISTEN_OVERFLOWS, RETRANSMIT_FLOWS,
-        RETRANSMITS, RetransmitKind, SILENT_CLOSES, STATE_SINCE, STATE_TRANSITIONS,
-        SYNACK_RETRANSMITS, TCP_DROPS, TCP_STATES,
+        CONNECT_FAILURES, COUNTER_SLOTS, COUNTERS, Counter, DROP_REASONS, EVENTS, LATENCIES,
+        LATENCY_TOTALS, LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS, LISTEN_OVERFLOWS,
+        RESET_AGGREGATES, RESET_AGGREGATES_SIDE, RETRANSMIT_FLOWS, RETRANSMIT_KINDS, RETRANSMITS,
+        RetransmitKind, SILENT_CLOSES, STATE_SINCE, STATE_TRANSITIONS, SYNACK_RETRANSMITS,
+        TCP_DROPS, TCP_STATES,
     },
     owner::ListenCall,
+    reset::{ResetAggregate, ResetAggregateKey},
     synack::{ListenerId, SynAckRetransmits},
+    tcp_state,
 };
 
-use super::{kernel_view::ListenerProbes, ring::EventRing};
+use super::{kernel_view::ListenerProbes, per_cpu_sums::per_cpu_sums, ring::EventRing};
 use crate::{
     analysis::{latency::Measured, queues::attribution::SynAckSeen},
     events::{
@@ -77,6 +80,9 @@ pub struct Session {
     ebpf: Ebpf,
     ring: EventRing,
     failures: EventRing,
+    /// Which of the reset aggregates the programs add to (the map starts at 0; only user space
+    /// changes it).
+    aggregate_side: u32,
     pub probes: Vec<ProbeReport>,
     pub kernel: KernelInfo,
     /// The names of `enum sk_rst_reason` on this kernel.
@@ -97,6 +103,8 @@ pub struct Counters {
     pub resets_filtered_out: u64,
     /// Latency histograms the programs created; those not in the map now were evicted.
     pub latency_histograms: u64,
+    /// Resets the kernel counted in aggregates instead of sending each.
+    pub resets_aggregated: u64,
 }
 
 /// The kernel layout and reset reason names from the kernel's BTF, and whether it could be read.
@@ -132,6 +140,9 @@ fn resolve_from_btf(
         }
     }
 }
+
+/// Longer than any program run that read which aggregates to add to before they were switched.
+const AGGREGATE_WRITERS_DONE: std::time::Duration = std::time::Duration::from_millis(5);
 
 /// Hands freed heap back to the kernel: after start-up (parsed BTF, the object's sections), and
 /// now and then while running (bursts of events leave freed memory behind). glibc keeps freed
@@ -211,6 +222,7 @@ impl Session {
             ebpf,
             ring: EventRing::new(ring)?,
             failures: EventRing::new(failures)?,
+            aggregate_side: 0,
             probes,
             kernel: KernelInfo {
                 release: release::release(),
@@ -234,13 +246,69 @@ impl Session {
         Ok(seen.into_inner())
     }
 
-    /// The events already buffered, without waiting.
+    /// The events already buffered, without waiting, and the resets aggregated until the
+    /// previous call (see [`Session::flip_aggregates`]).
     pub fn remaining_events(&mut self) -> Vec<Observed> {
         let seen = RefCell::new(Vec::new());
         self.ring.drain_now(|bytes| decode_reset(bytes, &seen));
         self.failures
             .drain_now(|bytes| decode_failure(bytes, &seen));
-        seen.into_inner()
+        let mut seen = seen.into_inner();
+        seen.extend(self.flip_aggregates().into_iter().map(Observed::Reset));
+        seen
+    }
+
+    /// Every event there is, the aggregates the programs are adding to included: for the end.
+    pub fn last_events(&mut self) -> Vec<Observed> {
+        let mut seen = self.remaining_events();
+        // A program that read the side before the flip finishes within microseconds.
+        std::thread::sleep(AGGREGATE_WRITERS_DONE);
+        seen.extend(self.remaining_events());
+        seen
+    }
+
+    /// Empties the aggregates the programs stopped adding to at the previous call (no program
+    /// can still be adding to them), then points the programs at them: the two maps trade
+    /// places every call, and no count is lost between reading an entry and deleting it.
+    fn flip_aggregates(&mut self) -> Vec<Reset> {
+        let idle = 1 - self.aggregate_side;
+        let drained = self.drain_aggregates(RESET_AGGREGATES[idle as usize]);
+        match self.set_aggregate_side(idle) {
+            Ok(()) => self.aggregate_side = idle,
+            Err(err) => tracing::warn!("cannot switch the reset aggregates: {err:#}"),
+        }
+        drained
+    }
+
+    fn set_aggregate_side(&mut self, side: u32) -> Result<()> {
+        let map = self
+            .ebpf
+            .map_mut(RESET_AGGREGATES_SIDE)
+            .context("map RESET_AGGREGATES_SIDE missing")?;
+        Array::<_, u32>::try_from(map)?.set(0, side, 0)?;
+        Ok(())
+    }
+
+    fn drain_aggregates(&mut self, name: &str) -> Vec<Reset> {
+        let Some(map) = self.ebpf.map_mut(name) else {
+            return Vec::new();
+        };
+        let Ok(mut per_cpu) = PerCpuHashMap::<_, ResetAggregateKey, ResetAggregate>::try_from(map)
+        else {
+            return Vec::new();
+        };
+        let entries: Vec<_> = per_cpu.iter().filter_map(Result::ok).collect();
+        let mut resets = Vec::with_capacity(entries.len());
+        for (key, values) in entries {
+            if let Err(err) = per_cpu.remove(&key) {
+                tracing::warn!("cannot empty a reset aggregate: {err}");
+            }
+            match Reset::from_aggregate(&key, &values) {
+                Ok(reset) => resets.push(reset),
+                Err(err) => tracing::warn!("skipping an undecodable reset aggregate: {err:#}"),
+            }
+        }
+        resets
     }
 
     /// Retransmits per flow and kind since attach (per-CPU values merged).
@@ -308,19 +376,10 @@ impl Session {
     /// TCP drops since attach by raw reason, non-zero only. Unlike [`Session::tcp_drops`], whose
     /// entries an LRU map may evict, these only grow.
     pub fn drops_by_reason(&self) -> Result<Vec<(u32, u64)>> {
-        let map = self
-            .ebpf
-            .map(DROP_REASONS)
-            .context("map DROP_REASONS missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        let mut found = Vec::new();
-        for reason in 0..DROP_REASON_SLOTS {
-            let count: u64 = array.get(&reason, 0)?.iter().sum();
-            if count > 0 {
-                found.push((reason, count));
-            }
-        }
-        Ok(found)
+        Ok((0..)
+            .zip(self.sums(DROP_REASONS, DROP_REASON_SLOTS)?)
+            .filter(|&(_, count)| count > 0)
+            .collect())
     }
 
     /// Every latency histogram in the kernel's map (since attach, less what it evicted).
@@ -377,28 +436,16 @@ impl Session {
 
     /// Connection lifetimes since attach: slot i counts lifetimes in [2^i, 2^(i+1)) ms.
     pub fn lifetimes(&self) -> Result<Vec<u64>> {
-        let map = self.ebpf.map(LIFETIMES).context("map LIFETIMES missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        (0..LIFETIME_SLOTS)
-            .map(|slot| Ok(array.get(&slot, 0)?.iter().sum()))
-            .collect()
+        self.sums(LIFETIMES, LIFETIME_SLOTS)
     }
 
     /// State transitions counted since attach: (from, to, count), non-zero only.
     pub fn state_transitions(&self) -> Result<Vec<(u8, u8, u64)>> {
-        let map = self
-            .ebpf
-            .map(STATE_TRANSITIONS)
-            .context("map STATE_TRANSITIONS missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        let mut found = Vec::new();
-        for slot in 0..TCP_STATES * TCP_STATES {
-            let count: u64 = array.get(&slot, 0)?.iter().sum();
-            if count > 0 {
-                found.push(((slot / TCP_STATES) as u8, (slot % TCP_STATES) as u8, count));
-            }
-        }
-        Ok(found)
+        Ok((0..)
+            .zip(self.sums(STATE_TRANSITIONS, TCP_STATES * TCP_STATES)?)
+            .filter(|&(_, count)| count > 0)
+            .map(|(slot, count)| ((slot / TCP_STATES) as u8, (slot % TCP_STATES) as u8, count))
+            .collect())
     }
 
     /// The retransmit kinds the tracepoints count (tail loss probes need a function probe).
@@ -410,15 +457,11 @@ impl Session {
 
     /// Retransmits counted since attach, by kind.
     pub fn retransmits(&self) -> Result<Vec<(RetransmitKind, u64)>> {
-        let map = self
-            .ebpf
-            .map(RETRANSMITS)
-            .context("map RETRANSMITS missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        Self::RETRANSMIT_KINDS
+        let sums = self.sums(RETRANSMITS, RETRANSMIT_KINDS)?;
+        Ok(Self::RETRANSMIT_KINDS
             .into_iter()
-            .map(|kind| Ok((kind, array.get(&(kind as u32), 0)?.iter().sum())))
-            .collect()
+            .map(|kind| (kind, sums[kind as usize]))
+            .collect())
     }
 
     /// Run time and run count per loaded program, from the kernel's BPF statistics (zero unless
@@ -435,16 +478,25 @@ impl Session {
 
     /// Sums the programs' per-CPU counters.
     pub fn counters(&self) -> Result<Counters> {
-        let map = self.ebpf.map(COUNTERS).context("map COUNTERS missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
-        let sum = |slot: Counter| -> Result<u64> { Ok(array.get(&(slot as u32), 0)?.iter().sum()) };
+        let sums = self.sums(COUNTERS, COUNTER_SLOTS)?;
+        let sum = |slot: Counter| sums[slot as usize];
         Ok(Counters {
-            events_lost: sum(Counter::EventsLost)?,
-            resets_sent: sum(Counter::ResetsSent)?,
-            resets_received: sum(Counter::ResetsReceived)?,
-            resets_filtered_out: sum(Counter::ResetsFilteredOut)?,
-            latency_histograms: sum(Counter::LatencyHistograms)?,
+            events_lost: sum(Counter::EventsLost),
+            resets_sent: sum(Counter::ResetsSent),
+            resets_received: sum(Counter::ResetsReceived),
+            resets_filtered_out: sum(Counter::ResetsFilteredOut),
+            resets_aggregated: sum(Counter::ResetsAggregated),
+            latency_histograms: sum(Counter::LatencyHistograms),
         })
+    }
+
+    /// The slots of a per-CPU array of counters, summed over the CPUs.
+    fn sums(&self, name: &str, slots: u32) -> Result<Vec<u64>> {
+        let map = self
+            .ebpf
+            .map(name)
+            .with_context(|| format!("map {name} missing"))?;
+        per_cpu_sums(map, slots).with_context(|| format!("map {name}"))
     }
 }
 
@@ -483,6 +535,20 @@ impl ListenerProbes for Session {
             )
         })
         .collect()
+    }
+
+    fn listens(&self) -> Option<u64> {
+        let counting = self
+            .probes
+            .iter()
+            .any(|p| p.attached && p.name == catalog::SET_STATE.name);
+        if !counting {
+            return None;
+        }
+        let map = self.ebpf.map(STATE_TRANSITIONS)?;
+        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map).ok()?;
+        let slot = u32::from(tcp_state::CLOSE) * TCP_STATES + u32::from(tcp_state::LISTEN);
+        Some(array.get(&slot, 0).ok()?.iter().sum())
     }
 
     fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>> {

@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use anyhow::{Result, bail};
 use tcpwhy_common::{
     owner::{OWNER_FROM_LISTENER, OWNER_FROM_SYSCALL},
-    reset::{NO_REASON, ResetEvent, ResetOrigin, evidence, tcp_flags},
+    reset::{
+        NO_REASON, ResetAggregate, ResetAggregateKey, ResetEvent, ResetOrigin, evidence, sampled,
+        tcp_flags,
+    },
     tcp_state,
 };
 
@@ -20,11 +23,22 @@ pub struct SocketEvidence {
     pub unread_bytes: Option<u32>,
 }
 
+/// Resets the kernel counted together instead of sending each (past the per-event rate): the
+/// [`Reset`] they come in is the latest, whose other end's port stands for all of theirs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Aggregate {
+    pub count: u64,
+    pub first_ns: u64,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reset {
     pub direction: Direction,
     pub origin: ResetOrigin,
+    /// When it happened (for an aggregate: the latest).
     pub timestamp_ns: u64,
+    /// None for a reset the kernel sent on its own.
+    pub aggregate: Option<Aggregate>,
     pub local: SocketAddr,
     pub remote: SocketAddr,
     /// Network namespace inode, when the socket told us.
@@ -84,6 +98,7 @@ impl Reset {
             },
             origin,
             timestamp_ns: raw.timestamp_ns,
+            aggregate: None,
             local: endpoint::from_raw(&raw.local_addr, raw.local_port, ipv6),
             remote: endpoint::from_raw(&raw.remote_addr, raw.remote_port, ipv6),
             netns: (raw.netns != 0).then_some(raw.netns),
@@ -95,6 +110,56 @@ impl Reset {
             socket,
             owner,
         })
+    }
+
+    /// The resets of one aggregate, merged over the CPUs that counted them (`per_cpu`, zeros for
+    /// CPUs that counted none).
+    pub fn from_aggregate(key: &ResetAggregateKey, per_cpu: &[ResetAggregate]) -> Result<Self> {
+        let counted = || per_cpu.iter().filter(|v| v.count > 0);
+        let Some(latest) = counted().max_by_key(|v| v.last_ns) else {
+            bail!("reset aggregate with no count");
+        };
+        let (local_port, remote_port) = match key.sampled {
+            sampled::LOCAL_PORT => (latest.sample_port, key.remote_port),
+            _ => (key.local_port, latest.sample_port),
+        };
+        let unread_bytes = counted().map(|v| v.unread_bytes_max).max().unwrap_or(0);
+        let raw = ResetEvent {
+            timestamp_ns: latest.last_ns,
+            reason: key.reason,
+            netns: key.netns,
+            unread_bytes,
+            owner_pid: key.owner_pid,
+            owner_source: latest.owner_source,
+            owner_comm: latest.owner_comm,
+            local_addr: key.local_addr,
+            remote_addr: key.remote_addr,
+            local_port,
+            remote_port,
+            evidence: key.evidence & !evidence::UNREAD_SOME,
+            origin: key.origin,
+            state: key.state,
+            tw_substate: key.tw_substate,
+            segment_flags: key.segment_flags,
+            _pad: [0; 10],
+        };
+        Ok(Self {
+            aggregate: Some(Aggregate {
+                count: counted().map(|v| v.count).sum(),
+                first_ns: counted().map(|v| v.first_ns).min().unwrap_or(0),
+            }),
+            ..Self::from_raw(&raw)?
+        })
+    }
+
+    /// How many resets this stands for.
+    pub fn count(&self) -> u64 {
+        self.aggregate.map_or(1, |a| a.count)
+    }
+
+    /// When the first of them happened.
+    pub fn first_ns(&self) -> u64 {
+        self.aggregate.map_or(self.timestamp_ns, |a| a.first_ns)
     }
 
     pub fn has_socket(&self) -> bool {
@@ -130,6 +195,7 @@ impl Reset {
             direction,
             origin,
             timestamp_ns,
+            aggregate: None,
             local: local.parse().unwrap(),
             remote: remote.parse().unwrap(),
             netns: None,
@@ -212,6 +278,70 @@ mod tests {
         assert!(reset.is_active());
         assert_eq!(reset.reason, None);
         assert_eq!(reset.state, Some(tcp_state::CLOSE));
+    }
+
+    #[test]
+    fn an_aggregate_is_its_latest_reset_standing_for_all_of_them() {
+        let mut event = raw_event();
+        event.evidence |= evidence::OWNER;
+        event.owner_pid = 77;
+        event.owner_source = OWNER_FROM_SYSCALL;
+        let (key, sample_port) = ResetAggregateKey::of(&event);
+        // A SYN refused: the local end is the service, the remote port is the sample.
+        assert_eq!((key.local_port, key.remote_port), (8080, 0));
+        let cpu = |count, first_ns, last_ns, sample_port| ResetAggregate {
+            count,
+            first_ns,
+            last_ns,
+            unread_bytes_max: 0,
+            owner_source: OWNER_FROM_SYSCALL,
+            owner_comm: *b"curl\0\0\0\0\0\0\0\0\0\0\0\0",
+            sample_port,
+            _pad: [0; 6],
+        };
+        let merged = Reset::from_aggregate(
+            &key,
+            &[
+                cpu(3, 10, 50, 40001),
+                ResetAggregate::default(),
+                cpu(2, 5, 90, sample_port),
+            ],
+        )
+        .unwrap();
+        assert_eq!(merged.count(), 5);
+        assert_eq!((merged.first_ns(), merged.timestamp_ns), (5, 90));
+        assert_eq!(merged.local.to_string(), "127.0.0.5:8080");
+        assert_eq!(merged.remote.to_string(), "127.0.0.1:40000");
+        assert!(merged.segment_is_syn() && !merged.has_socket());
+        assert_eq!(merged.owner.unwrap().pid, 77);
+        assert!(Reset::from_aggregate(&key, &[ResetAggregate::default()]).is_err());
+    }
+
+    #[test]
+    fn a_connecting_socket_is_aggregated_by_the_service_it_called() {
+        let mut event = raw_event();
+        event.origin = ResetOrigin::ReceiveReset as u8;
+        event.evidence = evidence::SOCKET | evidence::FULL_SOCKET;
+        event.state = tcp_state::SYN_SENT;
+        (event.local_port, event.remote_port) = (40000, 8080);
+        let (key, sample_port) = ResetAggregateKey::of(&event);
+        assert_eq!(
+            (key.local_port, key.remote_port, sample_port),
+            (0, 8080, 40000)
+        );
+        // Without a state or segment to tell, the lower port is the service's.
+        event.state = tcp_state::ESTABLISHED;
+        (event.local_port, event.remote_port) = (5432, 50000);
+        let (key, sample_port) = ResetAggregateKey::of(&event);
+        assert_eq!(
+            (key.local_port, key.remote_port, sample_port),
+            (5432, 0, 50000)
+        );
+        event.unread_bytes = 3;
+        assert_ne!(
+            ResetAggregateKey::of(&event).0.evidence & evidence::UNREAD_SOME,
+            0
+        );
     }
 
     #[test]

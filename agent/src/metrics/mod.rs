@@ -331,8 +331,10 @@ impl Metrics {
         }
     }
 
-    pub fn count_reset(&self, direction: &str, cause: &str) {
-        self.resets.with_label_values(&[direction, cause]).inc();
+    pub fn count_resets(&self, direction: &str, cause: &str, count: u64) {
+        self.resets
+            .with_label_values(&[direction, cause])
+            .inc_by(count);
     }
 
     pub fn count_queue_drops(

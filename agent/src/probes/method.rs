@@ -7,9 +7,11 @@ use serde::Serialize;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Method {
-    /// Classic tracepoint: stable, cheapest, needs tracefs.
+    /// Classic tracepoint: stable, needs tracefs; the kernel builds a trace record for each
+    /// call before the program runs.
     Tracepoint,
-    /// BTF-typed tracepoint: same hook, no tracefs, raw kernel arguments.
+    /// BTF-typed tracepoint: same hook, no tracefs, raw kernel arguments, no trace record:
+    /// the cheaper of the two where BTF is there.
     TpBtf,
     /// fentry trampoline on a kernel function: needs BTF and a kernel that allows it.
     Fentry,
@@ -19,8 +21,8 @@ pub enum Method {
 
 impl Method {
     pub const DEFAULT_ORDER: [Method; 4] = [
-        Method::Tracepoint,
         Method::TpBtf,
+        Method::Tracepoint,
         Method::Fentry,
         Method::Kprobe,
     ];
