@@ -63,9 +63,9 @@ pub struct KernelLayout {
     pub sock_flag_dead: u32,
     pub sock_flag_linger: u32,
     // function arguments: positions, for functions whose parameters changed between kernels
-    /// Which argument of `nf_send_reset` is the rejected segment (`oldskb`): 1 where it takes
-    /// `(net, oldskb, hook)`, 2 where netfilter also passes the socket (`net, sk, oldskb,
-    /// hook`); [`ABSENT`] while its module (`nf_reject_ipv4`) is not loaded.
+    /// Which argument of `nf_send_reset` is the rejected segment (`oldskb`): 2 on the kernels
+    /// tcpwhy supports (`net, sk, oldskb, hook`), 1 on older ones (`net, oldskb, hook`);
+    /// [`ABSENT`] while its module (`nf_reject_ipv4`) is not loaded.
     pub nf_send_reset_skb_arg: u32,
     /// The same for `nf_send_reset6`.
     pub nf_send_reset6_skb_arg: u32,

@@ -7,6 +7,9 @@ use tcpwhy_common::layout::{ABSENT, KernelLayout};
 use super::{btf::KernelBtf, drop_reasons, tracefs::RecordFormat};
 use crate::probes::catalog::{self, Hook};
 
+/// `oldskb`'s position in `nf_send_reset[6](net, sk, oldskb, hook)`.
+const OLDSKB_AFTER_SOCKET: u32 = 2;
+
 /// The layout and what could not be resolved (so that the attach report can say why a probe
 /// lost some of its evidence).
 #[derive(Debug, Clone)]
@@ -81,8 +84,10 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
     layout.tp_btf_send_reset_has_reason =
         u32::from(btf.tracepoint_arity(send_reset_event).unwrap_or(0) >= 3);
 
-    // netfilter passes the socket before the segment where it has one to pass. Not listed as
-    // missing: without the module loaded there is nothing to probe (the attach report says so).
+    // Where the segment is among netfilter's arguments: from BTF (the kernel's, else the
+    // module's). Modules have BTF from Linux 5.11; on 5.10 a loaded module without it takes
+    // `(net, sk, oldskb, hook)` like every kernel since. Not listed as missing: without the
+    // module loaded there is nothing to probe (the attach report says so).
     for (hook, module, position) in [
         (
             &catalog::NF_SEND_RESET,
@@ -95,9 +100,11 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
             &mut layout.nf_send_reset6_skb_arg,
         ),
     ] {
-        *position = btf
-            .parameter_position(module, hook.name, "oldskb")
-            .map_or(ABSENT, |p| p as u32);
+        *position = match btf.parameter_position(module, hook.name, "oldskb") {
+            Ok(found) => found as u32,
+            Err(_) if Path::new("/sys/module").join(module).exists() => OLDSKB_AFTER_SOCKET,
+            Err(_) => ABSENT,
+        };
     }
 
     let (_, kfree_skb_event) = tracepoint(&catalog::DROPS);
