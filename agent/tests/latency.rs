@@ -131,7 +131,7 @@ fn report_shows_the_round_trip_of_a_delayed_path() {
     );
     assert_near_rtt(server_srtt, "server's SRTT at close");
 
-    // The loopback connection beside them took no time worth a millisecond.
+    // The loopback connection beside them is far quicker (an emulated guest took 10 ms).
     let near = latency["connects"]
         .as_array()
         .unwrap()
@@ -140,7 +140,7 @@ fn report_shows_the_round_trip_of_a_delayed_path() {
             r["namespace"] == client_ns && r["remote"].as_str().unwrap().starts_with("127.0.0.1:")
         })
         .unwrap_or_else(|| panic!("no loopback connect: {latency}"));
-    assert!(near["max_ms"].as_f64().unwrap() < 5.0, "{near}");
+    assert!(near["max_ms"].as_f64().unwrap() < RTT_MS / 2.0, "{near}");
 }
 
 /// The metric's buckets in seconds: between 16.384 ms and 65.536 ms for a 40 ms round trip.
