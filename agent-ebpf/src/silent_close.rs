@@ -56,5 +56,5 @@ pub fn note(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
         owner_comm: owner.map(|o| o.comm).unwrap_or([0; 16]),
     };
     let key = from_tracepoint(ctx, sk, &SET_STATE_FIELDS, 0);
-    let _ = SILENT_CLOSES.insert(&key, &close, 0);
+    let _ = SILENT_CLOSES.insert(key, close, 0);
 }
