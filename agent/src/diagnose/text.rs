@@ -1,6 +1,10 @@
 //! The report for people: findings grouped by cause, most frequent first.
 
-use std::{borrow::Cow, fmt::Write};
+use std::{
+    borrow::Cow,
+    collections::{HashMap, HashSet},
+    fmt::Write,
+};
 
 use super::report::Report;
 use crate::{
@@ -123,24 +127,29 @@ pub fn render(report: &Report) -> String {
     out
 }
 
-/// The slowest destinations and listeners by p99, a few lines at most.
+/// The slowest destinations and listeners by p99, a few lines at most. An endpoint listed in
+/// more than one namespace (127.0.0.1 in every container) says which one each row is.
 fn latency_section(out: &mut String, latency: &LatencyReport) {
-    let rows = latency
+    let rows: Vec<(&str, String, u64, u64, &Quantiles)> = latency
         .connects
         .iter()
-        .map(|r| ("connect to", r.remote.to_string(), r.connects, &r.quantiles))
+        .map(|r| {
+            (
+                "connect to",
+                r.remote.to_string(),
+                r.namespace,
+                r.connects,
+                &r.quantiles,
+            )
+        })
         .take(LATENCY_ROWS)
         .chain(
             latency
                 .accepts
                 .iter()
                 .map(|r| {
-                    (
-                        "accept on",
-                        r.listener.to_string(),
-                        r.connects,
-                        &r.quantiles,
-                    )
+                    let listener = r.listener.to_string();
+                    ("accept on", listener, r.namespace, r.connects, &r.quantiles)
                 })
                 .take(LATENCY_ROWS),
         )
@@ -149,15 +158,34 @@ fn latency_section(out: &mut String, latency: &LatencyReport) {
                 .srtt_at_close
                 .iter()
                 .map(|r| {
+                    let remote = r.remote.to_string();
                     (
                         "srtt at close,",
-                        r.remote.to_string(),
+                        remote,
+                        r.namespace,
                         r.connections,
                         &r.quantiles,
                     )
                 })
                 .take(LATENCY_ROWS),
-        );
+        )
+        .collect();
+    let mut namespaces_of: HashMap<(&str, &str), HashSet<u64>> = HashMap::new();
+    for (what, endpoint, namespace, ..) in &rows {
+        namespaces_of
+            .entry((what, endpoint))
+            .or_default()
+            .insert(*namespace);
+    }
+    let rows = rows.iter().map(|(what, endpoint, namespace, count, q)| {
+        let shared = namespaces_of[&(*what, endpoint.as_str())].len() > 1;
+        let endpoint = if shared {
+            format!("{endpoint} (netns {namespace})")
+        } else {
+            endpoint.clone()
+        };
+        (what, endpoint, count, q)
+    });
     let mut any = false;
     for (what, endpoint, count, q) in rows {
         if !any {
@@ -261,7 +289,48 @@ fn method(method: Option<crate::probes::method::Method>) -> &'static str {
 
 #[cfg(test)]
 mod tests {
-    use super::printable;
+    use std::net::SocketAddr;
+
+    use tcpwhy_common::latency::{LatencyHistogram, LatencyKind, bucket_of};
+
+    use super::{latency_section, printable};
+    use crate::analysis::latency::{LatencyReport, Measured};
+
+    #[test]
+    fn an_endpoint_in_several_namespaces_says_which_each_row_is() {
+        let connect = |netns: u64, to: [u8; 4], us: u64| {
+            let mut histogram = LatencyHistogram::EMPTY;
+            histogram.buckets[bucket_of(us)] = 1;
+            histogram.max_us = us;
+            histogram.sum_us = us;
+            Measured {
+                kind: LatencyKind::Connect,
+                netns,
+                endpoint: SocketAddr::from((to, 5432)),
+                histogram,
+            }
+        };
+        let report = LatencyReport::new(
+            &[
+                connect(7, [127, 0, 0, 1], 900),
+                connect(9, [127, 0, 0, 1], 800),
+                connect(7, [10, 0, 0, 1], 700),
+            ],
+            0,
+            Vec::new(),
+        );
+        let mut out = String::new();
+        latency_section(&mut out, &report);
+        assert!(
+            out.contains("connect to 127.0.0.1:5432 (netns 7) ×1"),
+            "{out}"
+        );
+        assert!(
+            out.contains("connect to 127.0.0.1:5432 (netns 9) ×1"),
+            "{out}"
+        );
+        assert!(out.contains("connect to 10.0.0.1:5432 ×1"), "{out}");
+    }
 
     #[test]
     fn control_characters_are_escaped_and_the_rest_kept() {
