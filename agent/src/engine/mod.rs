@@ -406,6 +406,10 @@ impl HostLookup for Namespaces {
         Namespaces::sockets_in(self, netns, states)
     }
 
+    fn window_probes_sent(&self, netns: u64) -> Option<u64> {
+        Namespaces::window_probes_sent(self, netns)
+    }
+
     fn socket_owners(&self, netns: u64, inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts> {
         // The namespace's processes first: they almost always hold its sockets.
         let (inside, outside): (Vec<u32>, Vec<u32>) = netns::pids()

@@ -475,6 +475,11 @@ impl Namespaces {
         total
     }
 
+    /// Zero-window probes namespace `inode` sent, as of its last sample.
+    pub fn window_probes_sent(&self, inode: u64) -> Option<u64> {
+        Some(self.watched.get(&inode)?.counters.get("TCPWinProbe"))
+    }
+
     /// The TCP sockets of namespace `inode` in `states`; None when it cannot be read.
     pub fn sockets_in(&self, inode: u64, states: StateFlags) -> Option<Vec<DiagSocket>> {
         self.watched.get(&inode)?.sockets_in(states).ok()

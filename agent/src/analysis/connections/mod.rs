@@ -37,6 +37,11 @@ pub trait HostLookup {
     fn sockets_in(&self, netns: u64, states: StateFlags) -> Option<Vec<DiagSocket>>;
     /// The processes holding sockets `inodes` of namespace `netns`.
     fn socket_owners(&self, netns: u64, inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts>;
+    /// Zero-window probes the namespace has sent (`TcpExt: TCPWinProbe`), as of its last
+    /// sample; None where unknown.
+    fn window_probes_sent(&self, _netns: u64) -> Option<u64> {
+        None
+    }
 }
 
 /// What the kernel side counted, read once for a round of findings.

@@ -4,8 +4,10 @@
 //! No hook that every kernel allows sees a zero window cheaply (`tcp:tcp_probe` fires for every
 //! segment received). The persist timer does: while the peer's window is zero, the kernel probes
 //! it, and sock_diag reports that timer (`idiag_timer` 4) with the bytes waiting to be sent. A
-//! connection seen probing across looks more than [`STALL_MIN`] apart is stalled. The looks reuse
-//! the namespaces' socket dumps, which a namespace that received nothing does not repeat.
+//! connection seen probing across looks more than [`STALL_MIN`] apart is stalled. A namespace's
+//! sockets are only looked at while its count of zero-window probes sent (`TCPWinProbe`, read
+//! with its other counters) moves, or a stall there is being followed: a busy namespace with no
+//! zero window costs no socket dump.
 
 use std::{
     collections::{BTreeMap, HashMap, HashSet},
@@ -58,6 +60,8 @@ pub struct ZeroWindowWatch {
     probing: HashMap<Flow, Stall>,
     ended: Vec<Stall>,
     looked_at: Option<Instant>,
+    /// Each namespace's zero-window probe count at the last look.
+    probes_sent: HashMap<u64, u64>,
 }
 
 impl ZeroWindowWatch {
@@ -71,7 +75,13 @@ impl ZeroWindowWatch {
         }
         self.looked_at = Some(now);
         let mut seen = HashSet::new();
-        for netns in host.namespaces() {
+        let namespaces = host.namespaces();
+        self.probes_sent
+            .retain(|netns, _| namespaces.contains(netns));
+        for netns in namespaces {
+            if !self.probing_in(netns, host.window_probes_sent(netns)) {
+                continue;
+            }
             let Some(sockets) = host.sockets_in(netns, sending_states()) else {
                 continue;
             };
@@ -104,6 +114,17 @@ impl ZeroWindowWatch {
             .extend(over.into_values().filter(|s| s.lasted() >= STALL_MIN));
         let excess = self.ended.len().saturating_sub(ENDED_KEPT);
         self.ended.drain(..excess);
+    }
+
+    /// Whether a namespace may hold a zero window: its probe count moved (or is unknown), or a
+    /// stall there is being followed. Notes the count.
+    fn probing_in(&mut self, netns: u64, probes_sent: Option<u64>) -> bool {
+        let following = self.probing.keys().any(|flow| flow.netns == netns);
+        let moved = match probes_sent {
+            Some(count) => self.probes_sent.insert(netns, count) != Some(count),
+            None => true,
+        };
+        following || moved
     }
 
     /// Finds the process of each stall that just passed [`STALL_MIN`], while its socket lives.
@@ -211,10 +232,12 @@ mod tests {
     use super::*;
     use crate::host::{namespace::ConnectionSysctls, owners::ProcessFacts, sock_diag::DiagSocket};
 
-    /// One namespace whose sockets the test sets between looks.
+    /// One namespace whose sockets (and, when set, probe count) the test sets between looks.
     #[derive(Default)]
     struct OneNamespace {
         sockets: RefCell<Vec<DiagSocket>>,
+        probes_sent: RefCell<Option<u64>>,
+        dumps: RefCell<u32>,
     }
 
     impl HostLookup for OneNamespace {
@@ -226,7 +249,11 @@ mod tests {
         }
         fn sockets_in(&self, _netns: u64, states: StateFlags) -> Option<Vec<DiagSocket>> {
             assert_eq!(states, sending_states());
+            *self.dumps.borrow_mut() += 1;
             Some(self.sockets.borrow().clone())
+        }
+        fn window_probes_sent(&self, _netns: u64) -> Option<u64> {
+            *self.probes_sent.borrow()
         }
         fn socket_owners(&self, _netns: u64, _inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts> {
             HashMap::new()
@@ -272,5 +299,36 @@ mod tests {
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].evidence["ongoing"], 0);
         assert_eq!(found[0].evidence["stalled_ms"], 2000);
+    }
+
+    #[test]
+    fn a_namespace_is_dumped_only_while_it_probes_zero_windows_or_one_is_followed() {
+        let host = OneNamespace::default();
+        let mut watch = ZeroWindowWatch::default();
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        *host.probes_sent.borrow_mut() = Some(10);
+        watch.look(at(0), &host);
+        assert_eq!(
+            *host.dumps.borrow(),
+            1,
+            "the first look has no count to compare"
+        );
+        watch.look(at(1), &host);
+        assert_eq!(*host.dumps.borrow(), 1, "no probe sent since: no dump");
+        // A window closes: the count moves, the stall is followed even when it stops moving
+        // (the persist timer backs off to minutes).
+        *host.probes_sent.borrow_mut() = Some(11);
+        *host.sockets.borrow_mut() = vec![socket(40000, true, 100)];
+        watch.look(at(2), &host);
+        watch.look(at(3), &host);
+        watch.look(at(5), &host);
+        assert_eq!(*host.dumps.borrow(), 4);
+        assert_eq!(watch.findings().len(), 1);
+        // It ended: followed no more.
+        *host.sockets.borrow_mut() = Vec::new();
+        watch.look(at(6), &host);
+        watch.look(at(7), &host);
+        assert_eq!(*host.dumps.borrow(), 5);
     }
 }
