@@ -109,7 +109,7 @@ fn text_report_groups_by_cause_with_explanation_and_advice() {
     let header = format!("[rst_sent] no_listener ×3  local {server}");
     assert!(text.contains(&header), "{text}");
     assert!(
-        text.contains("probes: tcp:tcp_send_reset (tracepoint)"),
+        text.contains("probes: tcp:tcp_send_reset (tp_btf)"),
         "{text}"
     );
     assert!(text.contains("  why: 3 SYNs arrived for"), "{text}");
