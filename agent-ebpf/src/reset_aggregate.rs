@@ -3,13 +3,17 @@
 
 use aya_ebpf::maps::PerCpuHashMap;
 use tcpwhy_common::reset::{
-    RECORD_WINDOW_SHIFT, RECORDS_PER_WINDOW, ResetAggregate, ResetAggregateKey, ResetEvent,
+    DEFAULT_RECORDS_PER_WINDOW, RECORD_WINDOW_SHIFT, ResetAggregate, ResetAggregateKey, ResetEvent,
     evidence,
 };
 
 use crate::maps::{
     RESET_AGGREGATES_0, RESET_AGGREGATES_1, RESET_AGGREGATES_SIDE, RESET_RECORD_BUDGET,
 };
+
+/// Set by the loader: see [`tcpwhy_common::maps::RECORDS_PER_WINDOW_GLOBAL`].
+#[unsafe(no_mangle)]
+static RECORDS_PER_WINDOW: u32 = DEFAULT_RECORDS_PER_WINDOW;
 
 /// Whether this CPU may still send a record in the window `now_ns` falls in, and counts it.
 #[inline(always)]
@@ -24,7 +28,10 @@ pub fn within_record_budget(now_ns: u64) -> bool {
         budget.window = window;
         budget.used = 0;
     }
-    if budget.used >= RECORDS_PER_WINDOW {
+    // SAFETY: a valid, aligned static; the volatile read keeps the loader's value from being
+    // folded away.
+    let allowed = unsafe { core::ptr::read_volatile(&RECORDS_PER_WINDOW) };
+    if budget.used >= u64::from(allowed) {
         return false;
     }
     budget.used += 1;

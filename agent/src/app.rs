@@ -5,7 +5,6 @@ use std::{io::Write, path::PathBuf, process::ExitCode};
 use anyhow::Context;
 
 use clap::{CommandFactory, FromArgMatches};
-use tcpwhy_common::maps::EVENTS_RING_BYTES;
 use tracing_subscriber::EnvFilter;
 
 use crate::{
@@ -14,7 +13,7 @@ use crate::{
     diagnose::{diagnose, text},
     engine::{Engine, session::StartError},
     generate,
-    probes::method::Method,
+    probes::{load::EventFlow, method::Method},
     settings::Settings,
     watch,
 };
@@ -137,7 +136,11 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let methods = cli
                 .probe_methods
                 .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
-            let engine = Engine::start(&methods, EVENTS_RING_BYTES, filter.port)?;
+            let flow = EventFlow {
+                port: filter.port,
+                ..EventFlow::default()
+            };
+            let engine = Engine::start(&methods, flow)?;
             let mut report = diagnose(engine, Command::duration(duration)).await?;
             report.findings.retain(|f| filter.matches(f));
             let rendered = match format {
@@ -154,7 +157,11 @@ async fn run(cli: Cli) -> Result<(), RunError> {
             let methods = cli
                 .probe_methods
                 .unwrap_or_else(|| Method::DEFAULT_ORDER.to_vec());
-            let engine = Engine::start(&methods, EVENTS_RING_BYTES, filter.port)?;
+            let flow = EventFlow {
+                port: filter.port,
+                ..EventFlow::default()
+            };
+            let engine = Engine::start(&methods, flow)?;
             Ok(watch::watch(engine, format, filter).await?)
         }
         Command::Daemon {

@@ -10,7 +10,7 @@ use std::{
 };
 
 use serde::{Deserialize, Deserializer, de::Error as _};
-use tcpwhy_common::maps::EVENTS_RING_BYTES;
+use tcpwhy_common::{maps::EVENTS_RING_BYTES, reset::DEFAULT_RECORDS_PER_WINDOW};
 
 use crate::probes::method::Method;
 
@@ -54,6 +54,13 @@ pub struct Settings {
     #[arg(long, env = "TCPWHY_RING_BUFFER_BYTES", value_name = "BYTES")]
     pub ring_buffer_bytes: Option<u32>,
 
+    /// Resets each CPU reports one by one per second (a window of 2^30 ns); past it, the
+    /// kernel counts them by cause evidence and service end, so that a storm costs the agent
+    /// little. Counts and findings stay exact; only the detail of single resets is lost
+    /// [default: 1024].
+    #[arg(long, env = "TCPWHY_RESET_RECORDS_PER_SECOND", value_name = "N")]
+    pub reset_records_per_second: Option<u32>,
+
     /// Measure each tcpwhy program's run time and run count while running, for
     /// tcpwhy_bpf_program_run_seconds_total (system-wide, a few ns per program run; the same
     /// as kernel.bpf_stats_enabled=1 but only while tcpwhy runs) [default: false].
@@ -87,6 +94,11 @@ impl Settings {
 
     pub fn ring_buffer_bytes(&self) -> u32 {
         self.ring_buffer_bytes.unwrap_or(EVENTS_RING_BYTES)
+    }
+
+    pub fn reset_records_per_second(&self) -> u32 {
+        self.reset_records_per_second
+            .unwrap_or(DEFAULT_RECORDS_PER_WINDOW)
     }
 
     pub fn bpf_stats(&self) -> bool {
@@ -168,6 +180,9 @@ impl Settings {
             listener_label_limit: self.listener_label_limit.or(fallback.listener_label_limit),
             probe_methods: self.probe_methods.or(fallback.probe_methods),
             ring_buffer_bytes: self.ring_buffer_bytes.or(fallback.ring_buffer_bytes),
+            reset_records_per_second: self
+                .reset_records_per_second
+                .or(fallback.reset_records_per_second),
             bpf_stats: self.bpf_stats.or(fallback.bpf_stats),
         }
     }

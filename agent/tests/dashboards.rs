@@ -6,7 +6,7 @@ mod support;
 
 use std::{
     io::{Read, Write},
-    net::{IpAddr, SocketAddr, TcpListener, TcpStream},
+    net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream},
     path::{Path, PathBuf},
     process::{Child, Command, Stdio},
     thread::sleep,
@@ -221,8 +221,15 @@ fn every_query_returns_the_series_its_scenario_produces() {
     }
     // Namespaces exist before the daemons, as containers' would.
     let ns = TestNetns::new();
-    // Daemon A sees everything, measures BPF cost, and has a ring small enough to overflow.
-    let full = Daemon::start(&["--bpf-stats", "--ring-buffer-bytes", "4096"]);
+    // Daemon A sees everything, measures BPF cost, and has a ring small enough to overflow
+    // (every reset sent one by one: past the default budget the kernel would aggregate them).
+    let full = Daemon::start(&[
+        "--bpf-stats",
+        "--ring-buffer-bytes",
+        "4096",
+        "--reset-records-per-second",
+        "1000000",
+    ]);
     // Daemon B may only use BTF tracepoints: some capabilities are not covered.
     let partial = Daemon::start(&["--probe-methods", "tp_btf"]);
     let prometheus = Prometheus::start(&[full.addr, partial.addr]);
@@ -244,17 +251,28 @@ fn every_query_returns_the_series_its_scenario_produces() {
     // A full accept queue in the namespace: SYNs dropped now and on each retransmit (1 s, 3 s).
     let listen_at: SocketAddr = "127.0.0.1:7900".parse().unwrap();
     let (_listener, _pending) = ns.enter(|| scenarios::overflowing_listener(listen_at, 1, 6));
-    // A surge of refused connects, from several threads at once: more than the alert's 100, and
-    // faster than a 4 KiB ring buffer can be drained.
+    // A surge of refused connects, from several threads at once: more than the alert's 100.
+    // Daemon A is stopped meanwhile, as a starved agent would be: its 4 KiB ring fills, the
+    // programs aggregate what does not fit, and from thousands of distinct clients the
+    // aggregates overflow too, which the programs count as lost.
+    let signal = |sig| {
+        // SAFETY: kill has no memory preconditions; the pid is our own child's.
+        assert_eq!(unsafe { libc::kill(full.pid() as i32, sig) }, 0);
+    };
+    signal(libc::SIGSTOP);
     std::thread::scope(|scope| {
-        for _ in 0..6 {
+        for _ in 0..12 {
             scope.spawn(|| {
-                for _ in 0..400 {
-                    scenarios::refused_connect(ip, closed);
+                // 127.A.B.D is this thread's; 127.A.B.d for every other d is no one else's.
+                let [a, b, c, ours] = unique_ipv4().octets();
+                for d in (1..=250).filter(|d| *d != ours) {
+                    let client = IpAddr::V4(Ipv4Addr::new(a, b, c, d));
+                    scenarios::refused_connect(client, closed);
                 }
             });
         }
     });
+    signal(libc::SIGCONT);
     sleep(Duration::from_secs(5));
 
     let mut failures = Vec::new();

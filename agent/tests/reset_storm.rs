@@ -11,12 +11,12 @@ use std::{
 
 use serde_json::Value;
 use support::{Agent, Report, netns::TestNetns, our_pid, require_bpf, scenarios, unique_ipv4};
-use tcpwhy_common::reset::RECORDS_PER_WINDOW;
+use tcpwhy_common::reset::DEFAULT_RECORDS_PER_WINDOW;
 
 /// Refused connects: a reset sent and one received each.
-const REFUSED: u64 = 3 * RECORDS_PER_WINDOW;
+const REFUSED: u64 = 3 * DEFAULT_RECORDS_PER_WINDOW as u64;
 /// Connections the server closes with a byte unread: an abort on close each.
-const ABORTED: u64 = RECORDS_PER_WINDOW;
+const ABORTED: u64 = DEFAULT_RECORDS_PER_WINDOW as u64;
 
 /// One counter of the namespace the calling thread is in, from `/proc/thread-self/net/<file>`
 /// (`/proc/net` is the process's namespace, not the thread's).

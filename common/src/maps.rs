@@ -53,6 +53,9 @@ pub const LAYOUT_GLOBAL: &str = "LAYOUT";
 /// [`EVENTS`] (`diagnose` and `watch` with `--port`); the counters still count every reset. A
 /// port filter keeps both ends of a connection, which the firewall inference needs.
 pub const EVENT_PORT_GLOBAL: &str = "EVENT_PORT";
+/// Global `u32`: resets each CPU sends one by one per window before aggregating the rest
+/// (default [`crate::reset::DEFAULT_RECORDS_PER_WINDOW`]).
+pub const RECORDS_PER_WINDOW_GLOBAL: &str = "RECORDS_PER_WINDOW";
 
 /// Size of the [`EVENTS`] ring buffer in bytes (a power of two and a multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 20;

@@ -114,10 +114,11 @@ pub mod tcp_flags {
     pub const ACK: u8 = 0x10;
 }
 
-/// Per-event records each CPU sends per window; past them, resets of the window are aggregated
+/// Per-event records each CPU sends per window unless user space sets another budget
+/// ([`crate::maps::RECORDS_PER_WINDOW_GLOBAL`]); past them, resets of the window are aggregated
 /// in the kernel (see [`ResetAggregateKey`]): user space spends a few microseconds on each
 /// record, which a storm of resets takes from the workload on a small host.
-pub const RECORDS_PER_WINDOW: u64 = 1024;
+pub const DEFAULT_RECORDS_PER_WINDOW: u32 = 1024;
 /// The window is 2^`RECORD_WINDOW_SHIFT` ns of CLOCK_MONOTONIC (about 1.07 s).
 pub const RECORD_WINDOW_SHIFT: u32 = 30;
 

@@ -25,7 +25,7 @@ use crate::{
     events::flow::ConnectFailed,
     metrics::{DropReason, Metrics, StateMap, connect_duration::DIRECTIONS},
     model::Finding,
-    probes::{attach::attached_count, coverage::coverage},
+    probes::{attach::attached_count, coverage::coverage, load::EventFlow},
     settings::Settings,
 };
 
@@ -64,11 +64,12 @@ pub async fn run(settings: Settings, filter: Filter) -> Result<(), DaemonError> 
     let signals = signals::handle(events.as_ref().map(EventStream::reopen))
         .map_err(|e| DaemonError::Runtime(anyhow::anyhow!("installing signal handlers: {e}")))?;
 
-    let mut engine = Engine::start(
-        &settings.probe_methods(),
-        settings.ring_buffer_bytes(),
-        None,
-    )?;
+    let flow = EventFlow {
+        ring_buffer_bytes: settings.ring_buffer_bytes(),
+        port: None,
+        records_per_window: settings.reset_records_per_second(),
+    };
+    let mut engine = Engine::start(&settings.probe_methods(), flow)?;
     // Held for the daemon's lifetime: the kernel measures BPF run time while it is open.
     let _stats = settings
         .bpf_stats()

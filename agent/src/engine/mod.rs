@@ -47,7 +47,7 @@ use crate::{
         workload,
     },
     model::{DropCause, Finding, OwnerSource, Process, time::monotonic_ns, workload::Workload},
-    probes::{capability::Capability, coverage::covers, method::Method},
+    probes::{capability::Capability, coverage::covers, load::EventFlow, method::Method},
 };
 
 /// How often the rings are drained and namespaces sampled. The programs wake the reader only when
@@ -110,15 +110,11 @@ const SECOND_LOOK_AFTER_NS: u64 = 50_000_000;
 const WORKLOADS_REMEMBERED: usize = 4096;
 
 impl Engine {
-    /// Attaches the probes and takes a first sample of every namespace. `event_port`: only
+    /// Attaches the probes and takes a first sample of every namespace. `flow.port`: only
     /// resets with this port at either end are events, filtered in the kernel (`--port` of
     /// `diagnose` and `watch`; never the daemon, whose metrics count every event).
-    pub fn start(
-        methods: &[Method],
-        ring_buffer_bytes: u32,
-        event_port: Option<u16>,
-    ) -> Result<Self, StartError> {
-        let session = Session::start(methods, ring_buffer_bytes, event_port)?;
+    pub fn start(methods: &[Method], flow: EventFlow) -> Result<Self, StartError> {
+        let session = Session::start(methods, flow)?;
         let mut namespaces = Namespaces::default();
         namespaces.tick(Instant::now(), &session);
         Ok(Self {

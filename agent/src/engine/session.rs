@@ -55,7 +55,8 @@ use crate::{
     model::{Flow, OwnerSource, Process, endpoint},
     probes::{
         attach::{AttachPlan, attach_all, require_some},
-        catalog, load,
+        catalog,
+        load::{self, EventFlow},
         method::Method,
         privileges::{coverage_lost, missing_capabilities},
         report::ProbeReport,
@@ -153,13 +154,9 @@ pub fn release_freed_memory() {
 }
 
 impl Session {
-    /// `ring_buffer_bytes`: size of the event ring buffer (a power of two, at least a page);
-    /// `event_port`: only resets on this port are events (the counters count them all).
-    pub fn start(
-        methods: &[Method],
-        ring_buffer_bytes: u32,
-        event_port: Option<u16>,
-    ) -> Result<Self, StartError> {
+    /// `flow`: the ring's size, the port filter (the counters count every reset) and the
+    /// per-event budget.
+    pub fn start(methods: &[Method], flow: EventFlow) -> Result<Self, StartError> {
         let missing = missing_capabilities();
         if !missing.is_empty() {
             return Err(StartError::MissingPrivileges(missing));
@@ -190,12 +187,7 @@ impl Session {
                 || kernel_layout.tp_btf_kfree_skb_arity >= 3);
 
         let mut ebpf = memlock::with_raised_limit(&mut warnings, || {
-            load::load(
-                &kernel_layout,
-                aya_btf.as_ref(),
-                ring_buffer_bytes,
-                event_port,
-            )
+            load::load(&kernel_layout, aya_btf.as_ref(), flow)
         })?;
         let probes = attach_all(
             &mut ebpf,

@@ -333,8 +333,8 @@ mod tests {
     /// must show up here, with the type its method needs.
     #[test]
     fn the_ebpf_object_has_exactly_the_catalog_programs() {
-        let ebpf =
-            load::load(&KernelLayout::UNKNOWN, None, 4096, None).expect("loading the object");
+        let ebpf = load::load(&KernelLayout::UNKNOWN, None, load::EventFlow::default())
+            .expect("loading the object");
         let mut expected = BTreeSet::new();
         for attachment in HOOKS
             .iter()

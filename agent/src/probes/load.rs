@@ -8,7 +8,10 @@ use aya::{Btf, Ebpf, EbpfLoader};
 use aya_log::EbpfLogger;
 use tcpwhy_common::{
     layout::KernelLayout,
-    maps::{EVENT_PORT_GLOBAL, EVENTS, LAYOUT_GLOBAL},
+    maps::{
+        EVENT_PORT_GLOBAL, EVENTS, EVENTS_RING_BYTES, LAYOUT_GLOBAL, RECORDS_PER_WINDOW_GLOBAL,
+    },
+    reset::DEFAULT_RECORDS_PER_WINDOW,
 };
 
 /// The programs, built by build.rs from `agent-ebpf`.
@@ -18,15 +21,30 @@ static OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/tc
 /// verifier sees every log statement's branch as dead and removes it: no cost at all.
 const KERNEL_LOG_OFF: u8 = 0;
 
+/// How resets flow from the programs to user space.
+#[derive(Debug, Clone, Copy)]
+pub struct EventFlow {
+    /// Size of the event ring buffer (a power of two, at least a page).
+    pub ring_buffer_bytes: u32,
+    /// Only resets on this port go to the ring (see [`EVENT_PORT_GLOBAL`]).
+    pub port: Option<u16>,
+    /// Resets each CPU sends one by one per window (see [`RECORDS_PER_WINDOW_GLOBAL`]).
+    pub records_per_window: u32,
+}
+
+impl Default for EventFlow {
+    fn default() -> Self {
+        Self {
+            ring_buffer_bytes: EVENTS_RING_BYTES,
+            port: None,
+            records_per_window: DEFAULT_RECORDS_PER_WINDOW,
+        }
+    }
+}
+
 /// Parses the object and creates its maps. Programs are loaded one by one by the attach step,
-/// since each has alternatives and a failure of one must not stop the others. `event_port`:
-/// only resets on this port go to the ring (see [`EVENT_PORT_GLOBAL`]).
-pub fn load(
-    layout: &KernelLayout,
-    btf: Option<&Btf>,
-    ring_buffer_bytes: u32,
-    event_port: Option<u16>,
-) -> Result<Ebpf> {
+/// since each has alternatives and a failure of one must not stop the others.
+pub fn load(layout: &KernelLayout, btf: Option<&Btf>, flow: EventFlow) -> Result<Ebpf> {
     let log_level = if tracing::enabled!(tracing::Level::DEBUG) {
         aya_log::Level::Debug as u8
     } else {
@@ -34,9 +52,10 @@ pub fn load(
     };
     let mut ebpf = EbpfLoader::new()
         .btf(btf)
-        .map_max_entries(EVENTS, ring_buffer_bytes)
+        .map_max_entries(EVENTS, flow.ring_buffer_bytes)
         .override_global(LAYOUT_GLOBAL, layout, true)
-        .override_global(EVENT_PORT_GLOBAL, &event_port.unwrap_or(0), true)
+        .override_global(EVENT_PORT_GLOBAL, &flow.port.unwrap_or(0), true)
+        .override_global(RECORDS_PER_WINDOW_GLOBAL, &flow.records_per_window, true)
         .override_global(aya_log::LEVEL, &log_level, true)
         .load(OBJECT)
         .context("loading the eBPF object (creating its maps) failed")?;
