@@ -28,12 +28,9 @@ pub fn per_cpu_sums(map: &Map, slots: u32) -> Result<Vec<u64>> {
     let Map::PerCpuArray(data) = map else {
         bail!("not a per-CPU array");
     };
-    match batch_sums(data, slots) {
-        Ok(sums) => Ok(sums),
-        // Kernels before 5.6 have no batch operations.
-        Err(err) if err.raw_os_error() == Some(libc::EINVAL) => slot_by_slot(map, slots),
-        Err(err) => Err(err).context("reading a per-CPU array"),
-    }
+    // Kernels without batch lookups on this map type answer EINVAL (before 5.6) or ENOTSUPP
+    // (arrays on Debian's 5.10): read slot by slot there. A real failure shows there too.
+    batch_sums(data, slots).or_else(|_| slot_by_slot(map, slots))
 }
 
 fn batch_sums(data: &MapData, slots: u32) -> std::io::Result<Vec<u64>> {
@@ -81,5 +78,6 @@ fn slot_by_slot(map: &Map, slots: u32) -> Result<Vec<u64>> {
     let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
     (0..slots)
         .map(|slot| Ok(array.get(&slot, 0)?.iter().sum()))
-        .collect()
+        .collect::<Result<_>>()
+        .context("reading a per-CPU array")
 }
