@@ -154,31 +154,10 @@ impl FailedConnects {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::{HashMap, HashSet};
-
-    use netlink_packet_sock_diag::inet::StateFlags;
     use tcpwhy_common::maps::RetransmitKind;
 
     use super::*;
-    use crate::host::{namespace::ConnectionSysctls, owners::ProcessFacts, sock_diag::DiagSocket};
-
-    /// A host with nothing to look up: the findings rest on the connects alone.
-    struct NothingToLookUp;
-
-    impl HostLookup for NothingToLookUp {
-        fn namespaces(&self) -> Vec<u64> {
-            Vec::new()
-        }
-        fn connection_sysctls(&self, _netns: u64) -> Option<&ConnectionSysctls> {
-            None
-        }
-        fn sockets_in(&self, _netns: u64, _states: StateFlags) -> Option<Vec<DiagSocket>> {
-            None
-        }
-        fn socket_owners(&self, _netns: u64, _inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts> {
-            HashMap::new()
-        }
-    }
+    use crate::analysis::connections::NothingToLookUp;
 
     fn timeout(remote_port: u16, local_port: u16) -> ConnectFailed {
         ConnectFailed {

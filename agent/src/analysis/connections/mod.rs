@@ -44,6 +44,26 @@ pub trait HostLookup {
     }
 }
 
+/// A host with nothing to look up, for tests whose findings rest on the kernel's records alone.
+#[cfg(test)]
+pub struct NothingToLookUp;
+
+#[cfg(test)]
+impl HostLookup for NothingToLookUp {
+    fn namespaces(&self) -> Vec<u64> {
+        Vec::new()
+    }
+    fn connection_sysctls(&self, _netns: u64) -> Option<&ConnectionSysctls> {
+        None
+    }
+    fn sockets_in(&self, _netns: u64, _states: StateFlags) -> Option<Vec<DiagSocket>> {
+        None
+    }
+    fn socket_owners(&self, _netns: u64, _inodes: &HashSet<u32>) -> HashMap<u32, ProcessFacts> {
+        HashMap::new()
+    }
+}
+
 /// What the kernel side counted, read once for a round of findings.
 pub struct KernelCounts<'a> {
     pub flows: &'a [RetransmitFlow],
