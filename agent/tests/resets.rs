@@ -304,7 +304,6 @@ fn a_peer_that_stops_answering_keepalive_probes_is_keepalive_timeout() {
     if !require_bpf() {
         return;
     }
-    use socket2::{SockRef, TcpKeepalive};
     use std::{
         net::{TcpListener, TcpStream},
         time::Duration,
@@ -319,14 +318,7 @@ fn a_peer_that_stops_answering_keepalive_probes_is_keepalive_timeout() {
         (listener, client, accepted)
     });
     let local = client.local_addr().unwrap();
-    // One unanswered probe after one idle second ends the connection.
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(1))
-        .with_interval(Duration::from_secs(1))
-        .with_retries(1);
-    SockRef::from(&client)
-        .set_tcp_keepalive(&keepalive)
-        .unwrap();
+    scenarios::keepalive_gives_up_fast(&client);
     // The server's answers to the probes never arrive.
     ns.drop_tcp_to(local.port());
     std::thread::sleep(Duration::from_secs(4));

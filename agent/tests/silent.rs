@@ -12,8 +12,8 @@ use std::{
 };
 
 use serde_json::Value;
-use socket2::{SockRef, TcpKeepalive};
-use support::{Agent, Report, netns::TestNetns, our_pid, require_bpf};
+use socket2::SockRef;
+use support::{Agent, Report, netns::TestNetns, our_pid, require_bpf, scenarios};
 
 /// A client connected to `server` in `ns`, with the listener and the accepted end kept open.
 fn connected(ns: &TestNetns, server: SocketAddr) -> (TcpListener, TcpStream, TcpStream) {
@@ -141,13 +141,7 @@ fn a_keepalive_abort_is_not_also_a_retransmit_timeout() {
     let agent = Agent::start(&[]);
     let (_listener, client, _accepted) = connected(&ns, server);
     let local = client.local_addr().unwrap();
-    let keepalive = TcpKeepalive::new()
-        .with_time(Duration::from_secs(1))
-        .with_interval(Duration::from_secs(1))
-        .with_retries(1);
-    SockRef::from(&client)
-        .set_tcp_keepalive(&keepalive)
-        .unwrap();
+    scenarios::keepalive_gives_up_fast(&client);
     // The server's answers to the probes never arrive: the keepalive timer aborts with an RST
     // and ETIMEDOUT, which the reset probes report.
     ns.drop_tcp_to(local.port());

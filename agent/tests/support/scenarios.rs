@@ -7,7 +7,7 @@ use std::{
     time::Duration,
 };
 
-use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, TcpKeepalive, Type};
 
 const SETTLE: Duration = Duration::from_millis(100);
 
@@ -190,4 +190,14 @@ pub fn connect_many(to: SocketAddr, count: usize, from_ip: Option<&str>) -> Vec<
             socket
         })
         .collect()
+}
+
+/// Keepalive on `client` that gives up after one unanswered probe, one idle second in: the
+/// kernel aborts the connection within a few seconds once its peer goes silent.
+pub fn keepalive_gives_up_fast(client: &TcpStream) {
+    let keepalive = TcpKeepalive::new()
+        .with_time(Duration::from_secs(1))
+        .with_interval(Duration::from_secs(1))
+        .with_retries(1);
+    SockRef::from(client).set_tcp_keepalive(&keepalive).unwrap();
 }
