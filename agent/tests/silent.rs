@@ -37,6 +37,24 @@ fn wait_for_abort(client: &TcpStream, within: Duration) -> i32 {
     }
 }
 
+/// Connects to `server` in `ns` under a running agent, sets the client up with `arm`, then
+/// silences the server (its segments are dropped) and writes: the kernel must give up within
+/// `within`. Returns the client's endpoint, the errno the write ended in, and the report.
+fn write_into_silence(
+    ns: &TestNetns,
+    server: SocketAddr,
+    within: Duration,
+    arm: impl FnOnce(&TcpStream),
+) -> (SocketAddr, i32, Report) {
+    let agent = Agent::start(&[]);
+    let (_listener, mut client, _accepted) = connected(ns, server);
+    arm(&client);
+    ns.drop_tcp_to(server.port());
+    client.write_all(b"is anyone there?").unwrap();
+    let errno = wait_for_abort(&client, within);
+    (client.local_addr().unwrap(), errno, agent.finish())
+}
+
 /// The state findings of `cause` for connections from `local` in namespace `inode`.
 fn timeouts<'a>(report: &'a Report, cause: &str, local: SocketAddr, inode: u64) -> Vec<&'a Value> {
     report.in_namespace("state", cause, &local.to_string(), inode)
@@ -51,16 +69,8 @@ fn unanswered_retransmits_end_in_retransmit_timeout() {
     // 3 timeouts of 200 ms doubling: the kernel gives up after about 3 s instead of 15 minutes.
     ns.sysctl("net.ipv4.tcp_retries2", "3");
     let server: SocketAddr = "127.0.0.1:7651".parse().unwrap();
-    let agent = Agent::start(&[]);
-    let (_listener, mut client, _accepted) = connected(&ns, server);
-    let local = client.local_addr().unwrap();
-    ns.drop_tcp_to(server.port());
-    client.write_all(b"is anyone there?").unwrap();
-    assert_eq!(
-        wait_for_abort(&client, Duration::from_secs(20)),
-        libc::ETIMEDOUT
-    );
-    let report = agent.finish();
+    let (local, errno, report) = write_into_silence(&ns, server, Duration::from_secs(20), |_| {});
+    assert_eq!(errno, libc::ETIMEDOUT);
     let inode = ns.inode();
 
     let found = timeouts(&report, "retransmit_timeout", local, inode);
@@ -103,20 +113,14 @@ fn tcp_user_timeout_ends_the_connection_as_user_timeout() {
     }
     let ns = TestNetns::new();
     let server: SocketAddr = "127.0.0.1:7652".parse().unwrap();
-    let agent = Agent::start(&[]);
-    let (_listener, mut client, _accepted) = connected(&ns, server);
-    let local = client.local_addr().unwrap();
-    SockRef::from(&client)
-        .set_tcp_user_timeout(Some(Duration::from_millis(1000)))
-        .unwrap();
-    ns.drop_tcp_to(server.port());
-    client.write_all(b"is anyone there?").unwrap();
     // tcp_retries2 stays at its default (15, about 15 minutes): only the user timeout can end it.
-    assert_eq!(
-        wait_for_abort(&client, Duration::from_secs(10)),
-        libc::ETIMEDOUT
-    );
-    let report = agent.finish();
+    let (local, errno, report) =
+        write_into_silence(&ns, server, Duration::from_secs(10), |client| {
+            SockRef::from(client)
+                .set_tcp_user_timeout(Some(Duration::from_millis(1000)))
+                .unwrap();
+        });
+    assert_eq!(errno, libc::ETIMEDOUT);
     let inode = ns.inode();
 
     let found = timeouts(&report, "user_timeout", local, inode);
