@@ -4,12 +4,9 @@
 use tcpwhy_common::{
     family::{AF_INET, AF_INET6},
     headers::{ipv4, ipv6},
-    layout::KernelLayout,
 };
 
-use crate::kernel::{read_bytes, read_bytes_at};
-
-type Field = fn(&KernelLayout) -> &u32;
+use crate::kernel::{Field, Memory, read_bytes_at};
 
 /// This host's address and the peer's; zero where unknown or unreadable.
 pub struct Addresses {
@@ -56,9 +53,9 @@ const SOCKET: Locations<Field> = Locations {
 
 /// A socket's addresses.
 #[inline(always)]
-pub fn of_socket(sk: u64, family: u16) -> Addresses {
+pub fn of_socket<M: Memory>(memory: M, sk: u64, family: u16) -> Addresses {
     read_addresses(family, &SOCKET, |field, dst| {
-        let _ = read_bytes(sk, field, dst);
+        let _ = memory.read_address(sk, field, dst);
     })
 }
 

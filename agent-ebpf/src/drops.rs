@@ -18,7 +18,7 @@ use tcpwhy_common::{
 use crate::{
     addresses::{Addresses, of_segment},
     context::tracepoint_field,
-    kernel::{device_netns, read, read_at, socket_netns},
+    kernel::{Memory, Probed, Typed, device_netns, read_at, socket_netns},
     layout::offset,
     maps::{TCP_DROPS, count_drop_reason, update_per_cpu},
 };
@@ -44,7 +44,7 @@ pub fn kfree_skb(ctx: TracePointContext) -> u32 {
     }
     let skb = tracepoint_field::<u64>(&ctx, |l| &l.tp_kfree_skb_skbaddr).unwrap_or(0);
     let rx_sk = tracepoint_field::<u64>(&ctx, |l| &l.tp_kfree_skb_rx_sk).unwrap_or(0);
-    count_if_tcp(protocol, reason, skb, rx_sk);
+    count_if_tcp(Probed, protocol, reason, skb, rx_sk);
     0
 }
 
@@ -62,12 +62,12 @@ pub fn kfree_skb_btf(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let skb: u64 = ctx.arg(0);
-    let protocol = u16::from_be(read::<u16>(skb, |l| &l.skb_protocol).unwrap_or(0));
+    let protocol = u16::from_be(Typed.read::<u16>(skb, |l| &l.skb_protocol).unwrap_or(0));
     if protocol != ETH_P_IP && protocol != ETH_P_IPV6 {
         return 0;
     }
     let rx_sk: u64 = if arity >= 4 { ctx.arg(3) } else { 0 };
-    count_if_tcp(protocol, reason, skb, rx_sk);
+    count_if_tcp(Typed, protocol, reason, skb, rx_sk);
     0
 }
 
@@ -80,10 +80,10 @@ fn is_quiet(reason: u32) -> bool {
 
 /// Counts a dropped segment of network protocol `protocol` if it is TCP.
 #[inline(always)]
-fn count_if_tcp(protocol: u16, reason: u32, skb: u64, rx_sk: u64) {
+fn count_if_tcp<M: Memory>(memory: M, protocol: u16, reason: u32, skb: u64, rx_sk: u64) {
     let (Ok(head), Ok(network)) = (
-        read::<u64>(skb, |l| &l.skb_head),
-        read::<u16>(skb, |l| &l.skb_network_header),
+        memory.read::<u64>(skb, |l| &l.skb_head),
+        memory.read::<u16>(skb, |l| &l.skb_network_header),
     ) else {
         return;
     };
@@ -109,9 +109,9 @@ fn count_if_tcp(protocol: u16, reason: u32, skb: u64, rx_sk: u64) {
     let sk = if rx_sk != 0 {
         rx_sk
     } else {
-        read::<u64>(skb, |l| &l.skb_sk).unwrap_or(0)
+        memory.read::<u64>(skb, |l| &l.skb_sk).unwrap_or(0)
     };
-    let incoming = sk == 0 || read::<u16>(sk, |l| &l.skc_num) == Ok(destination_port);
+    let incoming = sk == 0 || memory.read::<u16>(sk, |l| &l.skc_num) == Ok(destination_port);
     let Addresses { local, remote } = of_segment(ip, family);
     let (local_port, remote_port, local, remote) = if incoming {
         (destination_port, source_port, local, remote)
@@ -120,11 +120,11 @@ fn count_if_tcp(protocol: u16, reason: u32, skb: u64, rx_sk: u64) {
     };
     let (netns, state) = if sk != 0 {
         (
-            socket_netns(sk),
-            read::<u8>(sk, |l| &l.skc_state).unwrap_or(0),
+            socket_netns(memory, sk),
+            memory.read::<u8>(sk, |l| &l.skc_state).unwrap_or(0),
         )
     } else {
-        (device_netns(skb), 0)
+        (device_netns(memory, skb), 0)
     };
     let key = DropKey {
         reason,

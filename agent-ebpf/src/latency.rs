@@ -5,7 +5,7 @@
 //! shared LRU map (atomic adds), and the handshakes also in a per-CPU array that nothing evicts,
 //! for the metric.
 //!
-//! - A connect() takes from SYN_SENT to ESTABLISHED, timed by [`crate::owners`].
+//! - A connect() takes from SYN_SENT to ESTABLISHED, timed by [`crate::sockets`].
 //! - An accepted connection's SYN_RECV and ESTABLISHED transitions fire back to back when the
 //!   final ACK arrives; its handshake time is the SYN-ACK's round trip, which
 //!   `tcp_rcv_state_process` measures into the child's `srtt_us` (`tcp_synack_rtt_meas`) just
@@ -27,7 +27,7 @@ use tcpwhy_common::{
 
 use crate::{
     addresses::{Addresses, of_socket},
-    kernel::{read, socket_netns},
+    kernel::{Memory, read, socket_netns},
     maps::{LATENCIES, LATENCY_TOTALS, add_per_cpu, count},
 };
 
@@ -41,25 +41,26 @@ const CREATE_ONLY: u64 = 1;
 /// A connect() on `sk` reached ESTABLISHED at `now`; it entered SYN_SENT at `since` (0: not
 /// seen; a time after `now`: not a time, a flag).
 #[inline(always)]
-pub fn connected(sk: u64, since: u64, now: u64) {
+pub fn connected<M: Memory>(memory: M, sk: u64, since: u64, now: u64) {
     if since == 0 || since > now {
         return;
     }
-    let family = read::<u16>(sk, |l| &l.skc_family).unwrap_or(0);
-    let Addresses { remote, .. } = of_socket(sk, family);
-    let port = u16::from_be(read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0));
-    let key = key_of(sk, LatencyKind::Connect, family, port, remote);
+    let family = memory.read::<u16>(sk, |l| &l.skc_family).unwrap_or(0);
+    let Addresses { remote, .. } = of_socket(memory, sk, family);
+    let port = u16::from_be(memory.read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0));
+    let key = key_of(memory, sk, LatencyKind::Connect, family, port, remote);
     record(&key, (now - since) / 1000, Some(LatencyKind::Connect));
 }
 
 /// Accepted connections becoming ESTABLISHED, and connections leaving it: their smoothed RTT.
 #[inline(always)]
-pub fn state_changed(sk: u64, old: u8, new: u8) {
+pub fn state_changed<M: Memory>(memory: M, sk: u64, old: u8, new: u8) {
     let accepted = old == st::SYN_RECV && new == st::ESTABLISHED;
     if !accepted && old != st::ESTABLISHED {
         return;
     }
-    // Absent from the layout: the kernel's BTF has no such field, and user space says so.
+    // Absent from the layout: the kernel's BTF has no such field, and user space says so. A
+    // tcp_sock field lies beyond struct sock: read, never through a typed load.
     let Ok(srtt) = read::<u32>(sk, |l| &l.tcp_srtt_us) else {
         return;
     };
@@ -68,22 +69,29 @@ pub fn state_changed(sk: u64, old: u8, new: u8) {
     if rtt_us == 0 {
         return;
     }
-    let family = read::<u16>(sk, |l| &l.skc_family).unwrap_or(0);
-    let Addresses { local, remote } = of_socket(sk, family);
+    let family = memory.read::<u16>(sk, |l| &l.skc_family).unwrap_or(0);
+    let Addresses { local, remote } = of_socket(memory, sk, family);
     if accepted {
-        let port = read::<u16>(sk, |l| &l.skc_num).unwrap_or(0);
-        let key = key_of(sk, LatencyKind::Accept, family, port, local);
+        let port = memory.read::<u16>(sk, |l| &l.skc_num).unwrap_or(0);
+        let key = key_of(memory, sk, LatencyKind::Accept, family, port, local);
         record(&key, rtt_us, Some(LatencyKind::Accept));
     } else {
-        let key = key_of(sk, LatencyKind::SrttAtClose, family, 0, remote);
+        let key = key_of(memory, sk, LatencyKind::SrttAtClose, family, 0, remote);
         record(&key, rtt_us, None);
     }
 }
 
 #[inline(always)]
-fn key_of(sk: u64, kind: LatencyKind, family: u16, port: u16, addr: [u8; 16]) -> LatencyKey {
+fn key_of<M: Memory>(
+    memory: M,
+    sk: u64,
+    kind: LatencyKind,
+    family: u16,
+    port: u16,
+    addr: [u8; 16],
+) -> LatencyKey {
     LatencyKey {
-        netns: socket_netns(sk),
+        netns: socket_netns(memory, sk),
         kind: kind as u16,
         family,
         port,

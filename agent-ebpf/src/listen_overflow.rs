@@ -11,7 +11,7 @@ use tcpwhy_common::{listen_overflow::ListenOverflows, synack::ListenerId};
 
 use crate::{
     addresses::of_socket,
-    kernel::{read, socket_netns},
+    kernel::{Probed, read, socket_netns},
     maps::{LISTEN_OVERFLOWS, update_per_cpu},
 };
 
@@ -35,10 +35,10 @@ fn queues(listener: u64) -> Option<Queues> {
 fn listener_id(listener: u64) -> ListenerId {
     let family = read::<u16>(listener, |l| &l.skc_family).unwrap_or(0);
     ListenerId {
-        netns: socket_netns(listener),
+        netns: socket_netns(Probed, listener),
         port: read::<u16>(listener, |l| &l.skc_num).unwrap_or(0),
         family,
-        addr: of_socket(listener, family).local,
+        addr: of_socket(Probed, listener, family).local,
     }
 }
 

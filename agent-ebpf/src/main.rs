@@ -27,6 +27,8 @@ mod reset_received;
 mod reset_sent;
 mod retransmit;
 mod silent_close;
+mod sockets;
+mod state_change;
 mod synack;
 
 #[cfg(not(test))]

@@ -14,13 +14,15 @@ use tcpwhy_common::{
         CONNECT_FAILURES_RING_BYTES, COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LATENCIES_ENTRIES,
         LIFETIME_SLOTS, LISTEN_BACKLOGS_ENTRIES, LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES,
         RESET_AGGREGATES_ENTRIES, RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind,
-        SILENT_CLOSES_ENTRIES, SOCKET_OWNERS_ENTRIES, STATE_SINCE_ENTRIES,
-        SYNACK_RETRANSMITS_ENTRIES, TCP_DROPS_ENTRIES, TCP_STATES,
+        SILENT_CLOSES_ENTRIES, SOCKETS_ENTRIES, STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES,
+        TCP_DROPS_ENTRIES, TCP_STATES,
     },
     owner::{ListenCall, ListenerKey, Owner},
     reset::{RecordBudget, ResetAggregate, ResetAggregateKey},
     synack::{ListenerId, SynAckRetransmits},
 };
+
+use crate::sockets::SocketRecord;
 
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
@@ -45,8 +47,8 @@ pub static RESET_AGGREGATES_SIDE: Array<u32> = Array::with_max_entries(1, 0);
 pub static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(COUNTER_SLOTS, 0);
 
 #[map]
-pub static SOCKET_OWNERS: LruHashMap<u64, Owner> =
-    LruHashMap::with_max_entries(SOCKET_OWNERS_ENTRIES, 0);
+pub static SOCKETS: LruHashMap<u64, SocketRecord> =
+    LruHashMap::with_max_entries(SOCKETS_ENTRIES, 0);
 
 #[map]
 pub static LISTENER_OWNERS: LruHashMap<ListenerKey, Owner> =
@@ -78,13 +80,6 @@ pub static RETRANSMIT_FLOWS: LruPerCpuHashMap<FlowKey, FlowRetransmits> =
 /// Since when a connection has been in CLOSE_WAIT or FIN_WAIT2, by endpoints (user-visible).
 #[map]
 pub static STATE_SINCE: LruHashMap<FlowKey, u64> =
-    LruHashMap::with_max_entries(STATE_SINCE_ENTRIES, 0);
-
-/// Since when a socket has been in SYN_SENT or ESTABLISHED, by socket (kernel-internal: the
-/// local port is not assigned yet when a connect() enters SYN_SENT), and whether an RST refused
-/// its connect().
-#[map]
-pub static SOCKET_SINCE: LruHashMap<u64, u64> =
     LruHashMap::with_max_entries(STATE_SINCE_ENTRIES, 0);
 
 #[map]

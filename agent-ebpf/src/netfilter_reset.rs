@@ -14,6 +14,7 @@ use tcpwhy_common::{
 };
 
 use crate::{
+    kernel::Probed,
     layout::offset,
     reset_event::{Sighting, report},
 };
@@ -25,8 +26,10 @@ type Position = fn(&KernelLayout) -> &u32;
 /// is the one that sent the segment, not one this reset is for.
 #[inline(always)]
 fn on_reject<C: aya_ebpf::EbpfContext>(ctx: &C, oldskb: u64) {
+    // Probed even under fentry: the argument picked is one of two, of different types.
     report(
         ctx,
+        Probed,
         &Sighting {
             origin: ResetOrigin::NetfilterReset,
             sk: 0,

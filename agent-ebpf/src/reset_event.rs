@@ -12,10 +12,11 @@ use tcpwhy_common::{
 
 use crate::{
     addresses::{Addresses, of_segment, of_socket},
-    kernel::{device_netns, read, read_at, socket_netns},
+    flow::local_port,
+    kernel::{Memory, device_netns, read, read_at, socket_netns},
     maps::{EVENTS, count, submit_flags},
-    owners::recorded_owner,
     reset_aggregate::{aggregate, within_record_budget},
+    sockets::recorded_owner,
 };
 
 /// What a hook saw: the socket and the segment (either may be null) and the kernel's reason.
@@ -29,7 +30,7 @@ pub struct Sighting {
 /// Gathers the evidence and sends the event while this CPU's record budget lasts (or the ring
 /// has room), else adds it to the aggregates; counts it as lost when neither has room.
 #[inline(always)]
-pub fn report<C: EbpfContext>(ctx: &C, sighting: &Sighting) {
+pub fn report<C: EbpfContext, M: Memory>(ctx: &C, memory: M, sighting: &Sighting) {
     count(if sighting.origin.is_received() {
         Counter::ResetsReceived
     } else {
@@ -55,16 +56,14 @@ pub fn report<C: EbpfContext>(ctx: &C, sighting: &Sighting) {
         segment_flags: 0,
         _pad: [0; 10],
     };
-    let has_socket = describe_socket(sighting.sk, &mut event);
+    let has_socket = describe_socket(memory, sighting.sk, &mut event);
     if !has_socket && sighting.sk != 0 {
-        debug!(
-            ctx,
-            "reset (origin {}): socket {:x} unreadable", event.origin, sighting.sk
-        );
+        // No addresses in log records: a typed pointer may not be turned into bytes.
+        debug!(ctx, "reset (origin {}): socket unreadable", event.origin);
     }
     // A listener has no peer: the segment it answered names both ends precisely.
     let socket_names_peer = has_socket && event.state != tcp_state::LISTEN;
-    describe_segment(ctx, sighting.skb, &mut event, !socket_names_peer);
+    describe_segment(ctx, memory, sighting.skb, &mut event, !socket_names_peer);
     if !wanted(&event) {
         count(Counter::ResetsFilteredOut);
         return;
@@ -102,47 +101,45 @@ fn wanted(event: &ResetEvent) -> bool {
 
 /// Fills addresses, state and the socket's own evidence. Returns false when there is no socket.
 #[inline(always)]
-fn describe_socket(sk: u64, event: &mut ResetEvent) -> bool {
-    let Ok(family) = read::<u16>(sk, |l| &l.skc_family) else {
+fn describe_socket<M: Memory>(memory: M, sk: u64, event: &mut ResetEvent) -> bool {
+    let Ok(family) = memory.read::<u16>(sk, |l| &l.skc_family) else {
         return false;
     };
     event.evidence |= evidence::SOCKET;
-    event.state = read::<u8>(sk, |l| &l.skc_state).unwrap_or(0);
-    event.netns = socket_netns(sk);
-    event.local_port = read::<u16>(sk, |l| &l.skc_num).unwrap_or(0);
-    event.remote_port = u16::from_be(read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0));
+    event.state = memory.read::<u8>(sk, |l| &l.skc_state).unwrap_or(0);
+    event.netns = socket_netns(memory, sk);
+    event.local_port = match event.state {
+        // Only full sockets have an inet_sport to fall back on.
+        tcp_state::TIME_WAIT | tcp_state::NEW_SYN_RECV => {
+            memory.read::<u16>(sk, |l| &l.skc_num).unwrap_or(0)
+        }
+        _ => local_port(memory, sk),
+    };
+    event.remote_port = u16::from_be(memory.read::<u16>(sk, |l| &l.skc_dport).unwrap_or(0));
     if family == AF_INET6 {
         event.evidence |= evidence::IPV6;
     }
-    let Addresses { local, remote } = of_socket(sk, family);
+    let Addresses { local, remote } = of_socket(memory, sk, family);
     event.local_addr = local;
     event.remote_addr = remote;
 
-    if event.local_port == 0
-        && event.state != tcp_state::TIME_WAIT
-        && event.state != tcp_state::NEW_SYN_RECV
-    {
-        // Closing a socket releases its port (`inet_put_port` zeroes skc_num) before an active
-        // reset is sent; the full socket still holds it in inet_sport.
-        event.local_port = u16::from_be(read::<u16>(sk, |l| &l.inet_sport).unwrap_or(0));
-    }
-
     match event.state {
         // A timewait socket stands in for FIN_WAIT2 or TIME_WAIT; which one is the evidence.
+        // (inet_timewait_sock and tcp_sock fields lie beyond struct sock: read, never typed.)
         tcp_state::TIME_WAIT => {
             event.tw_substate = read::<u8>(sk, |l| &l.tw_substate).unwrap_or(0);
         }
         // A request socket has no flags, linger time or receive queue.
         tcp_state::NEW_SYN_RECV => {}
-        state => describe_full_socket(sk, state, event),
+        state => describe_full_socket(memory, sk, state, event),
     }
     true
 }
 
 #[inline(always)]
-fn describe_full_socket(sk: u64, state: u8, event: &mut ResetEvent) {
+fn describe_full_socket<M: Memory>(memory: M, sk: u64, state: u8, event: &mut ResetEvent) {
     event.evidence |= evidence::FULL_SOCKET;
-    if let Ok(flags) = read::<u64>(sk, |l| &l.sk_flags) {
+    if let Ok(flags) = memory.read::<u64>(sk, |l| &l.sk_flags) {
         let bit = |number: u32| number < 64 && flags & (1u64 << number) != 0;
         if bit(crate::layout::offset(|l| &l.sock_flag_linger)) {
             event.evidence |= evidence::LINGER_ON;
@@ -151,7 +148,7 @@ fn describe_full_socket(sk: u64, state: u8, event: &mut ResetEvent) {
             event.evidence |= evidence::ORPHAN;
         }
     }
-    if read::<u64>(sk, |l| &l.sk_lingertime) == Ok(0) {
+    if memory.read::<u64>(sk, |l| &l.sk_lingertime) == Ok(0) {
         event.evidence |= evidence::LINGER_ZERO;
     }
     if state != tcp_state::LISTEN && state != tcp_state::SYN_SENT {
@@ -168,8 +165,9 @@ fn describe_full_socket(sk: u64, state: u8, event: &mut ResetEvent) {
 /// Reads the flags of the segment that provoked the reset and, when the socket cannot name the
 /// peer, the endpoints from its headers (the segment's destination is this host's side).
 #[inline(always)]
-fn describe_segment<C: EbpfContext>(
+fn describe_segment<C: EbpfContext, M: Memory>(
     ctx: &C,
+    memory: M,
     skb: u64,
     event: &mut ResetEvent,
     take_endpoints: bool,
@@ -178,17 +176,23 @@ fn describe_segment<C: EbpfContext>(
         return;
     }
     let (Ok(head), Ok(network), Ok(transport)) = (
-        read::<u64>(skb, |l| &l.skb_head),
-        read::<u16>(skb, |l| &l.skb_network_header),
-        read::<u16>(skb, |l| &l.skb_transport_header),
+        memory.read::<u64>(skb, |l| &l.skb_head),
+        memory.read::<u16>(skb, |l| &l.skb_network_header),
+        memory.read::<u16>(skb, |l| &l.skb_transport_header),
     ) else {
-        debug!(ctx, "reset: segment {:x}: header positions unreadable", skb);
+        debug!(
+            ctx,
+            "reset (origin {}): segment header positions unreadable", event.origin
+        );
         return;
     };
     let ip = head + network as u64;
     let tcp = head + transport as u64;
     let Ok(flags) = read_at::<u8>(tcp + tcp::FLAGS) else {
-        debug!(ctx, "reset: segment {:x}: TCP header unreadable", skb);
+        debug!(
+            ctx,
+            "reset (origin {}): segment TCP header unreadable", event.origin
+        );
         return;
     };
     event.segment_flags = flags;
@@ -205,8 +209,8 @@ fn describe_segment<C: EbpfContext>(
         version => {
             debug!(
                 ctx,
-                "reset: segment {:x}: IP version {}",
-                skb,
+                "reset (origin {}): segment IP version {}",
+                event.origin,
                 version.unwrap_or(0)
             );
             return;
@@ -214,7 +218,7 @@ fn describe_segment<C: EbpfContext>(
     };
     let Addresses { local, remote } = of_segment(ip, family);
     if event.netns == 0 {
-        event.netns = device_netns(skb);
+        event.netns = device_netns(memory, skb);
     }
     event.local_addr = local;
     event.remote_addr = remote;
@@ -225,7 +229,8 @@ fn describe_segment<C: EbpfContext>(
 /// Names the socket's owner as recorded in process context (see `owners`).
 #[inline(always)]
 fn describe_owner(sk: u64, event: &mut ResetEvent) {
-    if let Some(owner) = recorded_owner(sk) {
+    let owner = recorded_owner(sk);
+    if owner.is_known() {
         event.evidence |= evidence::OWNER;
         event.owner_pid = owner.pid;
         event.owner_source = owner.source;

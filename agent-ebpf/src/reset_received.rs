@@ -10,17 +10,19 @@ use tcpwhy_common::reset::{NO_REASON, ResetOrigin};
 
 use crate::{
     context::tracepoint_field,
-    owners::mark_if_refused,
+    kernel::{Memory, Probed, Typed},
     reset_event::{Sighting, report},
+    sockets::mark_if_refused,
 };
 
 /// Marks a connecting socket, so that its connect() failing next is known to have been refused,
 /// and reports the reset with the state it hit.
 #[inline(always)]
-fn received<C: EbpfContext>(ctx: &C, sk: u64) {
-    mark_if_refused(sk);
+fn received<C: EbpfContext, M: Memory>(ctx: &C, memory: M, sk: u64) {
+    mark_if_refused(memory, sk);
     report(
         ctx,
+        memory,
         &Sighting {
             origin: ResetOrigin::ReceiveReset,
             sk,
@@ -33,13 +35,13 @@ fn received<C: EbpfContext>(ctx: &C, sk: u64) {
 #[tracepoint(category = "tcp", name = "tcp_receive_reset")]
 pub fn tcp_receive_reset(ctx: TracePointContext) -> u32 {
     let sk = tracepoint_field::<u64>(&ctx, |l| &l.tp_receive_reset_skaddr).unwrap_or(0);
-    received(&ctx, sk);
+    received(&ctx, Probed, sk);
     0
 }
 
 #[btf_tracepoint(function = "tcp_receive_reset")]
 pub fn tcp_receive_reset_btf(ctx: BtfTracePointContext) -> i32 {
     let sk: u64 = ctx.arg(0);
-    received(&ctx, sk);
+    received(&ctx, Typed, sk);
     0
 }

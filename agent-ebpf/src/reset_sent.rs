@@ -11,6 +11,7 @@ use tcpwhy_common::reset::{NO_REASON, ResetOrigin};
 
 use crate::{
     context::tracepoint_field,
+    kernel::{Probed, Typed},
     layout::offset,
     reset_event::{Sighting, report},
 };
@@ -20,6 +21,7 @@ pub fn tcp_send_reset(ctx: TracePointContext) -> u32 {
     let skb = tracepoint_field::<u64>(&ctx, |l| &l.tp_send_reset_skbaddr).unwrap_or(0);
     report(
         &ctx,
+        Probed,
         &Sighting {
             origin: origin_of_tracepoint(skb),
             sk: tracepoint_field::<u64>(&ctx, |l| &l.tp_send_reset_skaddr).unwrap_or(0),
@@ -42,6 +44,7 @@ pub fn tcp_send_reset_btf(ctx: BtfTracePointContext) -> i32 {
     };
     report(
         &ctx,
+        Typed,
         &Sighting {
             origin: origin_of_tracepoint(skb),
             sk: ctx.arg(0),
@@ -87,6 +90,7 @@ pub fn tcp_v4_send_reset_fentry(ctx: FEntryContext) -> i32 {
     let reason = reason_arg!(ctx, Some(ctx.arg::<u32>(2)));
     report(
         &ctx,
+        Typed,
         &function_sighting(ResetOrigin::V4SendReset, ctx.arg(0), ctx.arg(1), reason),
     );
     0
@@ -97,6 +101,7 @@ pub fn tcp_v6_send_reset_fentry(ctx: FEntryContext) -> i32 {
     let reason = reason_arg!(ctx, Some(ctx.arg::<u32>(2)));
     report(
         &ctx,
+        Typed,
         &function_sighting(ResetOrigin::V6SendReset, ctx.arg(0), ctx.arg(1), reason),
     );
     0
@@ -107,6 +112,7 @@ pub fn tcp_send_active_reset_fentry(ctx: FEntryContext) -> i32 {
     let reason = reason_arg!(ctx, Some(ctx.arg::<u32>(2)));
     report(
         &ctx,
+        Typed,
         &function_sighting(ResetOrigin::SendActiveReset, ctx.arg(0), 0, reason),
     );
     0
@@ -118,6 +124,7 @@ pub fn tcp_v4_send_reset_kprobe(ctx: ProbeContext) -> u32 {
     let (sk, skb) = (ctx.arg(0).unwrap_or(0), ctx.arg(1).unwrap_or(0));
     report(
         &ctx,
+        Probed,
         &function_sighting(ResetOrigin::V4SendReset, sk, skb, reason),
     );
     0
@@ -129,6 +136,7 @@ pub fn tcp_v6_send_reset_kprobe(ctx: ProbeContext) -> u32 {
     let (sk, skb) = (ctx.arg(0).unwrap_or(0), ctx.arg(1).unwrap_or(0));
     report(
         &ctx,
+        Probed,
         &function_sighting(ResetOrigin::V6SendReset, sk, skb, reason),
     );
     0
@@ -140,6 +148,7 @@ pub fn tcp_send_active_reset_kprobe(ctx: ProbeContext) -> u32 {
     let sk = ctx.arg(0).unwrap_or(0);
     report(
         &ctx,
+        Probed,
         &function_sighting(ResetOrigin::SendActiveReset, sk, 0, reason),
     );
     0

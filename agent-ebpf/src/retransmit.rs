@@ -17,8 +17,9 @@ use crate::{
     addresses::Locations,
     context::tracepoint_field,
     flow::{EndpointFields, from_socket, from_tracepoint},
+    kernel::Probed,
     maps::{RETRANSMIT_FLOWS, count_retransmit, update_per_cpu},
-    owners::recorded_owner,
+    sockets::recorded_owner,
 };
 
 const RETRANSMIT_FIELDS: EndpointFields = EndpointFields {
@@ -53,7 +54,10 @@ pub fn tcp_retransmit_skb(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn tail_loss_probe(sk: u64) {
     count_retransmit(RetransmitKind::TailLossProbe);
-    count_flow(sk, from_socket(sk, RetransmitKind::TailLossProbe as u16));
+    count_flow(
+        sk,
+        from_socket(Probed, sk, RetransmitKind::TailLossProbe as u16),
+    );
 }
 
 #[fentry(function = "tcp_send_loss_probe")]
@@ -79,7 +83,7 @@ fn count_flow(sk: u64, key: FlowKey) {
         if stats.first_ns == 0 {
             stats.first_ns = now;
         }
-        if let Some(owner) = owner {
+        if owner.is_known() {
             stats.owner_pid = owner.pid;
             stats.owner_comm = owner.comm;
         }

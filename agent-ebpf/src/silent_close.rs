@@ -6,18 +6,13 @@
 //! connection, including the keepalive timer's abort, whose RST the reset probes already
 //! explain) or carry a reset's error (ECONNRESET, EPIPE): a reset finding explains those.
 
-use aya_ebpf::{helpers::bpf_ktime_get_ns, programs::TracePointContext};
+use aya_ebpf::helpers::bpf_ktime_get_ns;
 use tcpwhy_common::{
     close::{ECONNRESET, EPIPE, SilentClose},
     tcp_state as st,
 };
 
-use crate::{
-    flow::from_tracepoint,
-    kernel::read,
-    maps::SILENT_CLOSES,
-    owners::{SET_STATE_FIELDS, recorded_owner},
-};
+use crate::{kernel::read, maps::SILENT_CLOSES, sockets::recorded_owner, state_change::Endpoints};
 
 /// States with data or a FIN in flight that the retransmission timer can give up on.
 #[inline(always)]
@@ -30,11 +25,12 @@ fn may_time_out(old: u8) -> bool {
 
 /// Called on every TCP transition; keeps the closes the retransmission timer caused.
 #[inline(always)]
-pub fn note(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
+pub fn note<E: Endpoints>(endpoints: E, sk: u64, old: u8, new: u8) {
     if new != st::CLOSE || !may_time_out(old) {
         return;
     }
-    // One byte read per close: most closes end here.
+    // One byte read per close: most closes end here. (inet_connection_sock and tcp_sock fields
+    // lie beyond struct sock: read, never through typed loads.)
     let unanswered = read::<u8>(sk, |l| &l.icsk_retransmits).unwrap_or(0);
     if unanswered == 0 {
         return;
@@ -52,9 +48,9 @@ pub fn note(ctx: &TracePointContext, sk: u64, old: u8, new: u8) {
         unanswered: u32::from(unanswered),
         total_retransmits: read::<u32>(sk, |l| &l.tcp_total_retrans).unwrap_or(0),
         old_state: u32::from(old),
-        owner_pid: owner.map(|o| o.pid).unwrap_or(0),
-        owner_comm: owner.map(|o| o.comm).unwrap_or([0; 16]),
+        owner_pid: owner.pid,
+        owner_comm: owner.comm,
     };
-    let key = from_tracepoint(ctx, sk, &SET_STATE_FIELDS, 0);
+    let key = endpoints.flow_key(sk, 0);
     let _ = SILENT_CLOSES.insert(key, close, 0);
 }

@@ -32,6 +32,9 @@ pub struct KernelLayout {
     pub sk_max_ack_backlog: u32,
     /// `inet_connection_sock.icsk_accept_queue.qlen`: the listener's half-open requests.
     pub icsk_accept_queue_qlen: u32,
+    /// `sock.sk_protocol`: IPPROTO_TCP for TCP sockets (a BTF tracepoint on
+    /// `inet_sock_set_state` gets no record with the protocol in it).
+    pub sk_protocol: u32,
     /// `sock.sk_err`: the error a timed-out connection leaves for its application.
     pub sk_err: u32,
     /// `inet_connection_sock.icsk_retransmits`: consecutive retransmission timeouts (a byte).
@@ -140,6 +143,7 @@ impl KernelLayout {
         sk_ack_backlog: ABSENT,
         sk_max_ack_backlog: ABSENT,
         icsk_accept_queue_qlen: ABSENT,
+        sk_protocol: ABSENT,
         sk_err: ABSENT,
         icsk_retransmits: ABSENT,
         icsk_user_timeout: ABSENT,

@@ -4,8 +4,9 @@
 pub const EVENTS: &str = "EVENTS";
 /// Per-CPU array of [`Counter`] slots, summed by user space.
 pub const COUNTERS: &str = "COUNTERS";
-/// LRU hash: socket address → [`crate::owner::Owner`], recorded in process context.
-pub const SOCKET_OWNERS: &str = "SOCKET_OWNERS";
+/// LRU hash: socket address → what the programs remember of it (since when it has been
+/// connecting or established, whether a reset refused its connect, its owner); kernel-only.
+pub const SOCKETS: &str = "SOCKETS";
 /// LRU hash: [`crate::owner::ListenerKey`] → [`crate::owner::Owner`] of the listening process.
 pub const LISTENER_OWNERS: &str = "LISTENER_OWNERS";
 /// LRU hash: [`crate::owner::ListenCall`] → the backlog passed to listen(), before any capping.
@@ -59,8 +60,8 @@ pub const RECORDS_PER_WINDOW_GLOBAL: &str = "RECORDS_PER_WINDOW";
 
 /// Size of the [`EVENTS`] ring buffer in bytes (a power of two and a multiple of the page size).
 pub const EVENTS_RING_BYTES: u32 = 1 << 20;
-/// Entries in [`SOCKET_OWNERS`]; LRU eviction keeps the most recently active sockets.
-pub const SOCKET_OWNERS_ENTRIES: u32 = 65536;
+/// Entries in [`SOCKETS`]; LRU eviction keeps the most recently active sockets.
+pub const SOCKETS_ENTRIES: u32 = 65536;
 /// Entries in [`LISTENER_OWNERS`].
 pub const LISTENER_OWNERS_ENTRIES: u32 = 8192;
 /// Entries in [`SYNACK_RETRANSMITS`]: one per listener that retransmitted.

@@ -16,6 +16,21 @@ pub struct Owner {
     pub comm: [u8; 16],
 }
 
+impl Owner {
+    /// No owner recorded (no `OWNER_FROM_*` source is 0). The programs pass this rather than an
+    /// `Option<Owner>`, whose absent payload the compiler may copy uninitialised, which the
+    /// verifier refuses.
+    pub const UNKNOWN: Owner = Owner {
+        pid: 0,
+        source: 0,
+        comm: [0; 16],
+    };
+
+    pub fn is_known(&self) -> bool {
+        self.source != 0
+    }
+}
+
 /// Recorded when the socket changed state in a system call (connect, listen, shutdown, close).
 pub const OWNER_FROM_SYSCALL: u32 = 2;
 /// An accepted socket inherits the owner of the listener it was accepted from.

@@ -15,6 +15,7 @@ pub const RECEIVE_RESET_TRACEPOINT: &str = "tcp_receive_reset";
 pub const RECEIVE_RESET_BTF: &str = "tcp_receive_reset_btf";
 /// Records socket owners, transitions and lifetimes.
 pub const SET_STATE_TRACEPOINT: &str = "inet_sock_set_state";
+pub const SET_STATE_BTF: &str = "inet_sock_set_state_btf";
 /// Records the backlog each listen() asked for.
 pub const LISTEN_TRACEPOINT: &str = "sys_enter_listen";
 /// Counted per listener.

@@ -47,6 +47,7 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
         sk_flags: member(&[("sock_common", "skc_flags"), ("sock", "sk_flags")]),
         sk_lingertime: member(&[("sock", "sk_lingertime")]),
         inet_sport: member(&[("inet_sock", "inet_sport")]),
+        sk_protocol: member(&[("sock", "sk_protocol")]),
         sk_err: member(&[("sock", "sk_err")]),
         icsk_retransmits: member(&[("inet_connection_sock", "icsk_retransmits")]),
         icsk_user_timeout: member(&[("inet_connection_sock", "icsk_user_timeout")]),

@@ -179,7 +179,7 @@ pub const SET_STATE: Hook = tracepoint!(
     "sock",
     "inet_sock_set_state",
     program::SET_STATE_TRACEPOINT,
-    None,
+    Some(program::SET_STATE_BTF),
     Capability::SocketOwners
 );
 pub const LISTEN: Hook = tracepoint!(

@@ -1,0 +1,132 @@
+//! What the programs remember per socket, in one record so that a state change costs at most one
+//! lookup: since when it has been connecting or established, whether an RST refused its
+//! connect(), and its owner (see `owners`).
+//!
+//! Records are not deleted when a socket closes: resets sent after the transition to CLOSE (an
+//! abortive close) still need the owner, and the LRU map reuses the oldest records. A socket
+//! address the allocator hands out again finds its predecessor's record and overwrites it in
+//! place, which also spares the LRU map an insert (it allocates even for a key it holds).
+
+use tcpwhy_common::{owner::Owner, tcp_state as st};
+
+use crate::{kernel::Memory, maps::SOCKETS};
+
+/// Set in [`SocketRecord::since`] when an RST hit the socket in SYN_SENT: its connect() was
+/// refused. Kept with the time it started connecting, so that the failure costs one lookup.
+const REFUSED: u64 = 1 << 63;
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct SocketRecord {
+    /// When the socket entered SYN_SENT or ESTABLISHED (0: in neither, or unknown), with
+    /// [`REFUSED`].
+    since: u64,
+    owner: Owner,
+}
+
+/// What the end of a timed state tells, handed to the caller: the record itself stays private.
+pub enum Ended {
+    /// SYN_SENT → CLOSE: the connect() failed.
+    ConnectFailed {
+        waited_since: u64,
+        refused: bool,
+        owner: Owner,
+    },
+    /// SYN_SENT → ESTABLISHED: the connect() succeeded after starting at `since` (0: unknown).
+    Connected {
+        since: u64,
+    },
+    /// ESTABLISHED → anything: the connection lived since `since` (0: unknown).
+    Established {
+        since: u64,
+    },
+    Nothing,
+}
+
+#[inline(always)]
+fn is_timed(state: u8) -> bool {
+    matches!(state, st::SYN_SENT | st::ESTABLISHED)
+}
+
+/// Updates `sk`'s record for its transition `old` → `new` at `now` with the owner it revealed
+/// (if known), and says what ended.
+#[inline(always)]
+pub fn changed(sk: u64, old: u8, new: u8, now: u64, owner: Owner) -> Ended {
+    let starts = is_timed(new);
+    let failed = old == st::SYN_SENT && new == st::CLOSE;
+    if !starts && !is_timed(old) && !owner.is_known() {
+        return Ended::Nothing;
+    }
+    let Some(record) = SOCKETS.get_ptr_mut(sk) else {
+        if starts || owner.is_known() {
+            let record = SocketRecord {
+                since: if starts { now } else { 0 },
+                owner,
+            };
+            let _ = SOCKETS.insert(sk, record, 0);
+        }
+        return if failed {
+            Ended::ConnectFailed {
+                waited_since: 0,
+                refused: false,
+                owner,
+            }
+        } else {
+            Ended::Nothing
+        };
+    };
+    // SAFETY: the pointer comes from the map; a socket's state changes are serialised by its
+    // lock, and a racing reset only sets REFUSED, which this transition ends anyway.
+    let record = unsafe { &mut *record };
+    let since = record.since & !REFUSED;
+    let ended = match old {
+        st::SYN_SENT if failed => Ended::ConnectFailed {
+            waited_since: since,
+            refused: record.since & REFUSED != 0,
+            owner: if owner.is_known() {
+                owner
+            } else {
+                record.owner
+            },
+        },
+        st::SYN_SENT if new == st::ESTABLISHED => Ended::Connected { since },
+        st::ESTABLISHED => Ended::Established { since },
+        _ => Ended::Nothing,
+    };
+    record.since = if starts { now } else { 0 };
+    if owner.is_known() {
+        record.owner = owner;
+    }
+    ended
+}
+
+/// The recorded owner of a socket, [`Owner::UNKNOWN`] if none.
+#[inline(always)]
+pub fn recorded_owner(sk: u64) -> Owner {
+    // SAFETY: the value is copied out at once.
+    match unsafe { SOCKETS.get(sk) } {
+        Some(record) => record.owner,
+        None => Owner::UNKNOWN,
+    }
+}
+
+/// An RST hit `sk`: if it was connecting, the connect() failing next was refused.
+#[inline(always)]
+pub fn mark_if_refused<M: Memory>(memory: M, sk: u64) {
+    if memory.read::<u8>(sk, |l| &l.skc_state) != Ok(st::SYN_SENT) {
+        return;
+    }
+    match SOCKETS.get_ptr_mut(sk) {
+        // SAFETY: the pointer comes from the map; a racing writer can only set the same bit or
+        // replace the time.
+        Some(record) => unsafe { (*record).since |= REFUSED },
+        // Connecting since before the probes attached: when is unknown (0).
+        None => {
+            let record = SocketRecord {
+                since: REFUSED,
+                owner: Owner::UNKNOWN,
+            };
+            let _ = SOCKETS.insert(sk, record, 0);
+        }
+    }
+}

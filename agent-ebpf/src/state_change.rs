@@ -1,0 +1,189 @@
+//! Every TCP state change (`sock:inet_sock_set_state`, BTF then classic): counted by
+//! transition, and the evidence that outlives it kept: the socket's record (`sockets`), its
+//! owner (`owners`), handshake and round-trip times (`latency`), connections the kernel gave up
+//! on (`silent_close`), since when a connection has waited in CLOSE_WAIT or FIN_WAIT2 (for user
+//! space), and connects that failed (a ring record each).
+
+use aya_ebpf::{
+    helpers::bpf_ktime_get_ns,
+    macros::{btf_tracepoint, tracepoint},
+    programs::{BtfTracePointContext, TracePointContext},
+};
+use aya_log_ebpf::debug;
+use tcpwhy_common::{
+    flow::{ConnectFailure, FlowKey},
+    maps::Counter,
+    owner::Owner,
+    tcp_state as st,
+};
+
+use crate::{
+    addresses::Locations,
+    context::tracepoint_field,
+    flow::{EndpointFields, from_socket, from_tracepoint},
+    kernel::{Memory, Probed, Typed},
+    latency,
+    maps::{CONNECT_FAILURES, STATE_SINCE, count, count_lifetime, count_transition, submit_flags},
+    owners, silent_close,
+    sockets::{self, Ended},
+};
+
+const IPPROTO_TCP: u16 = 6;
+
+/// Where a state-change program finds a connection's endpoints and reads its socket: the classic
+/// tracepoint's record carries the endpoints; the BTF tracepoint has only the socket, which it
+/// reads with typed loads.
+pub trait Endpoints: Copy {
+    type Memory: Memory;
+    fn memory(self) -> Self::Memory;
+    fn flow_key(self, sk: u64, tag: u16) -> FlowKey;
+}
+
+/// The classic tracepoint's record.
+#[derive(Clone, Copy)]
+pub struct Record<'a>(&'a TracePointContext);
+
+const SET_STATE_FIELDS: EndpointFields = EndpointFields {
+    sport: |l| &l.tp_set_state_sport,
+    dport: |l| &l.tp_set_state_dport,
+    family: |l| &l.tp_set_state_family,
+    addresses: Locations {
+        ipv4: (|l| &l.tp_set_state_saddr, |l| &l.tp_set_state_daddr),
+        ipv6: (|l| &l.tp_set_state_saddr_v6, |l| &l.tp_set_state_daddr_v6),
+    },
+};
+
+impl Endpoints for Record<'_> {
+    type Memory = Probed;
+    #[inline(always)]
+    fn memory(self) -> Probed {
+        Probed
+    }
+    #[inline(always)]
+    fn flow_key(self, sk: u64, tag: u16) -> FlowKey {
+        from_tracepoint(self.0, sk, &SET_STATE_FIELDS, tag)
+    }
+}
+
+/// The socket alone (the BTF tracepoint).
+#[derive(Clone, Copy)]
+pub struct Socket;
+
+impl Endpoints for Socket {
+    type Memory = Typed;
+    #[inline(always)]
+    fn memory(self) -> Typed {
+        Typed
+    }
+    #[inline(always)]
+    fn flow_key(self, sk: u64, tag: u16) -> FlowKey {
+        from_socket(Typed, sk, tag)
+    }
+}
+
+#[tracepoint(category = "sock", name = "inet_sock_set_state")]
+pub fn inet_sock_set_state(ctx: TracePointContext) -> u32 {
+    if tracepoint_field::<u16>(&ctx, |l| &l.tp_set_state_protocol) != Ok(IPPROTO_TCP) {
+        return 0;
+    }
+    let (Ok(sk), Ok(old), Ok(new)) = (
+        tracepoint_field::<u64>(&ctx, |l| &l.tp_set_state_skaddr),
+        tracepoint_field::<i32>(&ctx, |l| &l.tp_set_state_oldstate),
+        tracepoint_field::<i32>(&ctx, |l| &l.tp_set_state_newstate),
+    ) else {
+        debug!(&ctx, "inet_sock_set_state: record fields unreadable");
+        return 0;
+    };
+    changed(Record(&ctx), sk, old as u8, new as u8);
+    0
+}
+
+#[btf_tracepoint(function = "inet_sock_set_state")]
+pub fn inet_sock_set_state_btf(ctx: BtfTracePointContext) -> i32 {
+    let sk: u64 = ctx.arg(0);
+    if Typed.read::<u16>(sk, |l| &l.sk_protocol) != Ok(IPPROTO_TCP) {
+        return 0;
+    }
+    let (old, new): (i32, i32) = (ctx.arg(1), ctx.arg(2));
+    changed(Socket, sk, old as u8, new as u8);
+    0
+}
+
+#[inline(always)]
+fn changed<E: Endpoints>(endpoints: E, sk: u64, old: u8, new: u8) {
+    count_transition(old, new);
+    silent_close::note(endpoints, sk, old, new);
+    latency::state_changed(endpoints.memory(), sk, old, new);
+    let owner = owners::revealed_by(endpoints.memory(), sk, old, new);
+    if !interesting(old, new, owner.is_known()) {
+        return;
+    }
+    // SAFETY: helper call without preconditions.
+    let now = unsafe { bpf_ktime_get_ns() };
+    match sockets::changed(sk, old, new, now, owner) {
+        Ended::ConnectFailed {
+            waited_since,
+            refused,
+            owner,
+        } => report_connect_failure(endpoints, sk, now, waited_since, refused, owner),
+        Ended::Connected { since } => latency::connected(endpoints.memory(), sk, since, now),
+        Ended::Established { since } if since != 0 => count_lifetime(now.saturating_sub(since)),
+        _ => {}
+    }
+    track_waiting(endpoints, sk, old, new, now);
+}
+
+/// Whether the transition needs the time: one of the timed or waiting states begins or ends,
+/// or an owner is to be recorded. Most transitions of a short connection are one of these.
+#[inline(always)]
+fn interesting(old: u8, new: u8, owner_revealed: bool) -> bool {
+    let tracked = |state| {
+        matches!(
+            state,
+            st::SYN_SENT | st::ESTABLISHED | st::CLOSE_WAIT | st::FIN_WAIT2
+        )
+    };
+    owner_revealed || tracked(old) || tracked(new)
+}
+
+/// Since when a connection has been in CLOSE_WAIT (its application has not closed it) or
+/// FIN_WAIT2 (its peer has not), by endpoints, which user space matches with sock_diag.
+#[inline(always)]
+fn track_waiting<E: Endpoints>(endpoints: E, sk: u64, old: u8, new: u8, now: u64) {
+    let waiting = |state| matches!(state, st::CLOSE_WAIT | st::FIN_WAIT2);
+    if waiting(new) {
+        let _ = STATE_SINCE.insert(endpoints.flow_key(sk, u16::from(new)), now, 0);
+    }
+    if waiting(old) {
+        let _ = STATE_SINCE.remove(endpoints.flow_key(sk, u16::from(old)));
+    }
+}
+
+/// A connect() failed: refused when an RST answered it, timed out or abandoned otherwise.
+#[inline(always)]
+fn report_connect_failure<E: Endpoints>(
+    endpoints: E,
+    sk: u64,
+    now: u64,
+    started: u64,
+    refused: bool,
+    owner: Owner,
+) {
+    let Some(mut entry) = CONNECT_FAILURES.reserve::<ConnectFailure>(0) else {
+        count(Counter::EventsLost);
+        return;
+    };
+    entry.write(ConnectFailure {
+        timestamp_ns: now,
+        waited_ns: if started == 0 {
+            0
+        } else {
+            now.saturating_sub(started)
+        },
+        key: endpoints.flow_key(sk, u16::from(st::SYN_SENT)),
+        owner_pid: owner.pid,
+        refused: u32::from(refused),
+        owner_comm: owner.comm,
+    });
+    entry.submit(submit_flags(&CONNECT_FAILURES));
+}
