@@ -2,7 +2,7 @@
 //! transition, and the evidence that outlives it kept: the socket's record (`sockets`), its
 //! owner (`owners`), handshake and round-trip times (`latency`), connections the kernel gave up
 //! on (`silent_close`), since when a connection has waited in CLOSE_WAIT or FIN_WAIT2 (for user
-//! space), and connects that failed (a ring record each).
+//! space), and connects that failed (a ring record each, or a count for refused ones).
 
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
@@ -121,11 +121,12 @@ fn changed<E: Endpoints>(endpoints: E, sk: u64, old: u8, new: u8) {
     // SAFETY: helper call without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
     match sockets::changed(sk, old, new, now, owner) {
+        Ended::ConnectFailed { refused: true, .. } => count(Counter::ConnectsRefused),
         Ended::ConnectFailed {
             waited_since,
-            refused,
             owner,
-        } => report_connect_failure(endpoints, sk, now, waited_since, refused, owner),
+            ..
+        } => report_connect_failure(endpoints, sk, now, waited_since, owner),
         Ended::Connected { since } => latency::connected(endpoints.memory(), sk, since, now),
         Ended::Established { since } if since != 0 => count_lifetime(now.saturating_sub(since)),
         _ => {}
@@ -159,14 +160,13 @@ fn track_waiting<E: Endpoints>(endpoints: E, sk: u64, old: u8, new: u8, now: u64
     }
 }
 
-/// A connect() failed: refused when an RST answered it, timed out or abandoned otherwise.
+/// A connect() failed without an RST: it timed out, or its application gave up.
 #[inline(always)]
 fn report_connect_failure<E: Endpoints>(
     endpoints: E,
     sk: u64,
     now: u64,
     started: u64,
-    refused: bool,
     owner: Owner,
 ) {
     let Some(mut entry) = CONNECT_FAILURES.reserve::<ConnectFailure>(0) else {
@@ -182,7 +182,6 @@ fn report_connect_failure<E: Endpoints>(
         },
         key: endpoints.flow_key(sk, u16::from(st::SYN_SENT)),
         owner_pid: owner.pid,
-        refused: u32::from(refused),
         owner_comm: owner.comm,
     });
     entry.submit(submit_flags(&CONNECT_FAILURES));

@@ -78,9 +78,7 @@ impl Output for Printer {
     }
 
     fn connect_failed(&mut self, failed: ConnectFailed) -> Result<()> {
-        if !failed.refused {
-            self.timeouts.add(failed);
-        }
+        self.timeouts.add(failed);
         Ok(())
     }
 

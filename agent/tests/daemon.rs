@@ -59,6 +59,22 @@ fn metrics_and_events_follow_a_scenario() {
     let after = daemon.scrape();
     let events = daemon.events();
 
+    // Refused connects are counted in the kernel (no record each): the fold brings them here.
+    let refused = |text: &str| {
+        metric(
+            text,
+            "tcpwhy_connect_failures_total",
+            &[("result", "refused")],
+        )
+        .unwrap_or(0.0)
+    };
+    assert!(
+        refused(&after) - refused(&before) >= 4.0,
+        "{} then {}",
+        refused(&before),
+        refused(&after)
+    );
+
     // The event stream has exactly the scenario's resets, with their endpoints.
     let sent = ours(&events, "rst_sent", "no_listener", &server.to_string());
     assert_eq!(sent.len(), 4, "{sent:#?}");

@@ -29,7 +29,9 @@ pub struct FlowRetransmits {
     pub owner_comm: [u8; 16],
 }
 
-/// A connect() that failed: the socket went from SYN_SENT to CLOSE.
+/// A connect() that failed without an RST (timed out, or abandoned by its application): the
+/// socket went from SYN_SENT to CLOSE. Refused connects are only counted
+/// ([`crate::maps::Counter::ConnectsRefused`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ConnectFailure {
@@ -38,8 +40,6 @@ pub struct ConnectFailure {
     pub waited_ns: u64,
     pub key: FlowKey,
     pub owner_pid: u32,
-    /// Non-zero when an RST answered the SYN (refused) rather than silence (timed out).
-    pub refused: u32,
     pub owner_comm: [u8; 16],
 }
 
@@ -52,4 +52,4 @@ mod pod {
 }
 
 const _: () = assert!(core::mem::size_of::<FlowKey>() == 44);
-const _: () = assert!(core::mem::size_of::<ConnectFailure>() == 88);
+const _: () = assert!(core::mem::size_of::<ConnectFailure>() == 80);

@@ -72,8 +72,9 @@ pub const LISTEN_OVERFLOWS_ENTRIES: u32 = 4096;
 pub const RETRANSMIT_FLOWS_ENTRIES: u32 = 16384;
 /// Entries in [`STATE_SINCE`].
 pub const STATE_SINCE_ENTRIES: u32 = 65536;
-/// Size of [`CONNECT_FAILURES`]: a storm of refused connects on two cores (11,000 a second)
-/// overran 64 KiB between two drains.
+/// Size of [`CONNECT_FAILURES`]: connects that time out arrive at most as fast as applications
+/// start them (a storm of refused connects, which once overran 64 KiB between two drains, is
+/// counted in the kernel instead).
 pub const CONNECT_FAILURES_RING_BYTES: u32 = 1 << 18;
 /// Slots of [`LIFETIMES`]: 2^0 ms .. 2^31 ms and more.
 pub const LIFETIME_SLOTS: u32 = 32;
@@ -109,10 +110,13 @@ pub enum Counter {
     LatencyHistograms = 4,
     /// Resets added to [`RESET_AGGREGATES`] instead of sent one by one.
     ResetsAggregated = 5,
+    /// connect() calls an RST refused: counted, not sent to [`CONNECT_FAILURES`] (the reset
+    /// received is the event, and a storm of them would overrun the ring).
+    ConnectsRefused = 6,
 }
 
 /// Number of slots in [`COUNTERS`].
-pub const COUNTER_SLOTS: u32 = 6;
+pub const COUNTER_SLOTS: u32 = 7;
 
 /// Slots per dimension of [`STATE_TRANSITIONS`]: TCP states are numbered 1..=12.
 pub const TCP_STATES: u32 = 16;

@@ -146,10 +146,8 @@ impl Output for Published {
     }
 
     fn connect_failed(&mut self, failed: ConnectFailed) -> Result<()> {
-        lock(&self.metrics).count_connect_failure(failed.refused);
-        if !failed.refused {
-            self.timeouts.add(failed);
-        }
+        lock(&self.metrics).count_connect_timeout();
+        self.timeouts.add(failed);
         Ok(())
     }
 
@@ -263,7 +261,7 @@ fn fold_kernel_totals(engine: &Engine, metrics: &Mutex<Metrics>) -> Result<()> {
         .map(|(kind, count)| (kind.label(), count))
         .collect();
     let drops = engine.drops_by_reason()?;
-    let lost = session.counters()?.events_lost;
+    let counters = session.counters()?;
     let programs = session.program_stats();
     let handshakes = DIRECTIONS
         .iter()
@@ -276,7 +274,8 @@ fn fold_kernel_totals(engine: &Engine, metrics: &Mutex<Metrics>) -> Result<()> {
     metrics.fold_transitions(&transitions);
     metrics.fold_retransmits(&retransmits);
     metrics.fold_drops(&drops);
-    metrics.fold_events_lost(lost);
+    metrics.fold_events_lost(counters.events_lost);
+    metrics.fold_connects_refused(counters.connects_refused);
     metrics.fold_program_stats(&programs);
     Ok(())
 }

@@ -16,7 +16,7 @@ use crate::{
     },
     engine::{Ended, Engine, Output, SAMPLE_EVERY},
     events::flow::ConnectFailed,
-    model::Direction,
+    model::{Cause, Direction},
     probes::attach::attached_count,
 };
 
@@ -67,6 +67,11 @@ fn samples_in(period: Duration) -> u32 {
 impl Output for Collected {
     fn reset(&mut self, reset: &Classified) -> Result<()> {
         self.resets.add(reset);
+        if reset.cause == Cause::ConnectionRefused {
+            let (netns, remote) = (reset.reset.netns.unwrap_or(0), reset.reset.remote);
+            self.failed
+                .add_refused(u64::from(netns), remote, reset.reset.count());
+        }
         if let Some(progress) = &mut self.progress {
             progress.resets[usize::from(reset.reset.direction == Direction::Received)] +=
                 reset.reset.count();

@@ -106,6 +106,8 @@ pub struct Counters {
     pub latency_histograms: u64,
     /// Resets the kernel counted in aggregates instead of sending each.
     pub resets_aggregated: u64,
+    /// connect() calls an RST refused (counted, never sent).
+    pub connects_refused: u64,
 }
 
 /// The kernel layout and reset reason names from the kernel's BTF, and whether it could be read.
@@ -479,6 +481,7 @@ impl Session {
             resets_filtered_out: sum(Counter::ResetsFilteredOut),
             resets_aggregated: sum(Counter::ResetsAggregated),
             latency_histograms: sum(Counter::LatencyHistograms),
+            connects_refused: sum(Counter::ConnectsRefused),
         })
     }
 

@@ -7,14 +7,12 @@ use tcpwhy_common::{flow::ConnectFailure, maps::RetransmitKind};
 
 use crate::model::{Flow, OwnerSource, Process};
 
-/// A connect() that ended in SYN_SENT.
+/// A connect() that ended in SYN_SENT without an RST (refused ones are only counted).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectFailed {
     pub flow: Flow,
     /// How long it waited in SYN_SENT, when the start was seen.
     pub waited: Option<Duration>,
-    /// An RST answered (refused); otherwise nothing did (timed out, or abandoned by the app).
-    pub refused: bool,
     pub owner: Option<Process>,
 }
 
@@ -32,7 +30,6 @@ impl ConnectFailed {
         Ok(Self {
             flow: Flow::from_key(&raw.key),
             waited: (raw.waited_ns > 0).then(|| Duration::from_nanos(raw.waited_ns)),
-            refused: raw.refused != 0,
             owner: (raw.owner_pid != 0)
                 .then(|| Process::from_raw(raw.owner_pid, &raw.owner_comm, OwnerSource::Syscall)),
         })
@@ -76,7 +73,6 @@ mod tests {
             waited_ns: 3_000_000_000,
             key,
             owner_pid: 42,
-            refused: 0,
             owner_comm: comm,
         };
         // SAFETY: plain old data.
@@ -90,7 +86,6 @@ mod tests {
         assert_eq!(failed.flow.remote.to_string(), "10.0.0.1:80");
         assert_eq!(failed.flow.netns, 7);
         assert_eq!(failed.waited, Some(Duration::from_secs(3)));
-        assert!(!failed.refused);
         assert_eq!(failed.owner.unwrap().comm, "curl");
         assert!(ConnectFailed::decode(&bytes[..10]).is_err());
     }

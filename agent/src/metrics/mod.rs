@@ -387,14 +387,9 @@ impl Metrics {
             .set(1);
     }
 
-    pub fn count_connect_failure(&self, refused: bool) {
-        let result = if refused {
-            ConnectResult::Refused
-        } else {
-            ConnectResult::Timeout
-        };
+    pub fn count_connect_timeout(&self) {
         self.connect_failures
-            .with_label_values(&[result.label()])
+            .with_label_values(&[ConnectResult::Timeout.label()])
             .inc();
     }
 
@@ -519,6 +514,14 @@ impl Metrics {
     pub fn fold_events_lost(&mut self, total: u64) {
         let grown = self.fold("events lost".to_string(), total);
         self.events_lost.inc_by(grown);
+    }
+
+    /// Refused connects are counted in the kernel, not sent one by one.
+    pub fn fold_connects_refused(&mut self, total: u64) {
+        let grown = self.fold("connects refused".to_string(), total);
+        self.connect_failures
+            .with_label_values(&[ConnectResult::Refused.label()])
+            .inc_by(grown);
     }
 
     /// Programs that never ran (or run while statistics are off) are not exported.

@@ -1,4 +1,5 @@
-//! Failed connects: refused (an RST answered) or timed out (nothing did), per destination.
+//! Failed connects: timed out (nothing answered), per destination, with how many other connects
+//! to it an RST refused.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -55,10 +56,6 @@ impl FailedConnects {
         let destination = self
             .by_destination
             .get_or_insert_with((failed.flow.netns, failed.flow.remote), Default::default);
-        if failed.refused {
-            destination.refused += 1;
-            return;
-        }
         destination.timed_out += 1;
         destination.waited_max = destination
             .waited_max
@@ -70,6 +67,14 @@ impl FailedConnects {
         if failed.owner.is_some() {
             destination.owner = failed.owner;
         }
+    }
+
+    /// `count` connects from namespace `netns` to `remote` were refused (the resets received say
+    /// so: the kernel sends no failed-connect record for them).
+    pub fn add_refused(&mut self, netns: u64, remote: SocketAddr, count: u64) {
+        self.by_destination
+            .get_or_insert_with((netns, remote), Default::default)
+            .refused += count;
     }
 
     /// Destinations let go since the last call.
@@ -167,7 +172,6 @@ mod tests {
                 remote: SocketAddr::from(([10, 9, 0, 1], remote_port)),
             },
             waited: Some(Duration::from_secs(3)),
-            refused: false,
             owner: None,
         }
     }
@@ -195,6 +199,28 @@ mod tests {
         for gone in [2, 51] {
             assert!(!remotes.contains(&format!("10.9.0.1:{gone}")), "{gone}");
         }
+    }
+
+    #[test]
+    fn refused_connects_are_evidence_only_beside_a_timeout_to_the_same_destination() {
+        let mut failed = FailedConnects::default();
+        failed.add(timeout(80, 40000));
+        failed.add_refused(7, SocketAddr::from(([10, 9, 0, 1], 80)), 5);
+        failed.add_refused(7, SocketAddr::from(([10, 9, 0, 1], 443)), 9);
+        let found = failed.findings(&[], &NothingToLookUp);
+        assert_eq!(
+            found.len(),
+            1,
+            "refused alone is no connect_timeout: {found:#?}"
+        );
+        assert_eq!(found[0].evidence["refused"], 5);
+        assert!(
+            found[0]
+                .explanation
+                .contains("5 other connects to it were refused"),
+            "{}",
+            found[0].explanation
+        );
     }
 
     #[test]
