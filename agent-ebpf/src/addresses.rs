@@ -1,12 +1,9 @@
 //! A pair of addresses read by address family, wherever they are kept: in a socket, in a
 //! tracepoint record, or in a segment's IP header. IPv4 fills the first 4 bytes, IPv6 all 16.
 
-use tcpwhy_common::{
-    family::{AF_INET, AF_INET6},
-    headers::{ipv4, ipv6},
-};
+use tcpwhy_common::family::{AF_INET, AF_INET6};
 
-use crate::kernel::{Field, Memory, read_bytes_at};
+use crate::kernel::{Field, Memory};
 
 /// This host's address and the peer's; zero where unknown or unreadable.
 pub struct Addresses {
@@ -56,19 +53,5 @@ const SOCKET: Locations<Field> = Locations {
 pub fn of_socket<M: Memory>(memory: M, sk: u64, family: u16) -> Addresses {
     read_addresses(family, &SOCKET, |field, dst| {
         let _ = memory.read_address(sk, field, dst);
-    })
-}
-
-/// An incoming segment's addresses: its destination is this host's side.
-const SEGMENT: Locations<u64> = Locations {
-    ipv4: (ipv4::DESTINATION, ipv4::SOURCE),
-    ipv6: (ipv6::DESTINATION, ipv6::SOURCE),
-};
-
-/// The addresses of the segment whose IP header starts at `ip`.
-#[inline(always)]
-pub fn of_segment(ip: u64, family: u16) -> Addresses {
-    read_addresses(family, &SEGMENT, |offset, dst| {
-        let _ = read_bytes_at(ip + offset, dst);
     })
 }

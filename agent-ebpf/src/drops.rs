@@ -9,22 +9,16 @@ use aya_ebpf::{
     macros::{btf_tracepoint, tracepoint},
     programs::{BtfTracePointContext, TracePointContext},
 };
-use tcpwhy_common::{
-    drop::{DropCounts, DropKey, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP},
-    family::{AF_INET, AF_INET6},
-    headers::{ipv4, ipv6, tcp},
-};
+use tcpwhy_common::drop::{DropCounts, DropKey, ETH_P_IP, ETH_P_IPV6, IPPROTO_TCP};
 
 use crate::{
-    addresses::{Addresses, of_segment},
+    addresses::Addresses,
     context::tracepoint_field,
-    kernel::{Memory, Probed, Typed, device_netns, read_at, socket_netns},
+    kernel::{Memory, Probed, Typed, device_netns, socket_netns},
     layout::offset,
     maps::{TCP_DROPS, count_drop_reason, update_per_cpu},
+    segment::{IpHeader, TcpHeader},
 };
-
-/// Fixed IPv6 header length: TCP follows it directly when `next header` says TCP.
-const IPV6_HEADER_BYTES: u64 = 40;
 
 #[tracepoint(category = "skb", name = "kfree_skb")]
 pub fn kfree_skb(ctx: TracePointContext) -> u32 {
@@ -44,7 +38,7 @@ pub fn kfree_skb(ctx: TracePointContext) -> u32 {
     }
     let skb = tracepoint_field::<u64>(&ctx, |l| &l.tp_kfree_skb_skbaddr).unwrap_or(0);
     let rx_sk = tracepoint_field::<u64>(&ctx, |l| &l.tp_kfree_skb_rx_sk).unwrap_or(0);
-    count_if_tcp(Probed, protocol, reason, skb, rx_sk);
+    count_if_tcp(Probed, reason, skb, rx_sk);
     0
 }
 
@@ -67,7 +61,7 @@ pub fn kfree_skb_btf(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let rx_sk: u64 = if arity >= 4 { ctx.arg(3) } else { 0 };
-    count_if_tcp(Typed, protocol, reason, skb, rx_sk);
+    count_if_tcp(Typed, reason, skb, rx_sk);
     0
 }
 
@@ -78,31 +72,27 @@ fn is_quiet(reason: u32) -> bool {
     reason <= offset(|l| &l.drop_reason_not_specified)
 }
 
-/// Counts a dropped segment of network protocol `protocol` if it is TCP.
+/// Counts a dropped IP segment if it is TCP.
 #[inline(always)]
-fn count_if_tcp<M: Memory>(memory: M, protocol: u16, reason: u32, skb: u64, rx_sk: u64) {
+fn count_if_tcp<M: Memory>(memory: M, reason: u32, skb: u64, rx_sk: u64) {
     let (Ok(head), Ok(network)) = (
         memory.read::<u64>(skb, |l| &l.skb_head),
         memory.read::<u16>(skb, |l| &l.skb_network_header),
     ) else {
         return;
     };
-    let ip = head + u64::from(network);
     // The transport header may not be set yet where IP drops a segment: derive it.
-    let (family, tcp) = if protocol == ETH_P_IP {
-        if read_at::<u8>(ip + ipv4::PROTOCOL) != Ok(IPPROTO_TCP) {
-            return;
-        }
-        let header_words = read_at::<u8>(ip).unwrap_or(0) & 0x0f;
-        (AF_INET, ip + u64::from(header_words) * 4)
-    } else {
-        if read_at::<u8>(ip + ipv6::NEXT_HEADER) != Ok(IPPROTO_TCP) {
-            return;
-        }
-        (AF_INET6, ip + IPV6_HEADER_BYTES)
+    let Some(ip_header) = IpHeader::read(head + u64::from(network)) else {
+        return;
     };
-    let source_port = u16::from_be(read_at::<u16>(tcp + tcp::SOURCE_PORT).unwrap_or(0));
-    let destination_port = u16::from_be(read_at::<u16>(tcp + tcp::DESTINATION_PORT).unwrap_or(0));
+    let (Some(family), Some((IPPROTO_TCP, tcp))) = (ip_header.family(), ip_header.transport())
+    else {
+        return;
+    };
+    let Some(tcp_header) = TcpHeader::read(tcp) else {
+        return;
+    };
+    let (source_port, destination_port) = (tcp_header.source_port(), tcp_header.destination_port());
 
     // The socket the kernel matched (rx_sk), else the one attached to the segment: its sender
     // for an outgoing segment, or the receiver that early demux found for an incoming one.
@@ -112,7 +102,7 @@ fn count_if_tcp<M: Memory>(memory: M, protocol: u16, reason: u32, skb: u64, rx_s
         memory.read::<u64>(skb, |l| &l.skb_sk).unwrap_or(0)
     };
     let incoming = sk == 0 || memory.read::<u16>(sk, |l| &l.skc_num) == Ok(destination_port);
-    let Addresses { local, remote } = of_segment(ip, family);
+    let Addresses { local, remote } = ip_header.addresses(family);
     let (local_port, remote_port, local, remote) = if incoming {
         (destination_port, source_port, local, remote)
     } else {

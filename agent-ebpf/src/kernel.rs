@@ -95,13 +95,6 @@ pub fn read<T>(base: u64, field: Field) -> Result<T, i32> {
     unsafe { bpf_probe_read_kernel(addr as *const T) }
 }
 
-/// Reads a `T` at an absolute kernel address.
-#[inline(always)]
-pub fn read_at<T>(addr: u64) -> Result<T, i32> {
-    // SAFETY: as above.
-    unsafe { bpf_probe_read_kernel(addr as *const T) }
-}
-
 /// Copies bytes from an absolute kernel address.
 #[inline(always)]
 pub fn read_bytes_at(addr: u64, dst: &mut [u8]) -> Result<(), i32> {

@@ -26,6 +26,7 @@ mod reset_event;
 mod reset_received;
 mod reset_sent;
 mod retransmit;
+mod segment;
 mod silent_close;
 mod sockets;
 mod state_change;

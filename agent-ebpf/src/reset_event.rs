@@ -3,19 +3,19 @@
 use aya_ebpf::{EbpfContext, helpers::bpf_ktime_get_ns};
 use aya_log_ebpf::debug;
 use tcpwhy_common::{
-    family::{AF_INET, AF_INET6},
-    headers::{IP_VERSION, tcp},
+    family::AF_INET6,
     maps::Counter,
     reset::{ResetEvent, ResetOrigin, evidence},
     tcp_state,
 };
 
 use crate::{
-    addresses::{Addresses, of_segment, of_socket},
+    addresses::{Addresses, of_socket},
     flow::local_port,
-    kernel::{Memory, device_netns, read, read_at, socket_netns},
+    kernel::{Memory, device_netns, read, socket_netns},
     maps::{EVENTS, count, submit_flags},
     reset_aggregate::{aggregate, within_record_budget},
+    segment::{IpHeader, TcpHeader},
     sockets::recorded_owner,
 };
 
@@ -188,42 +188,43 @@ fn describe_segment<C: EbpfContext, M: Memory>(
     };
     let ip = head + network as u64;
     let tcp = head + transport as u64;
-    let Ok(flags) = read_at::<u8>(tcp + tcp::FLAGS) else {
+    let Some(tcp_header) = TcpHeader::read(tcp) else {
         debug!(
             ctx,
             "reset (origin {}): segment TCP header unreadable", event.origin
         );
         return;
     };
-    event.segment_flags = flags;
+    event.segment_flags = tcp_header.flags();
     event.evidence |= evidence::SEGMENT;
     if !take_endpoints {
         return;
     }
-    let family = match read_at::<u8>(ip + IP_VERSION).map(|b| b >> 4) {
-        Ok(4) => AF_INET,
-        Ok(6) => {
-            event.evidence |= evidence::IPV6;
-            AF_INET6
-        }
-        version => {
-            debug!(
-                ctx,
-                "reset (origin {}): segment IP version {}",
-                event.origin,
-                version.unwrap_or(0)
-            );
-            return;
-        }
+    let Some(ip_header) = IpHeader::read(ip) else {
+        debug!(
+            ctx,
+            "reset (origin {}): segment IP header unreadable", event.origin
+        );
+        return;
     };
-    let Addresses { local, remote } = of_segment(ip, family);
+    let Some(family) = ip_header.family() else {
+        debug!(
+            ctx,
+            "reset (origin {}): segment of another IP version", event.origin
+        );
+        return;
+    };
+    if family == AF_INET6 {
+        event.evidence |= evidence::IPV6;
+    }
+    let Addresses { local, remote } = ip_header.addresses(family);
     if event.netns == 0 {
         event.netns = device_netns(memory, skb);
     }
     event.local_addr = local;
     event.remote_addr = remote;
-    event.remote_port = u16::from_be(read_at::<u16>(tcp + tcp::SOURCE_PORT).unwrap_or(0));
-    event.local_port = u16::from_be(read_at::<u16>(tcp + tcp::DESTINATION_PORT).unwrap_or(0));
+    event.remote_port = tcp_header.source_port();
+    event.local_port = tcp_header.destination_port();
 }
 
 /// Names the socket's owner as recorded in process context (see `owners`).
