@@ -2,13 +2,13 @@
 //!
 //! Three workloads on loopback (refused connects: one RST each way; short connections: the state
 //! changes of a whole connection; SYNs an nftables rule drops in a namespace: the drop path),
-//! each timed bare (before and after the others), with `tcpwhy
-//! daemon` (default attach methods: BTF tracepoints first, then classic tracepoints first) and with bpftrace counting three
-//! tracepoints in kernel maps, the floor a user gets for free. Reported: the workload's cost per
-//! operation and its throughput relative to bare, the kernel-measured time per run of each
-//! program by tracepoint, the agent's CPU time per thousand events, and events lost. Then the
-//! daemon alone: idle CPU (no traffic, then many namespaces), resident memory, and a storm of
-//! refused connects.
+//! timed bare, with `tcpwhy daemon` (default attach methods: BTF tracepoints first; then classic
+//! tracepoints first) and with bpftrace counting three tracepoints in kernel maps, the floor a
+//! user gets for free. The setups take turns, round after round, so that load from elsewhere
+//! shifts them alike. Reported: the workload's cost per operation and its throughput relative to
+//! bare, the kernel-measured time per run of each program by tracepoint, the agent's CPU time
+//! per thousand events, and events lost. Then the daemon alone: idle CPU (no traffic, then many
+//! namespaces), resident memory, and a storm of refused connects.
 
 mod bpftrace;
 mod daemon;
@@ -24,9 +24,13 @@ use std::{
 
 use anyhow::{Result, bail};
 
-use self::{bpftrace::Bpftrace, daemon::Daemon};
+use self::{
+    bpftrace::Bpftrace,
+    daemon::{AgentCost, Daemon},
+};
 
-const ROUNDS: usize = 3;
+/// Each a start of the observer and one timing of every workload.
+const ROUNDS: usize = 5;
 
 struct Workload {
     name: &'static str,
@@ -76,25 +80,9 @@ fn short_connections(n: u32) -> Result<()> {
     Ok(())
 }
 
-/// Time per operation of each round.
-fn samples(workload: &Workload) -> Result<Vec<Duration>> {
-    (0..ROUNDS)
-        .map(|_| {
-            let started = Instant::now();
-            (workload.run)(workload.operations)?;
-            Ok(started.elapsed() / workload.operations)
-        })
-        .collect()
-}
-
 fn median(mut samples: Vec<Duration>) -> Duration {
     samples.sort();
     samples[samples.len() / 2]
-}
-
-/// Median time per operation of every workload.
-fn time_workloads() -> Result<Vec<Duration>> {
-    WORKLOADS.iter().map(|w| Ok(median(samples(w)?))).collect()
 }
 
 /// What the kernel measured for the programs on one tracepoint.
@@ -107,100 +95,151 @@ pub struct ProgramCost {
 /// By tracepoint.
 pub type Costs = BTreeMap<String, ProgramCost>;
 
-/// One configuration's results.
+/// How the workloads run: alone, or beside an observer.
+#[derive(Clone, Copy)]
+enum Setup {
+    Bare,
+    /// `tcpwhy daemon` with these probe methods (None: its default).
+    Daemon(Option<&'static str>),
+    Bpftrace,
+}
+
+/// One setup's results over every round.
 struct Column {
     name: &'static str,
-    per_op: Vec<Duration>,
+    setup: Setup,
+    /// Time per operation, by workload, one sample per round.
+    samples: Vec<Vec<Duration>>,
     costs: Costs,
-    note: String,
+    agent: Option<AgentCost>,
+}
+
+impl Column {
+    fn new(name: &'static str, setup: Setup) -> Self {
+        Column {
+            name,
+            setup,
+            samples: vec![Vec::new(); WORKLOADS.len()],
+            costs: Costs::new(),
+            agent: None,
+        }
+    }
+
+    /// Starts the setup, times every workload once and stops it again.
+    fn round(&mut self) -> Result<()> {
+        match self.setup {
+            Setup::Bare => self.time(),
+            Setup::Daemon(probe_methods) => {
+                let daemon = Daemon::start(probe_methods)?;
+                self.time()?;
+                let (costs, agent) = daemon.results()?;
+                self.add(costs);
+                self.agent.get_or_insert_default().add(agent);
+                Ok(())
+            }
+            Setup::Bpftrace => {
+                let bpftrace = Bpftrace::start()?;
+                self.time()?;
+                self.add(bpftrace.costs()?);
+                Ok(())
+            }
+        }
+    }
+
+    fn time(&mut self) -> Result<()> {
+        for (workload, samples) in WORKLOADS.iter().zip(&mut self.samples) {
+            let started = Instant::now();
+            (workload.run)(workload.operations)?;
+            samples.push(started.elapsed() / workload.operations);
+        }
+        Ok(())
+    }
+
+    /// Programs are loaded afresh each round: their counts add up.
+    fn add(&mut self, costs: Costs) {
+        for (tracepoint, cost) in costs {
+            let total = self.costs.entry(tracepoint).or_default();
+            total.runs += cost.runs;
+            total.seconds += cost.seconds;
+        }
+    }
+
+    fn per_op(&self, workload: usize) -> Duration {
+        median(self.samples[workload].clone())
+    }
 }
 
 /// The daemon's methods with classic tracepoints first (the default is BTF tracepoints first).
 const CLASSIC_FIRST: &str = "tracepoint,tp_btf,fentry,kprobe";
 
-fn with_daemon(name: &'static str, probe_methods: Option<&str>) -> Result<Column> {
-    let daemon = Daemon::start(probe_methods)?;
-    let per_op = time_workloads()?;
-    let (costs, note) = daemon.results()?;
-    Ok(Column {
-        name,
-        per_op,
-        costs,
-        note,
-    })
-}
-
-fn with_bpftrace() -> Result<Column> {
-    let bpftrace = Bpftrace::start()?;
-    let per_op = time_workloads()?;
-    Ok(Column {
-        name: "bpftrace, 3 counters",
-        per_op,
-        costs: bpftrace.costs()?,
-        note: String::new(),
-    })
-}
-
-/// Bare samples from before and after the others, so that drift on a shared machine shows in
-/// neither direction alone.
-fn bare(before: &[Vec<Duration>]) -> Result<Vec<Duration>> {
-    WORKLOADS
-        .iter()
-        .zip(before)
-        .map(|(workload, earlier)| {
-            let mut all = samples(workload)?;
-            all.extend(earlier);
-            Ok(median(all))
-        })
-        .collect()
+/// Every setup runs once per round, in an order that rotates from round to round, so that
+/// drift on a shared machine (other builds come and go) lands on all of them alike.
+fn measure_overhead() -> Result<Vec<Column>> {
+    let mut columns = [
+        Column::new("bare", Setup::Bare),
+        Column::new("tcpwhy daemon", Setup::Daemon(None)),
+        Column::new(
+            "tcpwhy, classic tracepoints first",
+            Setup::Daemon(Some(CLASSIC_FIRST)),
+        ),
+        Column::new("bpftrace, 3 counters", Setup::Bpftrace),
+    ];
+    let n = columns.len();
+    for round in 0..ROUNDS {
+        for k in 0..n {
+            let column = &mut columns[(round + k) % n];
+            eprintln!("xtask: bench round {}/{ROUNDS}: {}", round + 1, column.name);
+            column.round()?;
+        }
+    }
+    Ok(columns.into())
 }
 
 pub fn run() -> Result<()> {
     // First, before the workloads leave thousands of TIME_WAIT sockets for a minute.
     let idle = idle::measure()?;
-    println!("tcpwhy benchmark: median of {ROUNDS} rounds per workload and configuration\n");
-    let bare_before = WORKLOADS.iter().map(samples).collect::<Result<Vec<_>>>()?;
-    let columns = [
-        with_daemon("tcpwhy daemon", None)?,
-        with_daemon("tcpwhy, classic tracepoints first", Some(CLASSIC_FIRST))?,
-        with_bpftrace()?,
-    ];
-    let bare = bare(&bare_before)?;
+    let columns = measure_overhead()?;
     drops::remove();
+    let (bare, observed) = columns.split_first().expect("a bare column");
+    println!(
+        "tcpwhy benchmark: median of {ROUNDS} interleaved rounds per workload and configuration\n"
+    );
 
-    let names: Vec<&str> = columns.iter().map(|c| c.name).collect();
+    let names: Vec<&str> = observed.iter().map(|c| c.name).collect();
     println!("| workload | bare | {} |", names.join(" | "));
-    println!("|---|---|{}", "---|".repeat(columns.len()));
+    println!("|---|---|{}", "---|".repeat(observed.len()));
     for (i, workload) in WORKLOADS.iter().enumerate() {
-        let cells: Vec<String> = columns
+        let bare = bare.per_op(i);
+        let cells: Vec<String> = observed
             .iter()
             .map(|c| {
+                let per_op = c.per_op(i);
                 format!(
                     "{:.1} µs/op ({:.2})",
-                    micros(c.per_op[i]),
-                    bare[i].as_secs_f64() / c.per_op[i].as_secs_f64()
+                    micros(per_op),
+                    bare.as_secs_f64() / per_op.as_secs_f64()
                 )
             })
             .collect();
         println!(
             "| {} | {:.1} µs/op | {} |",
             workload.name,
-            micros(bare[i]),
+            micros(bare),
             cells.join(" | ")
         );
     }
     println!("\n(in parentheses: throughput relative to bare)\n");
 
     println!("| tracepoint: ns per run (runs) | {} |", names.join(" | "));
-    println!("|---|{}", "---|".repeat(columns.len()));
-    let tracepoints: std::collections::BTreeSet<&String> = columns
+    println!("|---|{}", "---|".repeat(observed.len()));
+    let tracepoints: std::collections::BTreeSet<&String> = observed
         .iter()
         .flat_map(|c| c.costs.iter())
         .filter(|(_, cost)| cost.runs > 0.0)
         .map(|(tracepoint, _)| tracepoint)
         .collect();
     for tracepoint in tracepoints {
-        let cells: Vec<String> = columns
+        let cells: Vec<String> = observed
             .iter()
             .map(|c| match c.costs.get(tracepoint) {
                 Some(cost) if cost.runs > 0.0 => {
@@ -211,9 +250,9 @@ pub fn run() -> Result<()> {
             .collect();
         println!("| {tracepoint} | {} |", cells.join(" | "));
     }
-    for column in &columns {
-        if !column.note.is_empty() {
-            println!("\n{}: {}", column.name, column.note);
+    for column in observed {
+        if let Some(agent) = &column.agent {
+            println!("\n{}: {agent}", column.name);
         }
     }
     print_idle(&idle);

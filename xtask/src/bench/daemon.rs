@@ -13,6 +13,35 @@ use anyhow::{Context, Result, bail};
 use super::Costs;
 use crate::run::workspace_root;
 
+/// What the agent itself spent while the workloads ran, and what it saw.
+#[derive(Default, Clone, Copy)]
+pub struct AgentCost {
+    pub events: f64,
+    pub lost: f64,
+    pub cpu: Duration,
+}
+
+impl AgentCost {
+    pub fn add(&mut self, other: AgentCost) {
+        self.events += other.events;
+        self.lost += other.lost;
+        self.cpu += other.cpu;
+    }
+}
+
+impl std::fmt::Display for AgentCost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{:.0} reset events, {:.0} lost, agent CPU {:.1} ms ({:.2} ms per 1000 events)",
+            self.events,
+            self.lost,
+            self.cpu.as_secs_f64() * 1e3,
+            self.cpu.as_secs_f64() * 1e6 / self.events.max(1.0)
+        )
+    }
+}
+
 pub struct Daemon {
     child: Child,
     addr: SocketAddr,
@@ -89,8 +118,8 @@ impl Daemon {
     }
 
     /// The kernel's time per program, by tracepoint (a BTF tracepoint program counts for the
-    /// tracepoint it attaches to), and a line on the agent's own cost.
-    pub fn results(&self) -> Result<(Costs, String)> {
+    /// tracepoint it attaches to), and what the agent itself spent.
+    pub fn results(&self) -> Result<(Costs, AgentCost)> {
         std::thread::sleep(Duration::from_millis(1500)); // one fold of the kernel totals
         let metrics = self.scrape()?;
         let cpu = self.cpu()? - self.cpu_at_start;
@@ -104,14 +133,12 @@ impl Daemon {
             cost.seconds += total;
         }
         let growth = |name| metric_sum(&metrics, name) - metric_sum(&self.metrics_at_start, name);
-        let events = growth("tcpwhy_resets_total");
-        let lost = growth("tcpwhy_events_lost_total");
-        let note = format!(
-            "{events:.0} reset events, {lost:.0} lost, agent CPU {:.1} ms ({:.2} ms per 1000 events)",
-            cpu.as_secs_f64() * 1e3,
-            cpu.as_secs_f64() * 1e6 / events.max(1.0)
-        );
-        Ok((costs, note))
+        let agent = AgentCost {
+            events: growth("tcpwhy_resets_total"),
+            lost: growth("tcpwhy_events_lost_total"),
+            cpu,
+        };
+        Ok((costs, agent))
     }
 
     /// Resident memory now and at its peak (`VmRSS`, `VmHWM`), in bytes.
