@@ -4,7 +4,7 @@ use aya_ebpf::{EbpfContext, helpers::bpf_ktime_get_ns};
 use aya_log_ebpf::debug;
 use tcpwhy_common::{
     family::AF_INET6,
-    maps::Counter,
+    maps::{Counter, EVENTS_RING_BYTES},
     reset::{ResetEvent, ResetOrigin, evidence},
     tcp_state,
 };
@@ -73,7 +73,7 @@ pub fn report<C: EbpfContext, M: Memory>(ctx: &C, memory: M, sighting: &Sighting
     }
     if within_record_budget(event.timestamp_ns)
         && EVENTS
-            .output::<ResetEvent>(&event, submit_flags(&EVENTS))
+            .output::<ResetEvent>(&event, submit_flags(&EVENTS, EVENTS_RING_BYTES))
             .is_ok()
     {
         return;

@@ -12,7 +12,7 @@ use aya_ebpf::{
 use aya_log_ebpf::debug;
 use tcpwhy_common::{
     flow::{ConnectFailure, FlowKey},
-    maps::Counter,
+    maps::{CONNECT_FAILURES_RING_BYTES, Counter},
     owner::Owner,
     tcp_state as st,
 };
@@ -184,5 +184,5 @@ fn report_connect_failure<E: Endpoints>(
         owner_pid: owner.pid,
         owner_comm: owner.comm,
     });
-    entry.submit(submit_flags(&CONNECT_FAILURES));
+    entry.submit(submit_flags(&CONNECT_FAILURES, CONNECT_FAILURES_RING_BYTES));
 }
