@@ -28,6 +28,13 @@ use self::{bpftrace::Bpftrace, daemon::Daemon};
 
 const ROUNDS: usize = 3;
 
+/// A part of the bench that runs alone (`--only`), to iterate on it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Part {
+    /// The daemon's idle CPU and memory.
+    Idle,
+}
+
 struct Workload {
     name: &'static str,
     operations: u32,
@@ -155,9 +162,13 @@ fn bare(before: &[Vec<Duration>]) -> Result<Vec<Duration>> {
         .collect()
 }
 
-pub fn run() -> Result<()> {
+pub fn run(only: Option<Part>) -> Result<()> {
     // First, before the workloads leave thousands of TIME_WAIT sockets for a minute.
     let idle = idle::measure()?;
+    if let Some(Part::Idle) = only {
+        print_idle(&idle);
+        return Ok(());
+    }
     println!("tcpwhy benchmark: median of {ROUNDS} rounds per workload and configuration\n");
     let bare_before = WORKLOADS.iter().map(samples).collect::<Result<Vec<_>>>()?;
     let columns = [
