@@ -241,10 +241,15 @@ fn print_idle(idle: &idle::Idle) {
     println!("|---|---|---|---|---|");
     println!(
         "| measured | {:.2} % of a core | {:.2} % of a core | {:.1} MiB | {:.1} MiB |",
-        idle.quiet,
-        idle.with_namespaces,
+        idle.quiet.percent,
+        idle.with_namespaces.percent,
         mib(idle.rss_steady),
         mib(idle.rss_peak)
+    );
+    println!(
+        "\nTCP state changes on the host meanwhile: {:.0} and {:.0} (more than a few dozen: \
+         others' traffic, not idle)",
+        idle.quiet.host_state_changes, idle.with_namespaces.host_state_changes
     );
 }
 
