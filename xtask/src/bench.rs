@@ -32,6 +32,13 @@ use self::{
 /// Each a start of the observer and one timing of every workload.
 const ROUNDS: usize = 5;
 
+/// A part of the bench that runs alone (`--only`), to iterate on it.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Part {
+    /// The daemon's idle CPU and memory.
+    Idle,
+}
+
 struct Workload {
     name: &'static str,
     operations: u32,
@@ -195,9 +202,13 @@ fn measure_overhead() -> Result<Vec<Column>> {
     Ok(columns.into())
 }
 
-pub fn run() -> Result<()> {
+pub fn run(only: Option<Part>) -> Result<()> {
     // First, before the workloads leave thousands of TIME_WAIT sockets for a minute.
     let idle = idle::measure()?;
+    if let Some(Part::Idle) = only {
+        print_idle(&idle);
+        return Ok(());
+    }
     let columns = measure_overhead()?;
     drops::remove();
     let (bare, observed) = columns.split_first().expect("a bare column");
@@ -269,10 +280,15 @@ fn print_idle(idle: &idle::Idle) {
     println!("|---|---|---|---|---|");
     println!(
         "| measured | {:.2} % of a core | {:.2} % of a core | {:.1} MiB | {:.1} MiB |",
-        idle.quiet,
-        idle.with_namespaces,
+        idle.quiet.percent,
+        idle.with_namespaces.percent,
         mib(idle.rss_steady),
         mib(idle.rss_peak)
+    );
+    println!(
+        "\nTCP state changes on the host meanwhile: {:.0} and {:.0} (more than a few dozen: \
+         others' traffic, not idle)",
+        idle.quiet.host_state_changes, idle.with_namespaces.host_state_changes
     );
 }
 

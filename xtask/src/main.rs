@@ -51,7 +51,11 @@ enum Task {
     Package,
     /// Measure what tcpwhy costs: workloads timed without and with the agent in the same run,
     /// kernel time per program run, agent CPU per 1000 events (as root).
-    Bench,
+    Bench {
+        /// Only this part of the bench.
+        #[arg(long)]
+        only: Option<bench::Part>,
+    },
     /// Every storm at once against `tcpwhy daemon` for N minutes, in network namespaces it
     /// creates (as root, under the host-test lock): memory must stay bounded, counts must equal
     /// the kernel's, /metrics must answer within 100 ms. Prints a table a minute.
@@ -122,10 +126,10 @@ fn run_task(task: Task) -> Result<ExitCode> {
             build()?;
             package::build()?;
         }
-        Task::Bench => {
+        Task::Bench { only } => {
             setup::ensure()?;
             build()?;
-            bench::run()?;
+            bench::run(only)?;
         }
         Task::Soak { minutes } => {
             setup::ensure()?;

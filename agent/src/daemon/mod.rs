@@ -21,7 +21,7 @@ use crate::{
         classify::Classified, connections::connects::FailedConnects, filter::Filter, findings,
         grouping::ResetGroup, reported::Reported,
     },
-    engine::{Engine, Output, SAMPLE_EVERY, session::StartError},
+    engine::{Engine, Output, QUIET_SAMPLE_EVERY, session::StartError},
     events::flow::ConnectFailed,
     metrics::{DropReason, Metrics, StateMap, connect_duration::DIRECTIONS},
     model::Finding,
@@ -38,9 +38,13 @@ const COUNT_CONNECTIONS_EVERY: Duration = Duration::from_secs(10);
 /// How long the exit waits for the event writer to write what is queued.
 const CLOSE_PATIENCE: Duration = Duration::from_millis(500);
 
-/// How many engine samples make `period`.
-fn samples_in(period: Duration) -> u32 {
-    (period.as_millis() / SAMPLE_EVERY.as_millis()).max(1) as u32
+/// Whether `period` has passed since `*last`; if so, it starts again from `now`.
+fn due(last: &mut Instant, now: Instant, period: Duration) -> bool {
+    let due = now.duration_since(*last) >= period;
+    if due {
+        *last = now;
+    }
+    due
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -103,7 +107,8 @@ pub async fn run(settings: Settings, filter: Filter) -> Result<(), DaemonError> 
         timeouts: FailedConnects::default(),
         reported: Reported::default(),
         reported_drops: Reported::default(),
-        samples: 0,
+        folded_at: Instant::now(),
+        connections_counted_at: Instant::now(),
         filter,
     };
     engine.run(&mut published, None).await?;
@@ -128,12 +133,16 @@ struct Published {
     reported: Reported,
     /// The same for drop findings, said every second rather than with the socket dumps.
     reported_drops: Reported,
-    samples: u32,
+    folded_at: Instant,
+    connections_counted_at: Instant,
     /// What the event stream shows (`--port`, `--pid`...); metrics are never filtered.
     filter: Filter,
 }
 
 impl Output for Published {
+    /// Scraped every few seconds at most, running for days on mostly idle hosts.
+    const SAMPLE_EVERY_WHEN_QUIET: Duration = QUIET_SAMPLE_EVERY;
+
     fn reset(&mut self, reset: &Classified) -> Result<()> {
         let finding = findings::of_resets(&ResetGroup::single(reset));
         lock(&self.metrics).count_resets(
@@ -152,14 +161,14 @@ impl Output for Published {
     }
 
     fn sampled(&mut self, engine: &mut Engine) -> Result<()> {
-        self.samples = self.samples.wrapping_add(1);
+        let now = Instant::now();
         if let Some(events) = &self.events {
             lock(&self.metrics)
                 .count_dropped(DropReason::WriteFailed, events.take_write_failures());
         }
         self.publish_queues(engine)?;
         lock(&self.metrics).count_engine_evictions(&engine.take_evictions());
-        if self.samples.is_multiple_of(samples_in(FOLD_EVERY)) {
+        if due(&mut self.folded_at, now, FOLD_EVERY) {
             fold_kernel_totals(engine, &self.metrics)?;
             for finding in self.reported_drops.changed(engine.drop_findings()) {
                 self.emit(&finding);
@@ -172,10 +181,11 @@ impl Output for Published {
                 events.report_suppressed();
             }
         }
-        if self
-            .samples
-            .is_multiple_of(samples_in(COUNT_CONNECTIONS_EVERY))
-        {
+        if due(
+            &mut self.connections_counted_at,
+            now,
+            COUNT_CONNECTIONS_EVERY,
+        ) {
             // Dumped before taking the lock: a dump of every namespace must not hold up scrapes.
             let by_state = engine.namespaces.connections_by_state();
             lock(&self.metrics).set_connections(&by_state);

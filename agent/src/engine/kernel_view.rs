@@ -15,7 +15,7 @@ pub trait ListenerProbes {
     /// Exact overflow counts per (namespace inode, listener endpoint) since the probes attached,
     /// or None when the function probes could not attach on this kernel.
     fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>>;
-    /// Sockets that started listening since the probes attached, in any namespace, or None
-    /// when the state-change probe is not counting.
-    fn listens(&self) -> Option<u64>;
+    /// Sockets that started or stopped listening since the probes attached, in any namespace,
+    /// or None when the state-change probe is not counting.
+    fn listener_changes(&self) -> Option<u64>;
 }

@@ -6,6 +6,7 @@ pub mod firewall;
 pub mod kernel_view;
 pub mod namespaces;
 mod owner_cache;
+mod pace;
 mod per_cpu_sums;
 pub mod ring;
 pub mod session;
@@ -23,6 +24,7 @@ use tokio::signal::unix::{SignalKind, signal};
 use self::{
     firewall::FirewallWatch,
     namespaces::{NamespaceEvictions, Namespaces},
+    pace::Pace,
     session::{Observed, Session, StartError},
 };
 use crate::{
@@ -55,16 +57,24 @@ use crate::{
 /// than this is still counted (by the counters); only its listener may go unnamed.
 pub const SAMPLE_EVERY: Duration = Duration::from_millis(100);
 
+/// How far apart samples may grow once nothing has moved for a second, for an output that runs
+/// for days on hosts that are mostly idle: the first event after a quiet spell waits up to this
+/// long, and a queue that fills and drains within it right then goes unnamed.
+pub const QUIET_SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
 /// What the engine hands to an output.
 pub trait Output {
     /// A reset, classified, with its owner filled in where one can be known.
     fn reset(&mut self, reset: &Classified) -> Result<()>;
     /// A connect() that ended in SYN_SENT.
     fn connect_failed(&mut self, failed: ConnectFailed) -> Result<()>;
-    /// Called after each sample (every [`SAMPLE_EVERY`]), to read what the engine knows now.
+    /// Called after each sample (every [`SAMPLE_EVERY`], or [`Output::SAMPLE_EVERY_WHEN_QUIET`]),
+    /// to read what the engine knows now.
     fn sampled(&mut self, _engine: &mut Engine) -> Result<()> {
         Ok(())
     }
+    /// How far apart samples may grow while nothing moves; by default they never do.
+    const SAMPLE_EVERY_WHEN_QUIET: Duration = SAMPLE_EVERY;
 }
 
 /// Why [`Engine::run`] returned.
@@ -98,8 +108,8 @@ pub struct Engine {
     started: Instant,
 }
 
-/// Every 10 s the heap freed by bursts of events is handed back.
-const SAMPLES_BETWEEN_TRIMS: u64 = 100;
+/// How often the heap freed by bursts of events is handed back.
+const TRIM_EVERY: Duration = Duration::from_secs(10);
 
 /// How old a reset held for a second look must be before it is judged: the stack's own reset,
 /// if any, is in the ring microseconds after it.
@@ -134,16 +144,16 @@ impl Engine {
     }
 
     /// Runs until `duration` passes (None: until a signal), handing everything to `output`.
-    pub async fn run(
+    pub async fn run<O: Output>(
         &mut self,
-        output: &mut impl Output,
+        output: &mut O,
         duration: Option<Duration>,
     ) -> Result<Ended> {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;
         let deadline = duration.map(|d| tokio::time::Instant::now() + d);
-        let mut sample = tokio::time::interval(SAMPLE_EVERY);
-        let mut samples: u64 = 0;
+        let mut pace = Pace::new(Instant::now(), O::SAMPLE_EVERY_WHEN_QUIET);
+        let mut trimmed_at = Instant::now();
         let ended = loop {
             let sleep = async {
                 match deadline {
@@ -151,18 +161,24 @@ impl Engine {
                     None => std::future::pending().await,
                 }
             };
+            let next_sample = tokio::time::Instant::from_std(pace.next_sample());
             tokio::select! {
-                seen = self.session.next_events() => self.deliver(seen?, output, false)?,
-                _ = sample.tick() => {
+                seen = self.session.next_events() => {
+                    pace.moved(Instant::now());
+                    self.deliver(seen?, output, false)?;
+                }
+                _ = tokio::time::sleep_until(next_sample) => {
                     let seen = self.session.remaining_events();
+                    let events = !seen.is_empty() || !self.second_look.is_empty();
                     self.deliver(seen, output, false)?;
                     let now = Instant::now();
-                    self.namespaces.tick(now, &self.session);
+                    let namespaces_moved = self.namespaces.tick(now, &self.session);
                     self.zero_window.look(now, &self.namespaces);
                     output.sampled(self)?;
-                    samples += 1;
-                    if samples.is_multiple_of(SAMPLES_BETWEEN_TRIMS) {
+                    pace.sampled(now, events || namespaces_moved);
+                    if now.duration_since(trimmed_at) >= TRIM_EVERY {
                         session::release_freed_memory();
+                        trimmed_at = now;
                     }
                 }
                 _ = sleep => break Ended::Elapsed,

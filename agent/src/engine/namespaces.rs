@@ -37,7 +37,8 @@ const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// with no new listener (clients only, or listeners from before tcpwhy started) and those gone.
 const FULL_RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// A namespace that received nothing has nothing new to show but listeners that came or went
-/// (and changed sysctls): it is sampled, and its sysctls re-read, this often.
+/// (and changed sysctls): its sysctls are re-read this often, and it is sampled this often
+/// where the probes do not count listen() and close() of listeners.
 const QUIET_RESAMPLE_EVERY: Duration = Duration::from_secs(10);
 
 /// How long a namespace's sockets are trusted not to have changed when it received nothing:
@@ -115,8 +116,9 @@ struct Watched {
     received: u64,
     /// What the probes had counted at the last sample.
     probe_counts: ProbeCounts,
-    /// When its listeners were last listed.
+    /// When its listeners were last listed, and the probes' count of listener changes then.
     listed_at: Instant,
+    listed_after: Option<u64>,
     sysctls_read_at: Instant,
     /// Whether it received packets since its sysctls were read.
     received_since_sysctls: bool,
@@ -125,20 +127,51 @@ struct Watched {
     sockets: RefCell<Option<SocketsDumped>>,
 }
 
+/// What a namespace's cheap signals say before it is sampled.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Signals {
+    /// Nothing arrived, no queue to drain, the probes counted nothing new: no sample.
+    Still,
+    /// Nothing arrived, but a queue may have drained or a listener may have come or gone:
+    /// sampled, though nothing shows activity.
+    Due,
+    /// Packets arrived or the probes counted something: sampled.
+    Moved,
+}
+
 impl Watched {
     /// A sample can only differ from the last one when packets arrived (a queue grows only
-    /// then), a queue was not empty (it may have drained), the probes counted something, or
-    /// the namespace has been quiet for long. Reading net/dev to know costs a fraction of a
+    /// then), a queue was not empty (it may have drained), the probes counted something, or a
+    /// listener came or went (`listener_changes`, counted over every namespace; else the
+    /// namespace has been quiet for long). Reading net/dev to know costs a fraction of a
     /// netstat read and a sock_diag dump.
-    fn worth_sampling(&mut self, now: Instant, probe_counts: &ProbeCounts) -> anyhow::Result<bool> {
+    fn signals(
+        &mut self,
+        now: Instant,
+        probe_counts: &ProbeCounts,
+        listener_changes: Option<u64>,
+    ) -> anyhow::Result<Signals> {
         let received = self.probe.received_packets()?;
         let arrived = received != self.received;
         self.received = received;
         self.received_since_sysctls |= arrived;
-        Ok(arrived
-            || self.listeners.iter().any(|l| l.queue_len > 0)
-            || *probe_counts != self.probe_counts
-            || now.duration_since(self.listed_at) >= QUIET_RESAMPLE_EVERY)
+        Ok(if arrived || *probe_counts != self.probe_counts {
+            Signals::Moved
+        } else if self.listeners.iter().any(|l| l.queue_len > 0)
+            || self.listeners_may_differ(now, listener_changes)
+        {
+            Signals::Due
+        } else {
+            Signals::Still
+        })
+    }
+
+    fn listeners_may_differ(&self, now: Instant, listener_changes: Option<u64>) -> bool {
+        let since = now.duration_since(self.listed_at);
+        match listener_changes {
+            Some(_) => since >= RESCAN_EVERY && listener_changes != self.listed_after,
+            None => since >= QUIET_RESAMPLE_EVERY,
+        }
     }
 
     /// Its TCP sockets in `states`, dumped again only when they may have changed.
@@ -187,8 +220,9 @@ pub struct NamespaceEvictions {
 pub struct Namespaces {
     watched: BTreeMap<u64, Watched>,
     rescanned_at: Option<Instant>,
-    /// The probes' count of listen() calls at the last rescan.
-    listens_at_rescan: u64,
+    /// The probes' count of listeners opened and closed, at this tick and at the last rescan.
+    listener_changes: Option<u64>,
+    listener_changes_at_rescan: u64,
     sysctls_checked_at: Option<Instant>,
     ledger: Ledger,
     owners: OwnerCache,
@@ -198,18 +232,21 @@ pub struct Namespaces {
 
 impl Namespaces {
     /// Samples every namespace where something may have changed; the engine calls this every
-    /// sample period.
-    pub fn tick(&mut self, now: Instant, probes: &dyn ListenerProbes) {
-        let listens = probes.listens();
+    /// sample period. True when something moved: a socket started listening, packets arrived
+    /// in a namespace, or the probes counted something for its listeners.
+    pub fn tick(&mut self, now: Instant, probes: &dyn ListenerProbes) -> bool {
+        let changes = probes.listener_changes();
+        self.listener_changes = changes;
+        let listened = changes.is_some_and(|count| count != self.listener_changes_at_rescan);
         let rescan = self.rescanned_at.is_none_or(|at| {
             let since = now.duration_since(at);
-            since >= FULL_RESCAN_EVERY
-                || (since >= RESCAN_EVERY && listens != Some(self.listens_at_rescan))
+            // Not counting listens: any namespace may have a new listener.
+            since >= FULL_RESCAN_EVERY || (since >= RESCAN_EVERY && (listened || changes.is_none()))
         });
         if rescan {
             self.rescan(now);
             self.rescanned_at = Some(now);
-            self.listens_at_rescan = listens.unwrap_or(0);
+            self.listener_changes_at_rescan = changes.unwrap_or(0);
         }
         if self
             .sysctls_checked_at
@@ -223,15 +260,18 @@ impl Namespaces {
         let synacks = probes.synack_retransmits();
         let exact = probes.listen_overflows();
         let inodes: Vec<u64> = self.watched.keys().copied().collect();
+        let mut moved = listened;
         for inode in inodes {
             let probe_counts = ProbeCounts::of(inode, &synacks, exact.as_ref());
             let watched = self
                 .watched
                 .get_mut(&inode)
                 .expect("sampled namespaces are watched");
-            let sampled = match watched.worth_sampling(now, &probe_counts) {
-                Ok(true) => self.sample(inode, now, probe_counts).map(Some),
-                Ok(false) => Ok(None),
+            let signals = watched.signals(now, &probe_counts, changes);
+            moved |= matches!(signals, Ok(Signals::Moved));
+            let sampled = match signals {
+                Ok(Signals::Still) => Ok(None),
+                Ok(_) => self.sample(inode, now, probe_counts).map(Some),
                 Err(err) => Err(err),
             };
             match sampled {
@@ -244,6 +284,7 @@ impl Namespaces {
                 Err(_) => self.forget(inode),
             }
         }
+        moved
     }
 
     fn problem(&mut self, text: String) {
@@ -269,7 +310,7 @@ impl Namespaces {
                 continue;
             }
             let inode = namespace.inode;
-            match start_watching(namespace, now) {
+            match start_watching(namespace, now, self.listener_changes) {
                 Ok(watched) => {
                     self.watched.insert(inode, watched);
                 }
@@ -305,6 +346,7 @@ impl Namespaces {
         watched.counters = counters;
         watched.listeners = listeners.clone();
         watched.listed_at = now;
+        watched.listed_after = self.listener_changes;
         watched.unsettled = true;
         let half_open = if growth.syn_queue_moved() {
             watched.probe.half_open_by_listener()?
@@ -395,6 +437,7 @@ impl Namespaces {
             None if watched.listed_at.elapsed() >= SAMPLE_EVERY => {
                 watched.listeners = watched.probe.listeners().ok()?;
                 watched.listed_at = Instant::now();
+                watched.listed_after = self.listener_changes;
                 listener_of(&watched.listeners, local)?
             }
             None => return None,
@@ -503,7 +546,11 @@ fn listener_of(listeners: &[ListenerNow], local: SocketAddr) -> Option<ListenerN
         .cloned()
 }
 
-fn start_watching(namespace: Namespace, now: Instant) -> anyhow::Result<Watched> {
+fn start_watching(
+    namespace: Namespace,
+    now: Instant,
+    listener_changes: Option<u64>,
+) -> anyhow::Result<Watched> {
     let mut probe = NamespaceProbe::open(namespace)?;
     let received = probe.received_packets()?;
     let counters = probe.counters()?;
@@ -519,6 +566,7 @@ fn start_watching(namespace: Namespace, now: Instant) -> anyhow::Result<Watched>
         received,
         probe_counts: ProbeCounts::default(),
         listed_at: now,
+        listed_after: listener_changes,
         sysctls_read_at: now,
         received_since_sysctls: false,
         unsettled: true,
@@ -548,7 +596,7 @@ mod tests {
             Some(self.0.clone())
         }
 
-        fn listens(&self) -> Option<u64> {
+        fn listener_changes(&self) -> Option<u64> {
             None
         }
     }

@@ -401,15 +401,9 @@ impl Session {
     /// Handshake durations since attach for `kind` (nothing evicted): the bucket counts, then
     /// the sum of µs.
     pub fn latency_totals(&self, kind: LatencyKind) -> Result<Vec<u64>> {
-        let map = self
-            .ebpf
-            .map(LATENCY_TOTALS)
-            .context("map LATENCY_TOTALS missing")?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map)?;
         let base = kind as u32 * TOTAL_SLOTS_PER_KIND;
-        (base..base + TOTAL_SLOTS_PER_KIND)
-            .map(|slot| Ok(array.get(&slot, 0)?.iter().sum()))
-            .collect()
+        let mut sums = self.sums(LATENCY_TOTALS, base + TOTAL_SLOTS_PER_KIND)?;
+        Ok(sums.split_off(base as usize))
     }
 
     /// Since when (CLOCK_MONOTONIC ns) connections have been in CLOSE_WAIT or FIN_WAIT2, for
@@ -532,7 +526,7 @@ impl ListenerProbes for Session {
         .collect()
     }
 
-    fn listens(&self) -> Option<u64> {
+    fn listener_changes(&self) -> Option<u64> {
         let counting = self
             .probes
             .iter()
@@ -542,8 +536,14 @@ impl ListenerProbes for Session {
         }
         let map = self.ebpf.map(STATE_TRANSITIONS)?;
         let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map).ok()?;
-        let slot = u32::from(tcp_state::CLOSE) * TCP_STATES + u32::from(tcp_state::LISTEN);
-        Some(array.get(&slot, 0).ok()?.iter().sum())
+        let slot = |from: u8, to: u8| u32::from(from) * TCP_STATES + u32::from(to);
+        [
+            slot(tcp_state::CLOSE, tcp_state::LISTEN),
+            slot(tcp_state::LISTEN, tcp_state::CLOSE),
+        ]
+        .iter()
+        .map(|slot| Some(array.get(slot, 0).ok()?.iter().sum::<u64>()))
+        .sum()
     }
 
     fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>> {

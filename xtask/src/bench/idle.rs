@@ -11,7 +11,7 @@ use std::{
 
 use anyhow::{Context, Result, bail};
 
-use super::daemon::Daemon;
+use super::daemon::{Daemon, metric_sum};
 
 /// Long enough for the 10 ms clock ticks the kernel counts CPU time in to resolve 0.1 %.
 const MEASURED_FOR: Duration = Duration::from_secs(20);
@@ -20,9 +20,8 @@ pub const NAMESPACES: usize = 50;
 const SETTLE: Duration = Duration::from_secs(3);
 
 pub struct Idle {
-    /// Percent of one core.
-    pub quiet: f64,
-    pub with_namespaces: f64,
+    pub quiet: CpuShare,
+    pub with_namespaces: CpuShare,
     /// Bytes: resident after the quiet period, and at the peak so far.
     pub rss_steady: u64,
     pub rss_peak: u64,
@@ -46,12 +45,31 @@ pub fn measure() -> Result<Idle> {
     })
 }
 
-/// The daemon's CPU over [`MEASURED_FOR`], in percent of one core.
-fn cpu_share(daemon: &Daemon) -> Result<f64> {
+pub struct CpuShare {
+    /// Percent of one core.
+    pub percent: f64,
+    /// TCP state changes the daemon counted on the host meanwhile: the machine is shared, and
+    /// others' traffic makes the daemon work (the bench's own scrapes make a few dozen).
+    pub host_state_changes: f64,
+}
+
+/// The daemon's CPU over [`MEASURED_FOR`].
+fn cpu_share(daemon: &Daemon) -> Result<CpuShare> {
+    let changes = || -> Result<f64> {
+        Ok(metric_sum(
+            &daemon.scrape()?,
+            "tcpwhy_state_transitions_total",
+        ))
+    };
+    let changes_before = changes()?;
     let (cpu_before, started) = (daemon.cpu()?, Instant::now());
     std::thread::sleep(MEASURED_FOR);
     let used = daemon.cpu()? - cpu_before;
-    Ok(used.as_secs_f64() * 100.0 / started.elapsed().as_secs_f64())
+    let percent = used.as_secs_f64() * 100.0 / started.elapsed().as_secs_f64();
+    Ok(CpuShare {
+        percent,
+        host_state_changes: changes()? - changes_before,
+    })
 }
 
 /// Network namespaces made with `ip netns`, each with a listener this process holds; deleted on
