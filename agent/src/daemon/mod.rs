@@ -21,7 +21,7 @@ use crate::{
         classify::Classified, connections::connects::FailedConnects, filter::Filter, findings,
         grouping::ResetGroup, reported::Reported,
     },
-    engine::{Engine, Output, QUIET_SAMPLE_EVERY, session::StartError},
+    engine::{Engine, Output, QUIET_SAMPLE_EVERY, due, session::StartError},
     events::flow::ConnectFailed,
     metrics::{DropReason, Metrics, StateMap, connect_duration::DIRECTIONS},
     model::Finding,
@@ -37,15 +37,6 @@ const COUNT_CONNECTIONS_EVERY: Duration = Duration::from_secs(10);
 
 /// How long the exit waits for the event writer to write what is queued.
 const CLOSE_PATIENCE: Duration = Duration::from_millis(500);
-
-/// Whether `period` has passed since `*last`; if so, it starts again from `now`.
-fn due(last: &mut Instant, now: Instant, period: Duration) -> bool {
-    let due = now.duration_since(*last) >= period;
-    if due {
-        *last = now;
-    }
-    due
-}
 
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {

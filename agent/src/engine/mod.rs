@@ -7,6 +7,7 @@ pub mod kernel_view;
 pub mod namespaces;
 mod owner_cache;
 mod pace;
+pub use pace::due;
 mod per_cpu_sums;
 pub mod ring;
 pub mod session;
@@ -176,9 +177,8 @@ impl Engine {
                     self.zero_window.look(now, &self.namespaces);
                     output.sampled(self)?;
                     pace.sampled(now, events || namespaces_moved);
-                    if now.duration_since(trimmed_at) >= TRIM_EVERY {
+                    if due(&mut trimmed_at, now, TRIM_EVERY) {
                         session::release_freed_memory();
-                        trimmed_at = now;
                     }
                 }
                 _ = sleep => break Ended::Elapsed,

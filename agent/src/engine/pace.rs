@@ -10,6 +10,16 @@ use super::SAMPLE_EVERY;
 /// Nothing moved for this long: samples may slow down.
 const QUIET_AFTER: Duration = Duration::from_secs(1);
 
+/// Whether `period` has passed since `*last`; if so, it starts again from `now`. For work done
+/// every so often between samples, which no longer come at a fixed rate.
+pub fn due(last: &mut Instant, now: Instant, period: Duration) -> bool {
+    let due = now.duration_since(*last) >= period;
+    if due {
+        *last = now;
+    }
+    due
+}
+
 pub struct Pace {
     /// How far apart samples are once quiet.
     quiet_every: Duration,
