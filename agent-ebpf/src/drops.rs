@@ -17,7 +17,7 @@ use crate::{
     kernel::{Memory, Probed, Typed, device_netns, socket_netns},
     layout::offset,
     maps::{TCP_DROPS, count_drop_reason, update_per_cpu},
-    segment::{IpHeader, TcpHeader},
+    segment::IpHeader,
 };
 
 #[tracepoint(category = "skb", name = "kfree_skb")]
@@ -89,7 +89,7 @@ fn count_if_tcp<M: Memory>(memory: M, reason: u32, skb: u64, rx_sk: u64) {
     else {
         return;
     };
-    let Some(tcp_header) = TcpHeader::read(tcp) else {
+    let Some(tcp_header) = ip_header.tcp_header(tcp) else {
         return;
     };
     let (source_port, destination_port) = (tcp_header.source_port(), tcp_header.destination_port());

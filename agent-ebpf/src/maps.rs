@@ -14,15 +14,14 @@ use tcpwhy_common::{
         CONNECT_FAILURES_RING_BYTES, COUNTER_SLOTS, Counter, EVENTS_RING_BYTES, LATENCIES_ENTRIES,
         LIFETIME_SLOTS, LISTEN_BACKLOGS_ENTRIES, LISTEN_OVERFLOWS_ENTRIES, LISTENER_OWNERS_ENTRIES,
         RESET_AGGREGATES_ENTRIES, RETRANSMIT_FLOWS_ENTRIES, RETRANSMIT_KINDS, RetransmitKind,
-        SILENT_CLOSES_ENTRIES, SOCKETS_ENTRIES, STATE_SINCE_ENTRIES, SYNACK_RETRANSMITS_ENTRIES,
-        TCP_DROPS_ENTRIES, TCP_STATES,
+        SILENT_CLOSES_ENTRIES, SOCKETS_ENTRIES, SYNACK_RETRANSMITS_ENTRIES, TCP_DROPS_ENTRIES,
+        TCP_STATES,
     },
     owner::{ListenCall, ListenerKey, Owner},
     reset::{RecordBudget, ResetAggregate, ResetAggregateKey},
+    socket::SocketRecord,
     synack::{ListenerId, SynAckRetransmits},
 };
-
-use crate::sockets::SocketRecord;
 
 #[map]
 pub static EVENTS: RingBuf = RingBuf::with_byte_size(EVENTS_RING_BYTES, 0);
@@ -76,11 +75,6 @@ pub static RETRANSMITS: PerCpuArray<u64> = PerCpuArray::with_max_entries(RETRANS
 #[map]
 pub static RETRANSMIT_FLOWS: LruPerCpuHashMap<FlowKey, FlowRetransmits> =
     LruPerCpuHashMap::with_max_entries(RETRANSMIT_FLOWS_ENTRIES, 0);
-
-/// Since when a connection has been in CLOSE_WAIT or FIN_WAIT2, by endpoints (user-visible).
-#[map]
-pub static STATE_SINCE: LruHashMap<FlowKey, u64> =
-    LruHashMap::with_max_entries(STATE_SINCE_ENTRIES, 0);
 
 #[map]
 pub static CONNECT_FAILURES: RingBuf = RingBuf::with_byte_size(CONNECT_FAILURES_RING_BYTES, 0);

@@ -188,7 +188,28 @@ fn describe_segment<C: EbpfContext, M: Memory>(
     };
     let ip = head + network as u64;
     let tcp = head + transport as u64;
-    let Some(tcp_header) = TcpHeader::read(tcp) else {
+    if !take_endpoints {
+        // The socket names both ends: only the flags are wanted.
+        match TcpHeader::read(tcp) {
+            Some(tcp_header) => {
+                event.segment_flags = tcp_header.flags();
+                event.evidence |= evidence::SEGMENT;
+            }
+            None => debug!(
+                ctx,
+                "reset (origin {}): segment TCP header unreadable", event.origin
+            ),
+        }
+        return;
+    }
+    let Some(ip_header) = IpHeader::read(ip) else {
+        debug!(
+            ctx,
+            "reset (origin {}): segment headers unreadable", event.origin
+        );
+        return;
+    };
+    let Some(tcp_header) = ip_header.tcp_header(tcp) else {
         debug!(
             ctx,
             "reset (origin {}): segment TCP header unreadable", event.origin
@@ -197,16 +218,6 @@ fn describe_segment<C: EbpfContext, M: Memory>(
     };
     event.segment_flags = tcp_header.flags();
     event.evidence |= evidence::SEGMENT;
-    if !take_endpoints {
-        return;
-    }
-    let Some(ip_header) = IpHeader::read(ip) else {
-        debug!(
-            ctx,
-            "reset (origin {}): segment IP header unreadable", event.origin
-        );
-        return;
-    };
     let Some(family) = ip_header.family() else {
         debug!(
             ctx,

@@ -1,30 +1,23 @@
-//! What the programs remember per socket, in one record so that a state change costs at most one
-//! lookup: since when it has been connecting or established, whether an RST refused its
-//! connect(), and its owner (see `owners`).
+//! Each socket's [`SocketRecord`]: the start of its timed state, whether an RST refused its
+//! connect(), its owner (see `owners`), and the endpoints of a connection left waiting.
 //!
 //! Records are not deleted when a socket closes: resets sent after the transition to CLOSE (an
 //! abortive close) still need the owner, and the LRU map reuses the oldest records. A socket
 //! address the allocator hands out again finds its predecessor's record and overwrites it in
 //! place, which also spares the LRU map an insert (it allocates even for a key it holds).
 
-use tcpwhy_common::{owner::Owner, tcp_state as st};
+use tcpwhy_common::{
+    flow::FlowKey,
+    owner::Owner,
+    socket::{SocketRecord, is_timed, is_waiting},
+    tcp_state as st,
+};
 
 use crate::{kernel::Memory, maps::SOCKETS};
 
-/// Set in [`SocketRecord::since`] when an RST hit the socket in SYN_SENT: its connect() was
-/// refused. Kept with the time it started connecting, so that the failure costs one lookup.
-const REFUSED: u64 = 1 << 63;
+const REFUSED: u64 = SocketRecord::REFUSED;
 
-#[repr(C)]
-#[derive(Clone, Copy)]
-pub struct SocketRecord {
-    /// When the socket entered SYN_SENT or ESTABLISHED (0: in neither, or unknown), with
-    /// [`REFUSED`].
-    since: u64,
-    owner: Owner,
-}
-
-/// What the end of a timed state tells, handed to the caller: the record itself stays private.
+/// What the end of a timed state tells, handed to the caller.
 pub enum Ended {
     /// SYN_SENT → CLOSE: the connect() failed.
     ConnectFailed {
@@ -43,15 +36,17 @@ pub enum Ended {
     Nothing,
 }
 
-#[inline(always)]
-fn is_timed(state: u8) -> bool {
-    matches!(state, st::SYN_SENT | st::ESTABLISHED)
-}
-
 /// Updates `sk`'s record for its transition `old` → `new` at `now` with the owner it revealed
-/// (if known), and says what ended.
+/// (if known), and says what ended. `endpoints` names the connection when it starts waiting.
 #[inline(always)]
-pub fn changed(sk: u64, old: u8, new: u8, now: u64, owner: Owner) -> Ended {
+pub fn changed(
+    sk: u64,
+    old: u8,
+    new: u8,
+    now: u64,
+    owner: Owner,
+    endpoints: impl FnOnce() -> FlowKey,
+) -> Ended {
     let starts = is_timed(new);
     let failed = old == st::SYN_SENT && new == st::CLOSE;
     if !starts && !is_timed(old) && !owner.is_known() {
@@ -59,11 +54,7 @@ pub fn changed(sk: u64, old: u8, new: u8, now: u64, owner: Owner) -> Ended {
     }
     let Some(record) = SOCKETS.get_ptr_mut(sk) else {
         if starts || owner.is_known() {
-            let record = SocketRecord {
-                since: if starts { now } else { 0 },
-                owner,
-            };
-            let _ = SOCKETS.insert(sk, record, 0);
+            let _ = SOCKETS.insert(sk, first_record(new, now, owner, endpoints), 0);
         }
         return if failed {
             Ended::ConnectFailed {
@@ -93,11 +84,37 @@ pub fn changed(sk: u64, old: u8, new: u8, now: u64, owner: Owner) -> Ended {
         st::ESTABLISHED => Ended::Established { since },
         _ => Ended::Nothing,
     };
+    if is_waiting(new) {
+        record.timed = endpoints();
+    }
+    record.timed.tag = u16::from(new);
     record.since = if starts { now } else { 0 };
     if owner.is_known() {
         record.owner = owner;
     }
     ended
+}
+
+/// The record of a socket seen for the first time.
+#[inline(always)]
+fn first_record(
+    new: u8,
+    now: u64,
+    owner: Owner,
+    endpoints: impl FnOnce() -> FlowKey,
+) -> SocketRecord {
+    let mut timed = if is_waiting(new) {
+        endpoints()
+    } else {
+        FlowKey::UNKNOWN
+    };
+    timed.tag = u16::from(new);
+    SocketRecord {
+        since: if is_timed(new) { now } else { 0 },
+        owner,
+        timed,
+        _pad: 0,
+    }
 }
 
 /// The recorded owner of a socket, [`Owner::UNKNOWN`] if none.
@@ -122,9 +139,13 @@ pub fn mark_if_refused<M: Memory>(memory: M, sk: u64) {
         Some(record) => unsafe { (*record).since |= REFUSED },
         // Connecting since before the probes attached: when is unknown (0).
         None => {
+            let mut timed = FlowKey::UNKNOWN;
+            timed.tag = u16::from(st::SYN_SENT);
             let record = SocketRecord {
                 since: REFUSED,
                 owner: Owner::UNKNOWN,
+                timed,
+                _pad: 0,
             };
             let _ = SOCKETS.insert(sk, record, 0);
         }

@@ -1,8 +1,8 @@
 //! Every TCP state change (`sock:inet_sock_set_state`, BTF then classic): counted by
 //! transition, and the evidence that outlives it kept: the socket's record (`sockets`), its
 //! owner (`owners`), handshake and round-trip times (`latency`), connections the kernel gave up
-//! on (`silent_close`), since when a connection has waited in CLOSE_WAIT or FIN_WAIT2 (for user
-//! space), and connects that failed (a ring record each, or a count for refused ones).
+//! on (`silent_close`), and connects that failed (a ring record each, or a count for refused
+//! ones).
 
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
@@ -14,6 +14,7 @@ use tcpwhy_common::{
     flow::{ConnectFailure, FlowKey},
     maps::{CONNECT_FAILURES_RING_BYTES, Counter},
     owner::Owner,
+    socket::is_timed,
     tcp_state as st,
 };
 
@@ -23,7 +24,7 @@ use crate::{
     flow::{EndpointFields, from_socket, from_tracepoint},
     kernel::{Memory, Probed, Typed},
     latency,
-    maps::{CONNECT_FAILURES, STATE_SINCE, count, count_lifetime, count_transition, submit_flags},
+    maps::{CONNECT_FAILURES, count, count_lifetime, count_transition, submit_flags},
     owners, silent_close,
     sockets::{self, Ended},
 };
@@ -120,7 +121,8 @@ fn changed<E: Endpoints>(endpoints: E, sk: u64, old: u8, new: u8) {
     }
     // SAFETY: helper call without preconditions.
     let now = unsafe { bpf_ktime_get_ns() };
-    match sockets::changed(sk, old, new, now, owner) {
+    let endpoints_now = || endpoints.flow_key(sk, u16::from(new));
+    match sockets::changed(sk, old, new, now, owner, endpoints_now) {
         Ended::ConnectFailed { refused: true, .. } => count(Counter::ConnectsRefused),
         Ended::ConnectFailed {
             waited_since,
@@ -131,33 +133,13 @@ fn changed<E: Endpoints>(endpoints: E, sk: u64, old: u8, new: u8) {
         Ended::Established { since } if since != 0 => count_lifetime(now.saturating_sub(since)),
         _ => {}
     }
-    track_waiting(endpoints, sk, old, new, now);
 }
 
-/// Whether the transition needs the time: one of the timed or waiting states begins or ends,
-/// or an owner is to be recorded. Most transitions of a short connection are one of these.
+/// Whether the transition needs the time: a timed state begins or ends, or an owner is to be
+/// recorded. Most transitions of a short connection are one of these.
 #[inline(always)]
 fn interesting(old: u8, new: u8, owner_revealed: bool) -> bool {
-    let tracked = |state| {
-        matches!(
-            state,
-            st::SYN_SENT | st::ESTABLISHED | st::CLOSE_WAIT | st::FIN_WAIT2
-        )
-    };
-    owner_revealed || tracked(old) || tracked(new)
-}
-
-/// Since when a connection has been in CLOSE_WAIT (its application has not closed it) or
-/// FIN_WAIT2 (its peer has not), by endpoints, which user space matches with sock_diag.
-#[inline(always)]
-fn track_waiting<E: Endpoints>(endpoints: E, sk: u64, old: u8, new: u8, now: u64) {
-    let waiting = |state| matches!(state, st::CLOSE_WAIT | st::FIN_WAIT2);
-    if waiting(new) {
-        let _ = STATE_SINCE.insert(endpoints.flow_key(sk, u16::from(new)), now, 0);
-    }
-    if waiting(old) {
-        let _ = STATE_SINCE.remove(endpoints.flow_key(sk, u16::from(old)));
-    }
+    owner_revealed || is_timed(old) || is_timed(new)
 }
 
 /// A connect() failed without an RST: it timed out, or its application gave up.

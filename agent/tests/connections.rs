@@ -238,6 +238,8 @@ fn a_process_that_never_closes_leaks_close_wait_and_its_peers_wait_in_fin_wait2(
     assert_eq!(waiting[0]["count"], 3);
     assert_eq!(waiting[0]["remote"], server.to_string());
     assert_eq!(waiting[0]["evidence"]["orphans"], 0);
+    assert_eq!(waiting[0]["evidence"]["oldest_known"], true);
+    assert!(waiting[0]["evidence"]["oldest_ms"].as_u64().unwrap() >= 5000);
     assert_eq!(waiting[0]["process"]["pid"], our_pid());
 }
 

@@ -16,6 +16,19 @@ pub struct FlowKey {
     pub remote_addr: [u8; 16],
 }
 
+impl FlowKey {
+    /// No connection: what a socket's record holds until it has endpoints worth keeping.
+    pub const UNKNOWN: FlowKey = FlowKey {
+        netns: 0,
+        family: 0,
+        local_port: 0,
+        remote_port: 0,
+        tag: 0,
+        local_addr: [0; 16],
+        remote_addr: [0; 16],
+    };
+}
+
 /// Retransmits of one flow, per CPU.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

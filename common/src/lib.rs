@@ -18,5 +18,6 @@ pub mod maps;
 pub mod owner;
 pub mod programs;
 pub mod reset;
+pub mod socket;
 pub mod synack;
 pub mod tcp_state;

@@ -4,8 +4,9 @@
 pub const EVENTS: &str = "EVENTS";
 /// Per-CPU array of [`Counter`] slots, summed by user space.
 pub const COUNTERS: &str = "COUNTERS";
-/// LRU hash: socket address → what the programs remember of it (since when it has been
-/// connecting or established, whether a reset refused its connect, its owner); kernel-only.
+/// LRU hash: socket address → [`crate::socket::SocketRecord`], what the programs remember of
+/// it (since when it has been in its timed state, whether a reset refused its connect, its
+/// owner).
 pub const SOCKETS: &str = "SOCKETS";
 /// LRU hash: [`crate::owner::ListenerKey`] → [`crate::owner::Owner`] of the listening process.
 pub const LISTENER_OWNERS: &str = "LISTENER_OWNERS";
@@ -21,8 +22,6 @@ pub const STATE_TRANSITIONS: &str = "STATE_TRANSITIONS";
 pub const RETRANSMITS: &str = "RETRANSMITS";
 /// LRU per-CPU hash: [`crate::flow::FlowKey`] (tag = kind) → [`crate::flow::FlowRetransmits`].
 pub const RETRANSMIT_FLOWS: &str = "RETRANSMIT_FLOWS";
-/// LRU hash: [`crate::flow::FlowKey`] (tag = state) → when the connection entered that state.
-pub const STATE_SINCE: &str = "STATE_SINCE";
 /// Ring buffer of [`crate::flow::ConnectFailure`]s.
 pub const CONNECT_FAILURES: &str = "CONNECT_FAILURES";
 /// Per-CPU array: connection lifetimes, slot = floor(log2(lifetime in ms)), capped.
@@ -70,8 +69,6 @@ pub const SYNACK_RETRANSMITS_ENTRIES: u32 = 4096;
 pub const LISTEN_OVERFLOWS_ENTRIES: u32 = 4096;
 /// Entries in [`RETRANSMIT_FLOWS`].
 pub const RETRANSMIT_FLOWS_ENTRIES: u32 = 16384;
-/// Entries in [`STATE_SINCE`].
-pub const STATE_SINCE_ENTRIES: u32 = 65536;
 /// Size of [`CONNECT_FAILURES`]: connects that time out arrive at most as fast as applications
 /// start them (a storm of refused connects, which once overran 64 KiB between two drains, is
 /// counted in the kernel instead).

@@ -4,6 +4,7 @@
 
 pub mod firewall;
 pub mod kernel_view;
+mod map_batch;
 pub mod namespaces;
 mod owner_cache;
 mod pace;

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap as AyaHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap as AyaHashMap, Map, PerCpuArray, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
     close::SilentClose,
@@ -26,16 +26,20 @@ use tcpwhy_common::{
         CONNECT_FAILURES, COUNTER_SLOTS, COUNTERS, Counter, DROP_REASONS, EVENTS, LATENCIES,
         LATENCY_TOTALS, LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS, LISTEN_OVERFLOWS,
         RESET_AGGREGATES, RESET_AGGREGATES_SIDE, RETRANSMIT_FLOWS, RETRANSMIT_KINDS, RETRANSMITS,
-        RetransmitKind, SILENT_CLOSES, STATE_SINCE, STATE_TRANSITIONS, SYNACK_RETRANSMITS,
-        TCP_DROPS, TCP_STATES,
+        RetransmitKind, SILENT_CLOSES, SOCKETS, STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_DROPS,
+        TCP_STATES,
     },
     owner::ListenCall,
     reset::{ResetAggregate, ResetAggregateKey},
+    socket::SocketRecord,
     synack::{ListenerId, SynAckRetransmits},
     tcp_state,
 };
 
-use super::{kernel_view::ListenerProbes, per_cpu_sums::per_cpu_sums, ring::EventRing};
+use super::{
+    kernel_view::ListenerProbes, map_batch::for_each_entry, per_cpu_sums::per_cpu_sums,
+    ring::EventRing,
+};
 use crate::{
     analysis::{latency::Measured, queues::attribution::SynAckSeen},
     events::{
@@ -143,6 +147,9 @@ fn resolve_from_btf(
         }
     }
 }
+
+/// Socket records asked for per read: 80 KiB of values.
+const SOCKET_RECORDS_PER_READ: u32 = 1024;
 
 /// Longer than any program run that read which aggregates to add to before they were switched.
 const AGGREGATE_WRITERS_DONE: std::time::Duration = std::time::Duration::from_millis(5);
@@ -407,19 +414,40 @@ impl Session {
     }
 
     /// Since when (CLOCK_MONOTONIC ns) connections have been in CLOSE_WAIT or FIN_WAIT2, for
-    /// those that entered the state while tcpwhy ran.
+    /// those that entered the state while tcpwhy ran: from the socket records, read in chunks
+    /// (a map of 65,536 records, most of them of closed sockets).
     pub fn state_since(&self) -> HashMap<(u8, Flow), u64> {
-        let Some(map) = self.ebpf.map(STATE_SINCE) else {
-            return HashMap::new();
+        let mut since = HashMap::new();
+        let mut keep = |record: &SocketRecord| {
+            if let Some((state, at)) = record.waiting_since() {
+                since.insert((state, Flow::from_key(&record.timed)), at);
+            }
         };
-        let Ok(since) = AyaHashMap::<_, FlowKey, u64>::try_from(map) else {
-            return HashMap::new();
+        let batched = match self.ebpf.map(SOCKETS) {
+            Some(Map::LruHashMap(data)) => for_each_entry::<u64, SocketRecord>(
+                data,
+                1,
+                SOCKET_RECORDS_PER_READ,
+                usize::MAX,
+                |_, record| keep(&record[0]),
+            )
+            .is_ok(),
+            _ => false,
         };
+        if !batched {
+            // Batch lookups answer EINVAL before Linux 5.6: one entry at a time there.
+            if let Some(Ok(records)) = self
+                .ebpf
+                .map(SOCKETS)
+                .map(AyaHashMap::<_, u64, SocketRecord>::try_from)
+            {
+                records
+                    .iter()
+                    .filter_map(Result::ok)
+                    .for_each(|(_, record)| keep(&record));
+            }
+        }
         since
-            .iter()
-            .filter_map(Result::ok)
-            .map(|(key, ns)| ((key.tag as u8, Flow::from_key(&key)), ns))
-            .collect()
     }
 
     /// Connection lifetimes since attach: slot i counts lifetimes in [2^i, 2^(i+1)) ms.

@@ -229,6 +229,7 @@ fn fin_wait2_stuck(
             let mut evidence = Map::new();
             evidence.insert("namespace".into(), json!(netns));
             evidence.insert("oldest_ms".into(), json!(oldest.at_least().as_millis() as u64));
+            evidence.insert("oldest_known".into(), json!(matches!(oldest, Age::Known(_))));
             evidence.insert("orphans".into(), json!(orphans));
             evidence.insert("tcp_fin_timeout".into(), json!(fin_timeout));
             Finding::observed(
