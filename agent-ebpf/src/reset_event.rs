@@ -5,6 +5,7 @@ use aya_log_ebpf::debug;
 use tcpwhy_common::{
     family::AF_INET6,
     maps::{Counter, EVENTS_RING_BYTES},
+    owner::Owner,
     reset::{ResetEvent, ResetOrigin, evidence},
     tcp_state,
 };
@@ -16,7 +17,7 @@ use crate::{
     maps::{EVENTS, count, submit_flags},
     reset_aggregate::{aggregate, within_record_budget},
     segment::{IpHeader, TcpHeader},
-    sockets::recorded_owner,
+    sockets::{mark_refused, recorded_owner},
 };
 
 /// What a hook saw: the socket and the segment (either may be null) and the kernel's reason.
@@ -64,13 +65,22 @@ pub fn report<C: EbpfContext, M: Memory>(ctx: &C, memory: M, sighting: &Sighting
     // A listener has no peer: the segment it answered names both ends precisely.
     let socket_names_peer = has_socket && event.state != tcp_state::LISTEN;
     describe_segment(ctx, memory, sighting.skb, &mut event, !socket_names_peer);
+    // A connect() an RST hit is marked refused whatever the filter, and its record, looked up
+    // for that, names the owner too.
+    let refused = has_socket && sighting.origin.is_received() && event.state == tcp_state::SYN_SENT;
+    let mut owner = if refused {
+        mark_refused(sighting.sk)
+    } else {
+        Owner::UNKNOWN
+    };
     if !wanted(&event) {
         count(Counter::ResetsFilteredOut);
         return;
     }
-    if has_socket {
-        describe_owner(sighting.sk, &mut event);
+    if has_socket && !refused {
+        owner = recorded_owner(sighting.sk);
     }
+    describe_owner(owner, &mut event);
     if within_record_budget(event.timestamp_ns)
         && EVENTS
             .output::<ResetEvent>(&event, submit_flags(&EVENTS, EVENTS_RING_BYTES))
@@ -240,8 +250,7 @@ fn describe_segment<C: EbpfContext, M: Memory>(
 
 /// Names the socket's owner as recorded in process context (see `owners`).
 #[inline(always)]
-fn describe_owner(sk: u64, event: &mut ResetEvent) {
-    let owner = recorded_owner(sk);
+fn describe_owner(owner: Owner, event: &mut ResetEvent) {
     if owner.is_known() {
         event.evidence |= evidence::OWNER;
         event.owner_pid = owner.pid;

@@ -12,14 +12,11 @@ use crate::{
     context::tracepoint_field,
     kernel::{Memory, Probed, Typed},
     reset_event::{Sighting, report},
-    sockets::mark_if_refused,
 };
 
-/// Marks a connecting socket, so that its connect() failing next is known to have been refused,
-/// and reports the reset with the state it hit.
+/// Reports the reset with the state it hit (which marks a connecting socket refused).
 #[inline(always)]
 fn received<C: EbpfContext, M: Memory>(ctx: &C, memory: M, sk: u64) {
-    mark_if_refused(memory, sk);
     report(
         ctx,
         memory,

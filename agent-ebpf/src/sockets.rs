@@ -13,7 +13,7 @@ use tcpwhy_common::{
     tcp_state as st,
 };
 
-use crate::{kernel::Memory, maps::SOCKETS};
+use crate::maps::SOCKETS;
 
 const REFUSED: u64 = SocketRecord::REFUSED;
 
@@ -127,16 +127,17 @@ pub fn recorded_owner(sk: u64) -> Owner {
     }
 }
 
-/// An RST hit `sk`: if it was connecting, the connect() failing next was refused.
+/// An RST hit `sk` in SYN_SENT: its connect() failing next was refused. Returns the socket's
+/// recorded owner, so that the reset costs one lookup.
 #[inline(always)]
-pub fn mark_if_refused<M: Memory>(memory: M, sk: u64) {
-    if memory.read::<u8>(sk, |l| &l.skc_state) != Ok(st::SYN_SENT) {
-        return;
-    }
+pub fn mark_refused(sk: u64) -> Owner {
     match SOCKETS.get_ptr_mut(sk) {
         // SAFETY: the pointer comes from the map; a racing writer can only set the same bit or
         // replace the time.
-        Some(record) => unsafe { (*record).since |= REFUSED },
+        Some(record) => unsafe {
+            (*record).since |= REFUSED;
+            (*record).owner
+        },
         // Connecting since before the probes attached: when is unknown (0).
         None => {
             let mut timed = FlowKey::UNKNOWN;
@@ -148,6 +149,7 @@ pub fn mark_if_refused<M: Memory>(memory: M, sk: u64) {
                 _pad: 0,
             };
             let _ = SOCKETS.insert(sk, record, 0);
+            Owner::UNKNOWN
         }
     }
 }
