@@ -1,6 +1,6 @@
 //! A segment's IP and TCP headers, copied with one read where the TCP header follows an IP header
 //! of fixed size (IPv4 without options, IPv6 without extension headers), which is nearly always:
-//! a helper call costs more than the bytes it copies (about 40 ns where `cargo xtask bench` ran),
+//! a helper call costs more than the bytes it copies (about 40 ns on this project's VMs),
 //! and the reset and drop programs want five or six fields of each header.
 
 use tcpwhy_common::{

@@ -119,7 +119,7 @@ fn changed<E: Endpoints>(endpoints: E, sk: u64, old: u8, new: u8) {
     if !owner.is_known() && !is_timed(old) && !is_timed(new) {
         return;
     }
-    // A clock read costs about 60 ns where `cargo xtask bench` ran: only what starts a timed
+    // A clock read costs about 60 ns on this project's VMs: only what starts a timed
     // state or measures one needs it, not a close or the end of a wait.
     let now = if is_timed(new) || old == st::SYN_SENT || old == st::ESTABLISHED {
         // SAFETY: helper call without preconditions.
