@@ -418,7 +418,7 @@ pub struct RunResult {
     pub tests: BTreeMap<String, i32>,
     pub memlock: MemlockRun,
     /// The idle daemon's quiet windows ([`IDLE_RUN`] only).
-    pub idle: Vec<idle::IdleWindow>,
+    pub idle: idle::Idle,
     pub log: PathBuf,
 }
 
@@ -449,7 +449,7 @@ fn boot(kernel: &Kernel, image: &Path, run: &'static str, methods: &str) -> Resu
     .with_context(|| format!("Linux {} ({run})", kernel.release))?;
     let text = String::from_utf8_lossy(&fs::read(&log)?).into_owned();
     let result = parse(&text, kernel, run, log)?;
-    if !result.idle.is_empty() {
+    if !result.idle.windows.is_empty() {
         eprintln!(
             "xtask: vm-test: Linux {} idle: {}",
             kernel.release,

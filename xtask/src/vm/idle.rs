@@ -19,9 +19,11 @@ const SETTLE_SECONDS: u32 = 25;
 /// namespace over the whole window (one sample of every namespace would be 50).
 const READS_MARGIN: u64 = 10;
 
-/// The guest's shell for the idle measurement (busybox sh), printing `@@ IDLE` lines.
+/// The guest's shell for the idle measurement (busybox sh), printing `@@ IDLE` lines. The real
+/// `ip` by its path: busybox's shell prefers its own applets, whose `ip` has no `netns`.
 pub fn script(agent: &Path) -> String {
     let agent = agent.display();
+    let ip = "/usr/sbin/ip";
     format!(
         r#"echo "@@ IDLE BEGIN"
 {agent} daemon --listen 127.0.0.1:9977 --events off 2>/tmp/idle-daemon.log &
@@ -43,17 +45,26 @@ idle_window 0
 listeners=""
 i=0
 while [ $i -lt {NAMESPACES} ]; do
-  ip netns add tcpwhy-idle-$i
-  ip -n tcpwhy-idle-$i link set lo up
-  ip netns exec tcpwhy-idle-$i nc -l -p 8080 </dev/null >/dev/null 2>&1 &
+  {ip} netns add tcpwhy-idle-$i
+  {ip} -n tcpwhy-idle-$i link set lo up
+  {ip} netns exec tcpwhy-idle-$i nc -l -p 8080 </dev/null >/dev/null 2>&1 &
   listeners="$listeners $!"
   i=$((i + 1))
 done
 idle_window {NAMESPACES}
+listening=0
+i=0
+while [ $i -lt {NAMESPACES} ]; do
+  # Port 8080 (1F90) in state 0A, LISTEN; busybox's nc may listen on IPv6.
+  found=$({ip} netns exec tcpwhy-idle-$i cat /proc/net/tcp /proc/net/tcp6 | grep -c ':1F90 0*:0000 0A ')
+  listening=$((listening + found))
+  i=$((i + 1))
+done
+echo "@@ IDLE LISTENERS $listening"
 kill $listeners $idle_pid
 wait $idle_pid
 i=0
-while [ $i -lt {NAMESPACES} ]; do ip netns delete tcpwhy-idle-$i; i=$((i + 1)); done
+while [ $i -lt {NAMESPACES} ]; do {ip} netns delete tcpwhy-idle-$i; i=$((i + 1)); done
 echo "@@ IDLE END"
 "#
     )
@@ -76,18 +87,29 @@ struct Look {
     uptime: f64,
 }
 
+/// What the guest measured.
+#[derive(Debug, Default)]
+pub struct Idle {
+    pub windows: Vec<IdleWindow>,
+    /// Listeners found in the namespaces after the last window.
+    pub listeners: usize,
+}
+
 /// The windows from a guest's console; none when the guest did not run the measurement.
-pub fn parse(console: &str) -> Result<Vec<IdleWindow>> {
+pub fn parse(console: &str) -> Result<Idle> {
     let mut looks: Vec<(usize, String, Look)> = Vec::new();
+    let mut listeners = 0;
     for line in console.lines() {
         let Some(rest) = line.trim().strip_prefix("@@ IDLE ") else {
             continue;
         };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         let [namespaces, when, utime, stime, reads, uptime] = fields[..] else {
-            // BEGIN, END, or a look whose process had gone (empty fields).
-            if !matches!(fields[..], ["BEGIN"] | ["END"]) {
-                bail!("an idle look is incomplete (did the daemon exit?): {line}");
+            match fields[..] {
+                ["BEGIN"] | ["END"] => {}
+                ["LISTENERS", count] => listeners = count.parse()?,
+                // A look whose process had gone prints empty fields.
+                _ => bail!("an idle look is incomplete (did the daemon exit?): {line}"),
             }
             continue;
         };
@@ -106,7 +128,7 @@ pub fn parse(console: &str) -> Result<Vec<IdleWindow>> {
     }
     // USER_HZ: what /proc/<pid>/stat counts CPU time in.
     const TICKS_PER_SECOND: f64 = 100.0;
-    looks
+    let windows = looks
         .chunks(2)
         .map(|pair| match pair {
             [(namespaces, first, before), (same, second, after)]
@@ -122,12 +144,13 @@ pub fn parse(console: &str) -> Result<Vec<IdleWindow>> {
             }
             _ => bail!("idle looks out of order"),
         })
-        .collect()
+        .collect::<Result<_>>()?;
+    Ok(Idle { windows, listeners })
 }
 
 /// The windows, for the log.
-pub fn describe(windows: &[IdleWindow]) -> String {
-    windows
+pub fn describe(idle: &Idle) -> String {
+    idle.windows
         .iter()
         .map(|w| {
             format!(
@@ -139,19 +162,24 @@ pub fn describe(windows: &[IdleWindow]) -> String {
         .join("; ")
 }
 
-/// What the measurement requires: both windows, and no read that scales with namespaces.
-pub fn problem(windows: &[IdleWindow]) -> Option<String> {
-    let alone = windows.iter().find(|w| w.namespaces == 0);
-    let crowded = windows.iter().find(|w| w.namespaces == NAMESPACES);
+/// What the measurement requires: both windows, a listener in every namespace, and no read
+/// that scales with namespaces.
+pub fn problem(idle: &Idle) -> Option<String> {
+    let alone = idle.windows.iter().find(|w| w.namespaces == 0);
+    let crowded = idle.windows.iter().find(|w| w.namespaces == NAMESPACES);
     let (Some(alone), Some(crowded)) = (alone, crowded) else {
-        return Some(format!(
-            "the idle measurement did not complete: {windows:?}"
-        ));
+        return Some(format!("the idle measurement did not complete: {idle:?}"));
     };
+    if idle.listeners != NAMESPACES {
+        return Some(format!(
+            "the idle measurement found {} listeners in its {NAMESPACES} namespaces",
+            idle.listeners
+        ));
+    }
     (crowded.reads > alone.reads + READS_MARGIN).then(|| {
         format!(
             "the idle daemon read more with {NAMESPACES} quiet namespaces than without ({})",
-            describe(windows)
+            describe(idle)
         )
     })
 }
@@ -167,19 +195,22 @@ mod tests {
             @@ IDLE 0 after 110 50 1010 50.00\n\
             @@ IDLE 50 before 200 60 2000 80.00\n\
             @@ IDLE 50 after 230 70 3100 100.00\n\
+            @@ IDLE LISTENERS 50\n\
             @@ IDLE END\n";
-        let windows = parse(console).unwrap();
+        let idle = parse(console).unwrap();
+        assert_eq!(idle.listeners, NAMESPACES);
+        let windows = &idle.windows;
         assert_eq!(windows.len(), 2);
         assert!((windows[0].cpu_percent - 0.5).abs() < 1e-9);
         assert_eq!(windows[0].reads, 10);
         assert!((windows[1].cpu_percent - 2.0).abs() < 1e-9);
         assert_eq!(windows[1].reads, 1100);
-        assert!(problem(&windows).unwrap().contains("read more"));
+        assert!(problem(&idle).unwrap().contains("read more"));
     }
 
     #[test]
     fn reads_that_do_not_grow_with_namespaces_pass() {
-        let windows = [
+        let windows = vec![
             IdleWindow {
                 namespaces: 0,
                 cpu_percent: 1.0,
@@ -191,7 +222,15 @@ mod tests {
                 reads: 32,
             },
         ];
-        assert_eq!(problem(&windows), None);
-        assert!(problem(&windows[..1]).is_some());
+        let mut idle = Idle {
+            windows,
+            listeners: NAMESPACES,
+        };
+        assert_eq!(problem(&idle), None);
+        idle.listeners = 0;
+        assert!(problem(&idle).unwrap().contains("0 listeners"));
+        idle.listeners = NAMESPACES;
+        idle.windows.pop();
+        assert!(problem(&idle).unwrap().contains("did not complete"));
     }
 }
