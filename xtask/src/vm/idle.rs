@@ -13,8 +13,9 @@ pub const NAMESPACES: usize = 50;
 /// Each quiet window; long enough for the 10 ms ticks CPU time is counted in.
 const WINDOW_SECONDS: u32 = 20;
 /// Before a window: the daemon finds new namespaces, samples them, and counts their sockets (a
-/// full dump every 10 s) before it trusts them to be quiet.
-const SETTLE_SECONDS: u32 = 25;
+/// full dump every 10 s; once nothing changed between two counts, namespaces dumped before
+/// that are dumped again) before it trusts them to be quiet.
+const SETTLE_SECONDS: u32 = 35;
 /// Reads the window with namespaces may make beyond the one without: less than one per
 /// namespace over the whole window (one sample of every namespace would be 50).
 const READS_MARGIN: u64 = 10;
