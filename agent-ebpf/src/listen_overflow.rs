@@ -12,7 +12,7 @@ use tcpwhy_common::{listen_overflow::ListenOverflows, synack::ListenerId};
 use crate::{
     addresses::of_socket,
     kernel::{Probed, read, socket_netns},
-    maps::{LISTEN_OVERFLOWS, update_per_cpu},
+    maps::{LISTEN_OVERFLOWS, LISTENER_ARRIVALS, add_per_cpu, update_per_cpu},
 };
 
 /// What a listener's queues look like right now.
@@ -53,9 +53,17 @@ fn count(listener: u64, queues: &Queues, bump: fn(&mut ListenOverflows)) {
     });
 }
 
+/// Something that may grow a listener's queue arrived: user space leaves namespaces alone while
+/// nothing did.
+#[inline(always)]
+fn arrived() {
+    add_per_cpu(&LISTENER_ARRIVALS, 0, 1);
+}
+
 /// A SYN reached a listener (`tcp_conn_request`, listener is its third argument).
 #[inline(always)]
 fn on_syn(listener: u64) {
+    arrived();
     let Some(q) = queues(listener) else { return };
     // Kernels disagree on whether a SYN queue of `limit` requests is full (>= before 6.x, >
     // since): count "at or over", which names the listener; the counters give the exact count.
@@ -70,6 +78,7 @@ fn on_syn(listener: u64) {
 /// A handshake's final ACK is about to create the child socket (`tcp_v4/v6_syn_recv_sock`).
 #[inline(always)]
 fn on_final_ack(listener: u64) {
+    arrived();
     let Some(q) = queues(listener) else { return };
     if q.accept_len > q.limit {
         count(listener, &q, |s| s.ack_accept_queue_full += 1);

@@ -190,3 +190,6 @@ pub fn count_lifetime(lifetime_ns: u64) {
 pub fn count_drop_reason(reason: u32) {
     bump(&DROP_REASONS, reason.min(DROP_REASON_SLOTS - 1));
 }
+
+#[map]
+pub static LISTENER_ARRIVALS: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);

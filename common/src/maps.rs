@@ -156,3 +156,6 @@ impl RetransmitKind {
 
 /// Slots in [`RETRANSMITS`].
 pub const RETRANSMIT_KINDS: u32 = 4;
+/// Per-CPU array of one slot: SYNs and handshake-completing ACKs that reached a listener,
+/// counted by the exact queue probes. While it stands still, no listener's queue has grown.
+pub const LISTENER_ARRIVALS: &str = "LISTENER_ARRIVALS";

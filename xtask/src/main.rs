@@ -80,6 +80,9 @@ enum Task {
         /// Only the systemd guests, not the scenarios (nor the table).
         #[arg(long)]
         systemd: bool,
+        /// Only the idle daemon's measurement (CPU and reads at 0 and 50 quiet namespaces).
+        #[arg(long, conflicts_with = "systemd")]
+        idle: bool,
     },
     /// Set up, then run the fuzz targets in fuzz/ (one per parser of untrusted bytes) for a
     /// bounded time each; a crash fails and names its reproducer.
@@ -137,7 +140,16 @@ fn run_task(task: Task) -> Result<ExitCode> {
             soak::run(minutes)?;
         }
         Task::SoakRefuse { addr, rate } => soak::refuse_forever(addr, rate)?,
-        Task::VmTest { kernel, systemd } => {
+        Task::VmTest {
+            kernel, idle: true, ..
+        } => {
+            setup::ensure()?;
+            build()?;
+            vm::run(&kernel, vm::Guests::Idle, Path::new(""))?;
+        }
+        Task::VmTest {
+            kernel, systemd, ..
+        } => {
             setup::ensure()?;
             build()?;
             let [deb, _] = package::build()?;

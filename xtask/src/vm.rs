@@ -7,6 +7,7 @@
 //! the test binaries at their host paths, and runs the reset, queue and connection scenarios.
 
 mod archive;
+mod idle;
 mod systemd;
 
 use std::{
@@ -63,6 +64,9 @@ const RUNS: [(&str, &str); 2] = [
     ("default", "tp_btf,tracepoint,fentry,kprobe"),
     ("kprobe", "kprobe,tracepoint,tp_btf"),
 ];
+
+/// The run that also measures the idle daemon (it takes two minutes of emulated time).
+const IDLE_RUN: &str = "default";
 
 /// The test binaries run inside the guests (the others need host tools: Prometheus, systemd).
 const GUEST_TESTS: [&str; 7] = [
@@ -312,6 +316,11 @@ fn init_script(modules: &[String], agent: &Path, tests: &[(String, PathBuf)]) ->
          echo \"@@ MEMLOCK END $?\"\n",
         agent.display()
     ));
+    // Before the scenarios, whose sockets would linger in TIME_WAIT.
+    script.push_str(&format!(
+        "if grep -q tcpwhy.idle=1 /proc/cmdline; then\n{}fi\n",
+        idle::script(agent)
+    ));
     for (name, binary) in tests {
         script.push_str(&format!(
             "{} --test-threads=2; echo \"@@ TEST {name} $?\"\n",
@@ -408,6 +417,8 @@ pub struct RunResult {
     pub reset_reasons: bool,
     pub tests: BTreeMap<String, i32>,
     pub memlock: MemlockRun,
+    /// The idle daemon's quiet windows ([`IDLE_RUN`] only).
+    pub idle: idle::Idle,
     pub log: PathBuf,
 }
 
@@ -426,10 +437,11 @@ fn boot(kernel: &Kernel, image: &Path, run: &'static str, methods: &str) -> Resu
         kernel.release
     );
     let started = Instant::now();
+    let idle = if run == IDLE_RUN { 1 } else { 0 };
     run_qemu(
         kernel,
         image,
-        &format!("console=ttyS0 quiet panic=-1 tcpwhy.methods={methods}"),
+        &format!("console=ttyS0 quiet panic=-1 tcpwhy.methods={methods} tcpwhy.idle={idle}"),
         None,
         &log,
         GUEST_TIMEOUT,
@@ -437,6 +449,13 @@ fn boot(kernel: &Kernel, image: &Path, run: &'static str, methods: &str) -> Resu
     .with_context(|| format!("Linux {} ({run})", kernel.release))?;
     let text = String::from_utf8_lossy(&fs::read(&log)?).into_owned();
     let result = parse(&text, kernel, run, log)?;
+    if !result.idle.windows.is_empty() {
+        eprintln!(
+            "xtask: vm-test: Linux {} idle: {}",
+            kernel.release,
+            idle::describe(&result.idle)
+        );
+    }
     eprintln!(
         "xtask: vm-test: Linux {} ({run}) finished in {:.0} s: {}",
         kernel.release,
@@ -569,6 +588,7 @@ fn parse(text: &str, kernel: &Kernel, run: &'static str, log: PathBuf) -> Result
         reset_reasons: report["kernel"]["reset_reasons"] == true,
         tests,
         memlock,
+        idle: idle::parse(text)?,
         log,
     })
 }
@@ -632,6 +652,9 @@ impl RunResult {
             }
         }
         problems.extend(self.memlock.problem());
+        if self.run == IDLE_RUN {
+            problems.extend(idle::problem(&self.idle));
+        }
         problems
     }
 }
@@ -666,6 +689,8 @@ pub enum Guests {
     All,
     /// Only the package under systemd.
     Systemd,
+    /// Only the idle measurement, with the default attach methods.
+    Idle,
 }
 
 /// Runs the matrix for the kernel lines selected (a line's label, or "all"), and the package's
@@ -684,18 +709,30 @@ pub fn run(selection: &str, guests: Guests, deb: &Path) -> Result<Vec<RunResult>
     }
     let tests = match guests {
         Guests::All => test_binaries()?,
-        Guests::Systemd => Vec::new(),
+        Guests::Systemd | Guests::Idle => Vec::new(),
     };
     let agent = workspace_root().join("target/release/tcpwhy");
     let mut results = Vec::new();
     let mut problems = Vec::new();
     for line in lines {
         let kernel = fetch(line)?;
-        if guests == Guests::All {
-            let image = initramfs(&kernel, &agent, &tests)?;
-            for (run, methods) in RUNS {
-                results.push(boot(&kernel, &image, run, methods)?);
+        match guests {
+            Guests::All => {
+                let image = initramfs(&kernel, &agent, &tests)?;
+                for (run, methods) in RUNS {
+                    results.push(boot(&kernel, &image, run, methods)?);
+                }
             }
+            Guests::Idle => {
+                let image = initramfs(&kernel, &agent, &tests)?;
+                let methods = RUNS.iter().find(|(run, _)| *run == IDLE_RUN).unwrap().1;
+                let result = boot(&kernel, &image, IDLE_RUN, methods)?;
+                problems.extend(
+                    idle::problem(&result.idle).map(|p| format!("Linux {}: {p}", kernel.release)),
+                );
+                continue;
+            }
+            Guests::Systemd => {}
         }
         problems.extend(
             systemd::run(&kernel, deb)?

@@ -7,6 +7,15 @@ use tcpwhy_common::listen_overflow::ListenOverflows;
 
 use crate::analysis::queues::attribution::SynAckSeen;
 
+/// TCP state changes the state-change probe counted since it attached, over every namespace.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct StateChanges {
+    /// Every transition: while this stands still, no socket came, went or changed state.
+    pub all: u64,
+    /// Sockets that started or stopped listening.
+    pub listeners: u64,
+}
+
 pub trait ListenerProbes {
     /// The backlog process `pid` passed to listen() on descriptor `fd`, if that call was seen.
     fn requested_backlog(&self, pid: u32, fd: u32) -> Option<i32>;
@@ -15,7 +24,10 @@ pub trait ListenerProbes {
     /// Exact overflow counts per (namespace inode, listener endpoint) since the probes attached,
     /// or None when the function probes could not attach on this kernel.
     fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>>;
-    /// Sockets that started or stopped listening since the probes attached, in any namespace,
-    /// or None when the state-change probe is not counting.
-    fn listener_changes(&self) -> Option<u64>;
+    /// State changes since the probes attached, or None when the state-change probe is not
+    /// counting.
+    fn state_changes(&self) -> Option<StateChanges>;
+    /// SYNs and handshake-completing ACKs that reached any listener since the probes attached,
+    /// or None when the function probes on both paths could not attach.
+    fn listener_arrivals(&self) -> Option<u64>;
 }

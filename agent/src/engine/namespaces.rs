@@ -13,7 +13,11 @@ use anyhow::Context;
 use netlink_packet_sock_diag::inet::StateFlags;
 use tcpwhy_common::{listen_overflow::ListenOverflows, tcp_state};
 
-use super::{SAMPLE_EVERY, kernel_view::ListenerProbes, owner_cache::OwnerCache};
+use super::{
+    SAMPLE_EVERY,
+    kernel_view::{ListenerProbes, StateChanges},
+    owner_cache::OwnerCache,
+};
 use crate::{
     analysis::queues::{
         attribution::{History, Sample, SynAckSeen},
@@ -35,6 +39,8 @@ use crate::{
 const RESCAN_EVERY: Duration = Duration::from_secs(1);
 /// How often namespaces are looked for again regardless (a readlink per process): namespaces
 /// with no new listener (clients only, or listeners from before tcpwhy started) and those gone.
+/// Where the probes count state changes, only once some socket changed state since the last
+/// look: a namespace that holds no socket has nothing to show.
 const FULL_RESCAN_EVERY: Duration = Duration::from_secs(10);
 /// A namespace that received nothing has nothing new to show but listeners that came or went
 /// (and changed sysctls): its sysctls are re-read this often, and it is sampled this often
@@ -44,6 +50,8 @@ const QUIET_RESAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// How long a namespace's sockets are trusted not to have changed when it received nothing:
 /// timers move sockets without any packet arriving (TIME_WAIT ends, a connect() gives up), but
 /// not sockets that are listening, established or waiting for their application to close.
+/// Where the probes count state changes, they are trusted for as long as no socket anywhere
+/// changed state.
 const UNTIMED_SOCKETS_KEPT_FOR: Duration = Duration::from_secs(60);
 
 /// Every TCP socket of a namespace as last dumped, kept since each dump walks the kernel's whole
@@ -52,6 +60,8 @@ struct SocketsDumped {
     at: Instant,
     /// The namespace's received packets when dumped.
     received: u64,
+    /// The probes' count of state changes (over every namespace) when dumped.
+    state_changes: Option<u64>,
     sockets: Vec<DiagSocket>,
 }
 
@@ -66,8 +76,14 @@ impl SocketsDumped {
         })
     }
 
-    fn still_true(&self, received: u64) -> bool {
-        self.received == received && self.at.elapsed() < UNTIMED_SOCKETS_KEPT_FOR
+    fn still_true(&self, received: u64, state_changes: Option<u64>) -> bool {
+        let unchanged = state_changes.is_some() && state_changes == self.state_changes;
+        self.received == received && (unchanged || self.at.elapsed() < UNTIMED_SOCKETS_KEPT_FOR)
+    }
+
+    /// Nothing but listeners: no connection that data could move on.
+    fn listeners_only(&self) -> bool {
+        self.sockets.iter().all(|s| s.state == tcp_state::LISTEN)
     }
 }
 
@@ -174,14 +190,36 @@ impl Watched {
         }
     }
 
-    /// Its TCP sockets in `states`, dumped again only when they may have changed.
-    fn sockets_in(&self, states: StateFlags) -> anyhow::Result<Vec<DiagSocket>> {
+    /// Whether nothing in it can have changed while no socket anywhere changed state and
+    /// nothing reached a listener: it holds listeners only, with empty queues, as its last
+    /// socket dump (still true) showed. Packets may still arrive, but none that TCP keeps.
+    fn dormant(&self, state_changes: Option<u64>) -> bool {
+        self.listeners.iter().all(|l| l.queue_len == 0)
+            && self.sockets.borrow().as_ref().is_some_and(|dumped| {
+                dumped.listeners_only() && dumped.still_true(self.received, state_changes)
+            })
+    }
+
+    /// Its TCP sockets in `states`, dumped again only when they may have changed, or (`renew`)
+    /// when sockets changed state somewhere since they were dumped: a dump taken since then is
+    /// trusted for as long as no socket changes state again.
+    fn sockets_in(
+        &self,
+        states: StateFlags,
+        state_changes: Option<u64>,
+        renew: bool,
+    ) -> anyhow::Result<Vec<DiagSocket>> {
         let mut kept = self.sockets.borrow_mut();
-        let all = match kept.take().filter(|d| d.still_true(self.received)) {
+        let still_true = |d: &SocketsDumped| {
+            d.still_true(self.received, state_changes)
+                && !(renew && d.state_changes != state_changes)
+        };
+        let all = match kept.take().filter(still_true) {
             Some(dumped) => dumped,
             None => SocketsDumped {
                 at: Instant::now(),
                 received: self.received,
+                state_changes,
                 sockets: self.probe.sockets_in(StateFlags::all())?,
             },
         };
@@ -220,9 +258,14 @@ pub struct NamespaceEvictions {
 pub struct Namespaces {
     watched: BTreeMap<u64, Watched>,
     rescanned_at: Option<Instant>,
-    /// The probes' count of listeners opened and closed, at this tick and at the last rescan.
-    listener_changes: Option<u64>,
-    listener_changes_at_rescan: u64,
+    /// The probes' counts of state changes, at this tick and at the last rescan.
+    state_changes: Option<StateChanges>,
+    state_changes_at_rescan: StateChanges,
+    /// The probes' counts of listener arrivals and of state changes at the last tick, where
+    /// both are counted.
+    moved_at_last_tick: Option<(u64, u64)>,
+    /// The probes' count of state changes when sockets were last counted by state.
+    state_changes_at_count: Option<u64>,
     sysctls_checked_at: Option<Instant>,
     ledger: Ledger,
     owners: OwnerCache,
@@ -235,31 +278,40 @@ impl Namespaces {
     /// sample period. True when something moved: a socket started listening, packets arrived
     /// in a namespace, or the probes counted something for its listeners.
     pub fn tick(&mut self, now: Instant, probes: &dyn ListenerProbes) -> bool {
-        let changes = probes.listener_changes();
-        self.listener_changes = changes;
-        let listened = changes.is_some_and(|count| count != self.listener_changes_at_rescan);
+        let changes = probes.state_changes();
+        self.state_changes = changes;
+        // Where the exact queue probes run, a namespace that holds only idle listeners has
+        // nothing new to show while no listener was reached and no socket changed state: it is
+        // not even looked at.
+        let moved_now = probes.listener_arrivals().zip(changes.map(|c| c.all));
+        let still = moved_now.is_some() && moved_now == self.moved_at_last_tick;
+        self.moved_at_last_tick = moved_now;
+        let listened =
+            changes.is_some_and(|c| c.listeners != self.state_changes_at_rescan.listeners);
         let rescan = self.rescanned_at.is_none_or(|at| {
             let since = now.duration_since(at);
+            let anything_changed =
+                changes.is_none_or(|c| c.all != self.state_changes_at_rescan.all);
             // Not counting listens: any namespace may have a new listener.
-            since >= FULL_RESCAN_EVERY || (since >= RESCAN_EVERY && (listened || changes.is_none()))
+            (since >= FULL_RESCAN_EVERY && anything_changed)
+                || (since >= RESCAN_EVERY && (listened || changes.is_none()))
         });
         if rescan {
             self.rescan(now);
             self.rescanned_at = Some(now);
-            self.listener_changes_at_rescan = changes.unwrap_or(0);
+            self.state_changes_at_rescan = changes.unwrap_or_default();
         }
-        if self
+        let check_sysctls = self
             .sysctls_checked_at
-            .is_none_or(|at| now.duration_since(at) >= RESCAN_EVERY)
-        {
-            self.watched
-                .values_mut()
-                .for_each(|watched| watched.refresh_sysctls(now));
+            .is_none_or(|at| now.duration_since(at) >= RESCAN_EVERY);
+        if check_sysctls {
             self.sysctls_checked_at = Some(now);
         }
         let synacks = probes.synack_retransmits();
         let exact = probes.listen_overflows();
         let inodes: Vec<u64> = self.watched.keys().copied().collect();
+        let listener_changes = changes.map(|c| c.listeners);
+        let all_changes = changes.map(|c| c.all);
         let mut moved = listened;
         for inode in inodes {
             let probe_counts = ProbeCounts::of(inode, &synacks, exact.as_ref());
@@ -267,7 +319,13 @@ impl Namespaces {
                 .watched
                 .get_mut(&inode)
                 .expect("sampled namespaces are watched");
-            let signals = watched.signals(now, &probe_counts, changes);
+            if still && probe_counts == watched.probe_counts && watched.dormant(all_changes) {
+                continue;
+            }
+            let signals = watched.signals(now, &probe_counts, listener_changes);
+            if check_sysctls {
+                watched.refresh_sysctls(now);
+            }
             moved |= matches!(signals, Ok(Signals::Moved));
             let sampled = match signals {
                 Ok(Signals::Still) => Ok(None),
@@ -310,7 +368,8 @@ impl Namespaces {
                 continue;
             }
             let inode = namespace.inode;
-            match start_watching(namespace, now, self.listener_changes) {
+            let listener_changes = self.state_changes.map(|c| c.listeners);
+            match start_watching(namespace, now, listener_changes) {
                 Ok(watched) => {
                     self.watched.insert(inode, watched);
                 }
@@ -346,7 +405,7 @@ impl Namespaces {
         watched.counters = counters;
         watched.listeners = listeners.clone();
         watched.listed_at = now;
-        watched.listed_after = self.listener_changes;
+        watched.listed_after = self.state_changes.map(|c| c.listeners);
         watched.unsettled = true;
         let half_open = if growth.syn_queue_moved() {
             watched.probe.half_open_by_listener()?
@@ -437,7 +496,7 @@ impl Namespaces {
             None if watched.listed_at.elapsed() >= SAMPLE_EVERY => {
                 watched.listeners = watched.probe.listeners().ok()?;
                 watched.listed_at = Instant::now();
-                watched.listed_after = self.listener_changes;
+                watched.listed_after = self.state_changes.map(|c| c.listeners);
                 listener_of(&watched.listeners, local)?
             }
             None => return None,
@@ -508,10 +567,19 @@ impl Namespaces {
     }
 
     /// TCP sockets by state over every namespace.
-    pub fn connections_by_state(&self) -> HashMap<u8, u64> {
+    /// Called every so often: once no socket changed state between two calls, the namespaces
+    /// whose sockets were dumped before the last change are dumped again, so that they can be
+    /// left alone for as long as nothing changes (`Watched::dormant`).
+    pub fn connections_by_state(&mut self) -> HashMap<u8, u64> {
         let mut total = HashMap::new();
+        let changes = self.state_changes.map(|c| c.all);
+        let settled = changes.is_some() && changes == self.state_changes_at_count;
+        self.state_changes_at_count = changes;
         for watched in self.watched.values() {
-            for socket in watched.sockets_in(StateFlags::all()).unwrap_or_default() {
+            for socket in watched
+                .sockets_in(StateFlags::all(), changes, settled)
+                .unwrap_or_default()
+            {
                 *total.entry(socket.state).or_insert(0) += 1;
             }
         }
@@ -525,7 +593,11 @@ impl Namespaces {
 
     /// The TCP sockets of namespace `inode` in `states`; None when it cannot be read.
     pub fn sockets_in(&self, inode: u64, states: StateFlags) -> Option<Vec<DiagSocket>> {
-        self.watched.get(&inode)?.sockets_in(states).ok()
+        let changes = self.state_changes.map(|c| c.all);
+        self.watched
+            .get(&inode)?
+            .sockets_in(states, changes, false)
+            .ok()
     }
 
     /// The drops seen over the window, most first.
@@ -596,9 +668,32 @@ mod tests {
             Some(self.0.clone())
         }
 
-        fn listener_changes(&self) -> Option<u64> {
+        fn state_changes(&self) -> Option<StateChanges> {
             None
         }
+
+        fn listener_arrivals(&self) -> Option<u64> {
+            None
+        }
+    }
+
+    fn dumped(ago: Duration, state_changes: Option<u64>) -> SocketsDumped {
+        SocketsDumped {
+            at: Instant::now() - ago,
+            received: 7,
+            state_changes,
+            sockets: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn sockets_are_trusted_past_a_minute_only_while_no_socket_changed_state() {
+        let old = Duration::from_secs(61);
+        assert!(dumped(old, Some(3)).still_true(7, Some(3)));
+        assert!(!dumped(old, Some(3)).still_true(7, Some(4)));
+        assert!(!dumped(old, Some(3)).still_true(8, Some(3)));
+        assert!(!dumped(old, None).still_true(7, None));
+        assert!(dumped(Duration::ZERO, None).still_true(7, None));
     }
 
     #[test]

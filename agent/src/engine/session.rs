@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 
 use aya::{
     Ebpf,
-    maps::{Array, HashMap as AyaHashMap, Map, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{Array, HashMap as AyaHashMap, Map, PerCpuHashMap, RingBuf},
 };
 use tcpwhy_common::{
     close::SilentClose,
@@ -25,9 +25,9 @@ use tcpwhy_common::{
     maps::{
         CONNECT_FAILURES, COUNTER_SLOTS, COUNTERS, Counter, DROP_REASONS, EVENTS, LATENCIES,
         LATENCY_TOTALS, LIFETIME_SLOTS, LIFETIMES, LISTEN_BACKLOGS, LISTEN_OVERFLOWS,
-        RESET_AGGREGATES, RESET_AGGREGATES_SIDE, RETRANSMIT_FLOWS, RETRANSMIT_KINDS, RETRANSMITS,
-        RetransmitKind, SILENT_CLOSES, SOCKETS, STATE_TRANSITIONS, SYNACK_RETRANSMITS, TCP_DROPS,
-        TCP_STATES,
+        LISTENER_ARRIVALS, RESET_AGGREGATES, RESET_AGGREGATES_SIDE, RETRANSMIT_FLOWS,
+        RETRANSMIT_KINDS, RETRANSMITS, RetransmitKind, SILENT_CLOSES, SOCKETS, STATE_TRANSITIONS,
+        SYNACK_RETRANSMITS, TCP_DROPS, TCP_STATES,
     },
     owner::ListenCall,
     reset::{ResetAggregate, ResetAggregateKey},
@@ -37,7 +37,9 @@ use tcpwhy_common::{
 };
 
 use super::{
-    kernel_view::ListenerProbes, map_batch::for_each_entry, per_cpu_sums::per_cpu_sums,
+    kernel_view::{ListenerProbes, StateChanges},
+    map_batch::for_each_entry,
+    per_cpu_sums::per_cpu_sums,
     ring::EventRing,
 };
 use crate::{
@@ -554,32 +556,32 @@ impl ListenerProbes for Session {
         .collect()
     }
 
-    fn listener_changes(&self) -> Option<u64> {
-        let counting = self
-            .probes
-            .iter()
-            .any(|p| p.attached && p.name == catalog::SET_STATE.name);
-        if !counting {
+    fn state_changes(&self) -> Option<StateChanges> {
+        if !self.attached(catalog::SET_STATE.name) {
             return None;
         }
-        let map = self.ebpf.map(STATE_TRANSITIONS)?;
-        let array: PerCpuArray<_, u64> = PerCpuArray::try_from(map).ok()?;
-        let slot = |from: u8, to: u8| u32::from(from) * TCP_STATES + u32::from(to);
-        [
-            slot(tcp_state::CLOSE, tcp_state::LISTEN),
-            slot(tcp_state::LISTEN, tcp_state::CLOSE),
+        let counts = self.sums(STATE_TRANSITIONS, TCP_STATES * TCP_STATES).ok()?;
+        let slot = |from: u8, to: u8| (u32::from(from) * TCP_STATES + u32::from(to)) as usize;
+        Some(StateChanges {
+            all: counts.iter().sum(),
+            listeners: counts[slot(tcp_state::CLOSE, tcp_state::LISTEN)]
+                + counts[slot(tcp_state::LISTEN, tcp_state::CLOSE)],
+        })
+    }
+
+    fn listener_arrivals(&self) -> Option<u64> {
+        let counting = [
+            catalog::CONN_REQUEST,
+            catalog::V4_SYN_RECV_SOCK,
+            catalog::V6_SYN_RECV_SOCK,
         ]
         .iter()
-        .map(|slot| Some(array.get(slot, 0).ok()?.iter().sum::<u64>()))
-        .sum()
+        .all(|hook| self.attached(hook.name));
+        counting.then(|| self.sums(LISTENER_ARRIVALS, 1).ok()?.first().copied())?
     }
 
     fn listen_overflows(&self) -> Option<HashMap<(u64, SocketAddr), ListenOverflows>> {
-        let attached = self
-            .probes
-            .iter()
-            .any(|p| p.attached && p.name == catalog::CONN_REQUEST.name);
-        attached.then(|| {
+        self.attached(catalog::CONN_REQUEST.name).then(|| {
             self.per_listener(LISTEN_OVERFLOWS, |values: &[ListenOverflows]| {
                 // CPUs that never saw an overflow hold zeros: the largest value of each field
                 // over the CPUs is the listener's.
@@ -601,6 +603,11 @@ impl ListenerProbes for Session {
 }
 
 impl Session {
+    /// Whether the probe on `hook` attached.
+    fn attached(&self, hook: &str) -> bool {
+        self.probes.iter().any(|p| p.attached && p.name == hook)
+    }
+
     /// Sums a per-CPU map keyed by listener into (namespace, endpoint) → value.
     fn per_listener<V: aya::Pod>(
         &self,
