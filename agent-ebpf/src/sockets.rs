@@ -84,11 +84,13 @@ pub fn changed(
         st::ESTABLISHED => Ended::Established { since },
         _ => Ended::Nothing,
     };
+    // The time first, the state it times last: user space reads records while they change, and
+    // must not pair a waiting state with the start of the connection.
+    record.since = if starts { now } else { 0 };
     if is_waiting(new) {
         record.timed = endpoints();
     }
     record.timed.tag = u16::from(new);
-    record.since = if starts { now } else { 0 };
     if owner.is_known() {
         record.owner = owner;
     }

@@ -31,8 +31,9 @@ pub struct SocketRecord {
     /// seen), with [`SocketRecord::REFUSED`].
     pub since: u64,
     pub owner: Owner,
-    /// `tag`: the timed state the socket is in. The endpoints are written on entering a waiting
-    /// state only (a connecting or established socket's may be a predecessor's).
+    /// `tag`: the state of the socket's last transition the programs recorded (the one `since`
+    /// times, if any). The endpoints are written on entering a waiting state only (a connecting
+    /// or established socket's may be a predecessor's).
     pub timed: FlowKey,
     pub _pad: u32,
 }

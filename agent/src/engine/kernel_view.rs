@@ -28,6 +28,8 @@ pub trait ListenerProbes {
     /// counting.
     fn state_changes(&self) -> Option<StateChanges>;
     /// SYNs and handshake-completing ACKs that reached any listener since the probes attached,
-    /// or None when the function probes on both paths could not attach.
+    /// or None unless all three function probes that count them (`tcp_conn_request`,
+    /// `tcp_v4_syn_recv_sock`, `tcp_v6_syn_recv_sock`) attached: without IPv6 in the kernel,
+    /// the namespaces are sampled as on a kernel without these probes.
     fn listener_arrivals(&self) -> Option<u64>;
 }

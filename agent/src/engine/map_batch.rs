@@ -36,20 +36,20 @@ pub fn for_each_entry<K: Pod, V: Pod>(
     let mut seen = 0;
     // SAFETY: `Pod` types are plain integers and arrays, valid for any bytes.
     let (zero_key, zero_value): (K, V) = unsafe { (std::mem::zeroed(), std::mem::zeroed()) };
-    // The position the kernel hands back to continue from: a bucket or slot index.
-    let mut cursor: u32 = 0;
+    // Where the kernel continues from: a hash map's bucket index (4 bytes), an array's last key
+    // read (the key's size).
+    let cursor_bytes = size_of::<K>().max(size_of::<u32>());
+    let mut cursor = vec![0u8; cursor_bytes];
+    let mut next = vec![0u8; cursor_bytes];
     let mut first = true;
+    let mut keys = vec![zero_key; chunk as usize];
+    let mut values = vec![zero_value; chunk as usize * values_per_key];
     loop {
-        let mut keys = vec![zero_key; chunk as usize];
-        let mut values = vec![zero_value; chunk as usize * values_per_key];
-        let mut next = cursor;
+        keys.resize(chunk as usize, zero_key);
+        values.resize(chunk as usize * values_per_key, zero_value);
         let mut attr = BatchAttr {
-            in_batch: if first {
-                0
-            } else {
-                std::ptr::from_mut(&mut cursor) as u64
-            },
-            out_batch: std::ptr::from_mut(&mut next) as u64,
+            in_batch: if first { 0 } else { cursor.as_mut_ptr() as u64 },
+            out_batch: next.as_mut_ptr() as u64,
             keys: keys.as_mut_ptr() as u64,
             values: values.as_mut_ptr() as u64,
             count: chunk,
@@ -57,8 +57,8 @@ pub fn for_each_entry<K: Pod, V: Pod>(
             elem_flags: 0,
             flags: 0,
         };
-        // SAFETY: the buffers hold `count` keys and `count * values_per_key` values and outlive
-        // the call.
+        // SAFETY: the buffers hold `count` keys, `count * values_per_key` values and a cursor of
+        // either size, and outlive the call.
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_bpf,
@@ -86,7 +86,7 @@ pub fn for_each_entry<K: Pod, V: Pod>(
         if err.is_some() || seen >= enough {
             return Ok(());
         }
-        cursor = next;
+        cursor.copy_from_slice(&next);
         first = false;
     }
 }

@@ -422,7 +422,12 @@ impl Session {
         let mut since = HashMap::new();
         let mut keep = |record: &SocketRecord| {
             if let Some((state, at)) = record.waiting_since() {
-                since.insert((state, Flow::from_key(&record.timed)), at);
+                // A record its socket's last transition never reached (a probe that did not
+                // run) may name the same connection: the later start is the live one.
+                let known = since
+                    .entry((state, Flow::from_key(&record.timed)))
+                    .or_insert(at);
+                *known = (*known).max(at);
             }
         };
         let batched = match self.ebpf.map(SOCKETS) {
