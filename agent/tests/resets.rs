@@ -394,7 +394,13 @@ fn a_client_aborting_many_connections_to_one_service_is_one_finding_on_each_side
     assert_eq!(sent["cause"], "close_with_unread_data");
     assert_eq!(sent["count"], 12);
     assert_eq!(sent["evidence"]["distinct_local_endpoints"], 12);
-    assert_eq!(sent["local"], clients[0].to_string());
+    // A sample client port, not necessarily the first: where the other tests' resets (every
+    // agent sees every reset on the host) spend this agent's per-CPU record budget, as on the
+    // one CPU of a kernel-matrix guest, the first reset can arrive later in an aggregate.
+    assert!(
+        clients.iter().any(|c| sent["local"] == c.to_string()),
+        "{sent:#}"
+    );
     assert_owned_by_us(sent);
     let story = sent["explanation"].as_str().unwrap();
     assert!(story.contains("and 11 other local ports"), "{story}");
