@@ -142,14 +142,8 @@ pub fn mark_refused(sk: u64) -> Owner {
         },
         // Connecting since before the probes attached: when is unknown (0).
         None => {
-            let mut timed = FlowKey::UNKNOWN;
-            timed.tag = u16::from(st::SYN_SENT);
-            let record = SocketRecord {
-                since: REFUSED,
-                owner: Owner::UNKNOWN,
-                timed,
-                _pad: 0,
-            };
+            let mut record = first_record(st::SYN_SENT, 0, Owner::UNKNOWN, || FlowKey::UNKNOWN);
+            record.since = REFUSED;
             let _ = SOCKETS.insert(sk, record, 0);
             Owner::UNKNOWN
         }
