@@ -66,10 +66,13 @@ pub fn kfree_skb_btf(ctx: BtfTracePointContext) -> i32 {
 }
 
 /// No drop, or a drop the kernel gave no reason for: nothing to explain, and by far the most
-/// frequent frees.
+/// frequent frees. Also a closing socket's queue purge (on nearly every connection), and
+/// segments for no socket where the reset sent for each is seen (see the layout's fields).
 #[inline(always)]
 fn is_quiet(reason: u32) -> bool {
     reason <= offset(|l| &l.drop_reason_not_specified)
+        || reason == offset(|l| &l.drop_reason_queue_purge)
+        || reason == offset(|l| &l.drop_reason_no_socket_quiet)
 }
 
 /// Counts a dropped IP segment if it is TCP.

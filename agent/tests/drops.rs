@@ -18,7 +18,7 @@ use support::{
     daemon::{Daemon, metric},
     netns::TestNetns,
     our_pid, require_bpf,
-    scenarios::{connect_many, listen},
+    scenarios::{self, connect_many, listen},
 };
 
 /// Long enough for the first SYN (and SYN-ACK) retransmit at 1 s, with a margin for a loaded
@@ -268,6 +268,66 @@ fn a_final_ack_into_a_full_accept_queue_is_a_listen_overflow_drop_at_the_listene
         explanation.contains("of the listener 127.0.0.1:7702"),
         "{explanation}"
     );
+}
+
+/// Whether the running kernel's `tcp:tcp_send_reset` names each reset's reason (Linux ≥ 6.10),
+/// and so sees the resets sent without a socket.
+fn send_reset_names_reason() -> bool {
+    std::fs::read_to_string("/sys/kernel/tracing/events/tcp/tcp_send_reset/format")
+        .is_ok_and(|format| format.contains(" reason;"))
+}
+
+#[test]
+fn closing_connections_is_not_a_drop_and_a_refused_connect_is_reported_once() {
+    if !require_bpf() {
+        return;
+    }
+    const CLOSED: u32 = 10;
+    const REFUSED: u64 = 5;
+    let ns = TestNetns::new();
+    let agent = Agent::start(&[]);
+    let service: SocketAddr = "127.0.0.1:7703".parse().unwrap();
+    let nothing: SocketAddr = "127.0.0.1:7704".parse().unwrap();
+    ns.enter(|| {
+        let listener = listen(service, 16);
+        for _ in 0..CLOSED {
+            // The server closes first, so the client closes with the server's FIN still
+            // queued: the kernel frees it as a QUEUE_PURGE.
+            let client = TcpStream::connect(service).unwrap();
+            let (accepted, _) = listener.accept().unwrap();
+            drop(accepted);
+            sleep(Duration::from_millis(5));
+            drop(client);
+        }
+        for _ in 0..REFUSED {
+            scenarios::refused_connect("127.0.0.1".parse().unwrap(), nothing);
+        }
+    });
+    sleep(Duration::from_millis(300));
+    let report = agent.finish();
+    if !drops_counted(&report) {
+        return;
+    }
+
+    let drops: Vec<&serde_json::Value> = report
+        .findings()
+        .iter()
+        .filter(|f| f["kind"] == "drop" && support::in_namespace(f, ns.inode()))
+        .collect();
+    let named = |cause: &str| drops.iter().filter(|f| f["cause"] == cause).count();
+    assert_eq!(named("queue_purge"), 0, "{drops:#?}");
+    if send_reset_names_reason() {
+        // The reset sent for each refused SYN is seen, and says all the drop would.
+        let refused = report.one_in("rst_sent", "no_listener", &nothing.to_string(), ns.inode());
+        assert_eq!(refused["count"], REFUSED, "{refused:#}");
+        assert_eq!(named("no_socket"), 0, "{drops:#?}");
+    } else {
+        // A reason-blind tracepoint misses those resets: the drop may be all there is.
+        let no_socket = report.one_in("drop", "no_socket", &nothing.to_string(), ns.inode());
+        assert_eq!(no_socket["count"], REFUSED, "{no_socket:#}");
+    }
+    // Only the refused connects were dropped, nothing of the closed connections.
+    assert_eq!(drops.len(), named("no_socket"), "{drops:#?}");
 }
 
 #[test]

@@ -118,6 +118,14 @@ pub struct KernelLayout {
     /// `SKB_DROP_REASON_NOT_SPECIFIED`: it and the values before it (`SKB_NOT_DROPPED_YET`,
     /// `SKB_CONSUMED`) say nothing about why, and are not counted.
     pub drop_reason_not_specified: u32,
+    /// `SKB_DROP_REASON_QUEUE_PURGE`: a closing socket freeing the segments still queued on it
+    /// (its unread FIN, for one). Housekeeping on nearly every connection, not a loss, so not
+    /// counted.
+    pub drop_reason_queue_purge: u32,
+    /// `SKB_DROP_REASON_NO_SOCKET` where it is not counted (else absent): on kernels whose
+    /// `tcp_send_reset` names its reason, the reset sent for each such segment is seen and
+    /// explained, and counting the drop too would report every refused connect twice.
+    pub drop_reason_no_socket_quiet: u32,
     /// Non-zero when `tcp_v4_send_reset`, `tcp_v6_send_reset` and `tcp_send_active_reset` take
     /// an `enum sk_rst_reason` as their last argument (Linux ≥ 6.10).
     pub fn_reset_has_reason: u32,
@@ -204,6 +212,8 @@ impl KernelLayout {
         tp_kfree_skb_rx_sk: ABSENT,
         tp_btf_kfree_skb_arity: 0,
         drop_reason_not_specified: ABSENT,
+        drop_reason_queue_purge: ABSENT,
+        drop_reason_no_socket_quiet: ABSENT,
         fn_reset_has_reason: 0,
         tp_btf_send_reset_has_reason: 0,
     };

@@ -10,6 +10,12 @@ pub type DropReasons = EnumNames;
 /// The drop without a reason: it and the values before it are not counted (see the programs).
 pub const NOT_SPECIFIED: &str = "NOT_SPECIFIED";
 
+/// A closing socket freeing what was still queued on it: not counted either.
+pub const QUEUE_PURGE: &str = "QUEUE_PURGE";
+
+/// A segment no socket wanted: not counted where the reset sent for it is seen.
+pub const NO_SOCKET: &str = "NO_SOCKET";
+
 /// The running kernel's drop reasons; empty on kernels that have none.
 pub fn of_kernel(btf: &KernelBtf) -> DropReasons {
     EnumNames::from_btf(btf, "skb_drop_reason", "SKB_DROP_REASON_")

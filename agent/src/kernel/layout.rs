@@ -111,9 +111,15 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
     let (_, kfree_skb_event) = tracepoint(&catalog::DROPS);
     layout.tp_btf_kfree_skb_arity = btf.tracepoint_arity(kfree_skb_event).unwrap_or(0) as u32;
     // Absent before 5.17, with the drop reasons themselves.
-    layout.drop_reason_not_specified = drop_reasons::of_kernel(btf)
-        .value(drop_reasons::NOT_SPECIFIED)
-        .unwrap_or(ABSENT);
+    let reasons = drop_reasons::of_kernel(btf);
+    let reason = |name| reasons.value(name).unwrap_or(ABSENT);
+    layout.drop_reason_not_specified = reason(drop_reasons::NOT_SPECIFIED);
+    layout.drop_reason_queue_purge = reason(drop_reasons::QUEUE_PURGE);
+    // A reason-blind send-reset tracepoint (before 6.10) misses the resets sent without a
+    // socket; where the function probes cannot stand in for it, the drop is all there is.
+    if layout.tp_btf_send_reset_has_reason != 0 {
+        layout.drop_reason_no_socket_quiet = reason(drop_reasons::NO_SOCKET);
+    }
 
     match tracefs {
         Some(tracefs) => add_tracepoint_offsets(&mut layout, tracefs, &mut missing),
@@ -206,6 +212,11 @@ mod tests {
         );
         assert_eq!(l.tp_btf_kfree_skb_arity, 4);
         assert_ne!(l.drop_reason_not_specified, ABSENT);
+        assert_ne!(l.drop_reason_queue_purge, ABSENT);
+        assert_ne!(
+            l.drop_reason_no_socket_quiet, ABSENT,
+            "6.18 names the reason of each reset"
+        );
         assert_eq!(l.skc_num, l.skc_dport + 2);
         // Built in here, so found without a module: `(net, sk, oldskb, hook)`.
         assert_eq!(l.nf_send_reset_skb_arg, 2);
