@@ -9,8 +9,8 @@ pub type Field = fn(&KernelLayout) -> &u32;
 
 /// How a program reads the kernel structs its pointers lead to.
 ///
-/// Only `struct sock` (with its `sock_common`), `struct sk_buff`, `struct net_device` and
-/// `struct net` fields are read through a `Memory`: [`Typed`] loads are checked against the
+/// Only `struct sock` (with its `sock_common`), `struct sk_buff`, `struct net_device`,
+/// `struct net` and `struct pt_regs` fields are read through a `Memory`: [`Typed`] loads are checked against the
 /// pointer's BTF type, and a `tcp_sock` or timewait field lies beyond `struct sock`, so those are
 /// always read with [`read`].
 pub trait Memory: Copy {

@@ -1,8 +1,8 @@
 //! Every TCP state change (`sock:inet_sock_set_state`, BTF then classic): counted by
 //! transition, and the evidence that outlives it kept: the socket's record (`sockets`), its
 //! owner (`owners`), handshake and round-trip times (`latency`), connections the kernel gave up
-//! on (`silent_close`), and connects that failed (a ring record each, or a count for refused
-//! ones).
+//! on (`silent_close`), connects that failed (a ring record each, or a count for refused
+//! ones), and, in the BTF program, the backlog listen() asked for (`listen_backlog`).
 
 use aya_ebpf::{
     helpers::bpf_ktime_get_ns,
@@ -23,7 +23,7 @@ use crate::{
     context::tracepoint_field,
     flow::{EndpointFields, from_socket, from_tracepoint},
     kernel::{Memory, Probed, Typed},
-    latency,
+    latency, listen_backlog,
     maps::{CONNECT_FAILURES, count, count_lifetime, count_transition, submit_flags},
     owners, silent_close,
     sockets::{self, Ended},
@@ -106,6 +106,9 @@ pub fn inet_sock_set_state_btf(ctx: BtfTracePointContext) -> i32 {
         return 0;
     }
     let (old, new): (i32, i32) = (ctx.arg(1), ctx.arg(2));
+    if new as u8 == st::LISTEN {
+        listen_backlog::from_syscall_registers();
+    }
     changed(Socket, sk, old as u8, new as u8);
     0
 }

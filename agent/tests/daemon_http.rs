@@ -127,13 +127,12 @@ fn head_is_answered_and_healthz_names_what_is_degraded() {
         Some(405)
     );
 
-    // tp_btf alone cannot attach the tracepoints without a BTF program (listen backlogs,
-    // retransmits).
+    // tp_btf alone cannot attach the tracepoints without a BTF program (retransmits).
     let partial = Daemon::start(&["--probe-methods", "tp_btf"]);
     let (status, body) = partial.get("/healthz").unwrap();
     assert_eq!(status, 200, "{body}");
     assert!(
-        body.starts_with("degraded: no probe attached for ") && body.contains("listen_backlogs"),
+        body.starts_with("degraded: no probe attached for ") && body.contains("retransmits"),
         "{body}"
     );
     assert!(!body.contains("resets_sent"), "{body}");

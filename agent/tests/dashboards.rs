@@ -311,7 +311,7 @@ fn every_query_returns_the_series_its_scenario_produces() {
     assert!(
         uncovered
             .iter()
-            .any(|s| s["metric"]["capability"] == "listen_backlogs"),
+            .any(|s| s["metric"]["capability"] == "retransmits"),
         "{uncovered:?}"
     );
     let lost = prometheus.query(&rule_queries()[3].1).unwrap();

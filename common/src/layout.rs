@@ -131,6 +131,16 @@ pub struct KernelLayout {
     pub fn_reset_has_reason: u32,
     /// Non-zero when the BTF flavour of `tcp_send_reset` passes the reason (Linux ≥ 6.10).
     pub tp_btf_send_reset_has_reason: u32,
+    // struct pt_regs: the registers of the system call a program runs inside, where it can read
+    // them (`bpf_task_pt_regs`, Linux ≥ 5.15) and tcpwhy knows the architecture's calling
+    // convention (x86-64). Absent elsewhere: listen() is then watched by its syscall tracepoint.
+    /// The system call's number (`orig_ax`).
+    pub regs_syscall_nr: u32,
+    /// Its first and second arguments (`di`, `si`).
+    pub regs_first_arg: u32,
+    pub regs_second_arg: u32,
+    /// listen()'s system call number on this architecture.
+    pub listen_syscall_nr: u32,
 }
 
 impl KernelLayout {
@@ -216,6 +226,10 @@ impl KernelLayout {
         drop_reason_no_socket_quiet: ABSENT,
         fn_reset_has_reason: 0,
         tp_btf_send_reset_has_reason: 0,
+        regs_syscall_nr: ABSENT,
+        regs_first_arg: ABSENT,
+        regs_second_arg: ABSENT,
+        listen_syscall_nr: ABSENT,
     };
 }
 

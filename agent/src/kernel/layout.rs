@@ -121,11 +121,41 @@ pub fn resolve(btf: &KernelBtf, tracefs: Option<&Path>) -> ResolvedLayout {
         layout.drop_reason_no_socket_quiet = reason(drop_reasons::NO_SOCKET);
     }
 
+    add_syscall_registers(&mut layout, btf);
+
     match tracefs {
         Some(tracefs) => add_tracepoint_offsets(&mut layout, tracefs, &mut missing),
         None => missing.push("tracefs unavailable: classic tracepoints cannot be used".into()),
     }
     ResolvedLayout { layout, missing }
+}
+
+/// listen() on x86-64: `listen(fd, backlog)` arrives in `di` and `si`, and `orig_ax` keeps the
+/// system call's number.
+const X86_64_LISTEN: u32 = 50;
+
+/// Where the state-change program can read the registers of the system call it runs in, it
+/// takes listen()'s backlog there, and the `sys_enter_listen` tracepoint is not needed: enabling
+/// any syscall tracepoint sends every system call on the host through the slow path. That needs
+/// `bpf_task_pt_regs` (Linux ≥ 5.15) and a known calling convention (x86-64 only, for now).
+/// Not listed as missing: the tracepoint does the same job, at that cost.
+fn add_syscall_registers(layout: &mut KernelLayout, btf: &KernelBtf) {
+    if !cfg!(target_arch = "x86_64")
+        || btf
+            .enum_value("bpf_func_id", "BPF_FUNC_task_pt_regs")
+            .is_err()
+    {
+        return;
+    }
+    let register = |name| btf.member_offset("pt_regs", name).ok();
+    if let (Some(nr), Some(first), Some(second)) =
+        (register("orig_ax"), register("di"), register("si"))
+    {
+        layout.regs_syscall_nr = nr;
+        layout.regs_first_arg = first;
+        layout.regs_second_arg = second;
+        layout.listen_syscall_nr = X86_64_LISTEN;
+    }
 }
 
 fn add_tracepoint_offsets(layout: &mut KernelLayout, tracefs: &Path, missing: &mut Vec<String>) {
@@ -213,6 +243,11 @@ mod tests {
         assert_eq!(l.tp_btf_kfree_skb_arity, 4);
         assert_ne!(l.drop_reason_not_specified, ABSENT);
         assert_ne!(l.drop_reason_queue_purge, ABSENT);
+        assert_eq!(
+            (l.regs_syscall_nr, l.regs_first_arg, l.regs_second_arg),
+            (120, 112, 104),
+            "x86-64's pt_regs: orig_ax, di, si"
+        );
         assert_ne!(
             l.drop_reason_no_socket_quiet, ABSENT,
             "6.18 names the reason of each reset"

@@ -42,13 +42,33 @@ pub fn attach_all(ebpf: &mut Ebpf, plan: &AttachPlan) -> Vec<ProbeReport> {
         .iter()
         .filter(|h| h.capability != Capability::ResetsSent)
     {
-        let report = match unusable(hook, plan) {
-            Some(why) => ProbeReport::failed(hook.name, None, why.to_string()),
-            None => attach_chain(ebpf, plan, hook),
+        let report = if let Some(why) = done_by_another(hook, plan, &reports) {
+            ProbeReport::standby(hook.name, why)
+        } else if let Some(why) = unusable(hook, plan) {
+            ProbeReport::failed(hook.name, None, why.to_string())
+        } else {
+            attach_chain(ebpf, plan, hook)
         };
         reports.push(report);
     }
     reports
+}
+
+/// What an attached hook already does of this one's job, if it does all of it: the BTF
+/// state-change program reads listen()'s backlog where the system call's registers are
+/// readable, which spares the host a syscall tracepoint (see `listen_backlog` in the programs).
+fn done_by_another(hook: &Hook, plan: &AttachPlan, reports: &[ProbeReport]) -> Option<String> {
+    let state_change = &catalog::SET_STATE;
+    let reads_listen_registers = plan.layout.regs_syscall_nr != ABSENT
+        && reports
+            .iter()
+            .any(|r| r.attached && r.name == state_change.name && r.method == Some(Method::TpBtf));
+    (hook.name == catalog::LISTEN.name && reads_listen_registers).then(|| {
+        format!(
+            "{} (tp_btf) reads each listen()'s backlog from its registers",
+            state_change.name
+        )
+    })
 }
 
 /// Why a hook is not worth attaching on this kernel, if it is not.

@@ -14,9 +14,14 @@ pub fn coverage(reports: &[ProbeReport]) -> Vec<(&'static str, bool)> {
 }
 
 /// A capability is provided by its tracepoints, or by its function probes, each set attached
-/// whole: each reset-sending function sees only some of the resets.
+/// whole (each reset-sending function sees only some of the resets) or on standby because
+/// another hook does its job.
 pub fn covers(reports: &[ProbeReport], capability: Capability) -> bool {
-    let attached = |name: &str| reports.iter().any(|r| r.attached && r.name == name);
+    let attached = |name: &str| {
+        reports
+            .iter()
+            .any(|r| (r.attached || r.standby) && r.name == name)
+    };
     [false, true].into_iter().any(|functions| {
         let mut family = catalog::serving(capability)
             .filter(|h| h.is_function() == functions)
@@ -59,6 +64,16 @@ mod tests {
             ProbeReport::standby("tcp_v4_send_reset", "not needed".into()),
         ];
         assert!(covers(&reports, Capability::ResetsSent));
+    }
+
+    #[test]
+    fn a_hook_on_standby_for_another_still_covers_its_capability() {
+        let reports = [ProbeReport::standby(
+            "syscalls:sys_enter_listen",
+            "sock:inet_sock_set_state reads it".into(),
+        )];
+        assert!(covers(&reports, Capability::ListenBacklogs));
+        assert!(!covers(&reports, Capability::Retransmits));
     }
 
     #[test]
