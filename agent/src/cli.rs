@@ -44,10 +44,11 @@ pub enum Command {
     ///
     /// Prints "attached N probes, watching for S s" to stderr once the probes are in place:
     /// reproduce the problem after that line. Ctrl-C ends the window early and still reports.
-    ///
-    /// Examples:
-    ///   tcpwhy diagnose                        # 10 s, text report
-    ///   tcpwhy diagnose --duration 60 --format json | jq '.findings[] | {cause, count, local}'
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  tcpwhy diagnose                        # 10 s, text report\n",
+        "  tcpwhy diagnose --duration 60 --format json | jq '.findings[] | {cause, count, local}'",
+    ))]
     Diagnose {
         /// How long to watch, in seconds (0 = until Ctrl-C; at most a year).
         #[arg(long, short, default_value_t = 10, value_name = "SECONDS",
@@ -65,10 +66,11 @@ pub enum Command {
     ///
     /// Resets and queue drops appear within a second of the event; retransmits and connection
     /// states every few seconds, as they change.
-    ///
-    /// Examples:
-    ///   tcpwhy watch --port 8080
-    ///   tcpwhy watch --format json | jq 'select(.kind == "rst_sent")'
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  tcpwhy watch --port 8080\n",
+        "  tcpwhy watch --format json | jq 'select(.kind == \"rst_sent\")'",
+    ))]
     Watch {
         /// `text`: one line per finding; `json`: one JSON object per line.
         #[arg(long, short, value_enum, default_value_t = Format::Text)]
@@ -82,11 +84,12 @@ pub enum Command {
     /// Meant for systemd (Type=notify: ready once the probes are attached) and Kubernetes
     /// DaemonSets. SIGTERM or SIGINT detach every probe and exit. Each setting comes from the flag,
     /// else the environment variable, else the config file, else the default.
-    ///
-    /// Examples:
-    ///   tcpwhy daemon                                  # metrics on 127.0.0.1:9977, events on stdout
-    ///   tcpwhy daemon --config /etc/tcpwhy/tcpwhy.toml
-    ///   tcpwhy daemon --listen 0.0.0.0:9977 --events /var/log/tcpwhy/events.jsonl
+    #[command(after_help = concat!(
+        "Examples:\n",
+        "  tcpwhy daemon                                  # metrics on 127.0.0.1:9977, events on stdout\n",
+        "  tcpwhy daemon --config /etc/tcpwhy/tcpwhy.toml\n",
+        "  tcpwhy daemon --listen 0.0.0.0:9977 --events /var/log/tcpwhy/events.jsonl",
+    ))]
     Daemon {
         /// TOML configuration file; its keys are the long flags below with `_` for `-`
         /// (listen, events, events_per_second, listener_label_limit, probe_methods,

@@ -65,6 +65,20 @@ fn help_teaches_the_attach_line_and_exit_codes() {
     assert!(output.status.success());
     assert!(help.contains("attached N probes"), "{help}");
     assert!(help.contains("--format"), "{help}");
+    // Each example on a line of its own, as a user would paste it.
+    for command in ["diagnose", "watch", "daemon"] {
+        let output = tcpwhy().args([command, "--help"]).output().unwrap();
+        let help = String::from_utf8_lossy(&output.stdout);
+        let examples = help.split("Examples:\n").nth(1).unwrap_or_default();
+        let lines: Vec<&str> = examples.lines().collect();
+        assert!(lines.len() >= 2, "{help}");
+        assert!(
+            lines
+                .iter()
+                .all(|l| l.starts_with(&format!("  tcpwhy {command}"))),
+            "{help}"
+        );
+    }
     let output = tcpwhy().arg("--help").output().unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).contains("Exit codes"));
 }
