@@ -55,7 +55,7 @@ const QUIET_RESAMPLE_EVERY: Duration = Duration::from_secs(10);
 const UNTIMED_SOCKETS_KEPT_FOR: Duration = Duration::from_secs(60);
 
 /// Every TCP socket of a namespace as last dumped, kept since each dump walks the kernel's whole
-/// connection table.
+/// connection table (on a busy host, tens of thousands of TIME_WAIT sockets).
 struct SocketsDumped {
     at: Instant,
     /// The namespace's received packets when dumped.
@@ -66,7 +66,7 @@ struct SocketsDumped {
 }
 
 impl SocketsDumped {
-    /// Worth keeping: only sockets no timer moves.
+    /// Only sockets that no timer moves.
     fn untimed(&self) -> bool {
         self.sockets.iter().all(|s| {
             matches!(
@@ -76,9 +76,30 @@ impl SocketsDumped {
         })
     }
 
+    /// Worth keeping. Where the probes count state changes, every timer that moves a full
+    /// socket is seen as a state change, and a timewait socket's end is known from its timer
+    /// ([`Self::current`]); only a request socket (SYN_RECV) ends unseen at a time its timer
+    /// does not tell. Elsewhere, only sockets no timer moves are kept.
+    fn keepable(&self) -> bool {
+        if self.state_changes.is_some() {
+            self.sockets.iter().all(|s| s.state != tcp_state::SYN_RECV)
+        } else {
+            self.untimed()
+        }
+    }
+
     fn still_true(&self, received: u64, state_changes: Option<u64>) -> bool {
         let unchanged = state_changes.is_some() && state_changes == self.state_changes;
-        self.received == received && (unchanged || self.at.elapsed() < UNTIMED_SOCKETS_KEPT_FOR)
+        self.received == received
+            && (unchanged || (self.untimed() && self.at.elapsed() < UNTIMED_SOCKETS_KEPT_FOR))
+    }
+
+    /// The sockets as they are now: without the timewait sockets whose timer has ended them.
+    fn current(&self) -> impl Iterator<Item = &DiagSocket> {
+        let age = self.at.elapsed();
+        self.sockets
+            .iter()
+            .filter(move |s| s.time_wait_left.is_none_or(|left| left > age))
     }
 
     /// Nothing but listeners: no connection that data could move on.
@@ -224,12 +245,11 @@ impl Watched {
             },
         };
         let chosen = all
-            .sockets
-            .iter()
+            .current()
             .filter(|s| states.contains(StateFlags::from_bits_truncate(1 << s.state)))
             .cloned()
             .collect();
-        if all.untimed() {
+        if all.keepable() {
             *kept = Some(all);
         }
         Ok(chosen)
@@ -694,6 +714,49 @@ mod tests {
         assert!(!dumped(old, Some(3)).still_true(8, Some(3)));
         assert!(!dumped(old, None).still_true(7, None));
         assert!(dumped(Duration::ZERO, None).still_true(7, None));
+    }
+
+    fn socket(state: u8, port: u16, time_wait_left: Option<Duration>) -> DiagSocket {
+        DiagSocket {
+            state,
+            local: SocketAddr::from(([127, 0, 0, 1], port)),
+            remote: SocketAddr::from(([127, 0, 0, 1], 80)),
+            recv_queue: 0,
+            send_queue: 0,
+            inode: 0,
+            window_probing: false,
+            time_wait_left,
+        }
+    }
+
+    #[test]
+    fn timewait_sockets_are_kept_while_no_socket_changed_state_and_leave_with_their_timer() {
+        let mut kept = dumped(Duration::from_secs(30), Some(3));
+        kept.sockets = vec![
+            socket(tcp_state::ESTABLISHED, 1, None),
+            socket(tcp_state::TIME_WAIT, 2, Some(Duration::from_secs(20))),
+            socket(tcp_state::TIME_WAIT, 3, Some(Duration::from_secs(45))),
+        ];
+        assert!(kept.keepable());
+        assert!(kept.still_true(7, Some(3)));
+        // A timer may have moved one of them since, unseen by the 60 s rule for untimed ones.
+        assert!(!kept.still_true(7, Some(4)));
+        let ports: Vec<u16> = kept.current().map(|s| s.local.port()).collect();
+        assert_eq!(ports, [1, 3], "the first one's timer ended it 10 s ago");
+
+        // A request socket ends unseen, at a time nothing tells.
+        kept.sockets.push(socket(tcp_state::SYN_RECV, 4, None));
+        assert!(!kept.keepable());
+        // Without counted state changes, only sockets no timer moves are kept.
+        let mut uncounted = dumped(Duration::ZERO, None);
+        uncounted.sockets = vec![socket(
+            tcp_state::TIME_WAIT,
+            2,
+            Some(Duration::from_secs(20)),
+        )];
+        assert!(!uncounted.keepable());
+        uncounted.sockets = vec![socket(tcp_state::LISTEN, 2, None)];
+        assert!(uncounted.keepable());
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! Socket dumps over netlink `NETLINK_SOCK_DIAG` (what `ss` uses): cheaper than parsing
 //! `/proc/net/tcp`, and filtered by state in the kernel.
 
-use std::net::SocketAddr;
+use std::{net::SocketAddr, time::Duration};
 
 use anyhow::{Context, Result, bail};
 use netlink_packet_core::{
@@ -27,6 +27,9 @@ pub struct DiagSocket {
     pub inode: u32,
     /// The persist timer runs: the peer advertised a zero window and this side probes it.
     pub window_probing: bool,
+    /// A timewait socket (TIME_WAIT, or FIN_WAIT2 once its application closed): how long until
+    /// its timer removes it. No probe sees that end, so a kept dump drops it by this.
+    pub time_wait_left: Option<Duration>,
 }
 
 /// Opens a sock_diag socket in the calling thread's namespace; it answers for that namespace
@@ -94,6 +97,17 @@ pub enum ReplyPart {
     Last,
 }
 
+/// Where `struct inet_diag_msg` keeps `idiag_expires` (milliseconds), counted from the start of
+/// its netlink message: after the 16-byte message header, the family, state, timer and
+/// retransmit bytes and the 48-byte socket id. The decoder keeps it for every timer but
+/// TIME_WAIT's, the one wanted here.
+const EXPIRES_IN_MESSAGE: usize = 16 + 4 + 48;
+
+fn time_wait_expiry(message: &[u8]) -> Option<u64> {
+    let bytes = message.get(EXPIRES_IN_MESSAGE..EXPIRES_IN_MESSAGE + 4)?;
+    Some(u64::from(u32::from_ne_bytes(bytes.try_into().ok()?)))
+}
+
 /// Decodes one datagram of a dump's reply (the kernel's bytes) into `into`.
 pub fn decode_reply(datagram: &[u8], into: &mut Vec<DiagSocket>) -> Result<ReplyPart> {
     let mut offset = 0;
@@ -115,6 +129,12 @@ pub fn decode_reply(datagram: &[u8], into: &mut Vec<DiagSocket>) -> Result<Reply
                     send_queue: h.send_queue,
                     inode: h.inode,
                     window_probing: matches!(h.timer, Some(Timer::Probe(_))),
+                    time_wait_left: match h.timer {
+                        Some(Timer::TimeWait) => {
+                            time_wait_expiry(&datagram[offset..]).map(Duration::from_millis)
+                        }
+                        _ => None,
+                    },
                 });
             }
             NetlinkPayload::Done(_) => return Ok(ReplyPart::Last),
@@ -148,5 +168,30 @@ mod tests {
         assert_eq!(ours.recv_queue, 0);
         assert!(ours.send_queue > 0, "std listens with a backlog of 128");
         assert_ne!(ours.inode, 0);
+    }
+
+    #[test]
+    fn a_timewait_socket_says_when_its_timer_ends_it() {
+        use std::{io::Read, net::TcpStream};
+
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let closed_first = client.local_addr().unwrap();
+        let (mut accepted, _) = listener.accept().unwrap();
+        drop(client);
+        let _ = accepted.read(&mut [0; 1]);
+        drop(accepted);
+        std::thread::sleep(Duration::from_millis(50));
+
+        let sockets = dump(&open_here().unwrap(), StateFlags::TIME_WAIT).unwrap();
+        let ours = sockets
+            .iter()
+            .find(|s| s.local == closed_first)
+            .expect("the side that closed first waits");
+        let left = ours.time_wait_left.expect("on the TIME_WAIT timer");
+        assert!(
+            left > Duration::from_secs(50) && left <= Duration::from_secs(60),
+            "{left:?}"
+        );
     }
 }

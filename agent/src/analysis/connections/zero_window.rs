@@ -269,6 +269,7 @@ mod tests {
             send_queue,
             inode: 0,
             window_probing,
+            time_wait_left: None,
         }
     }
 
