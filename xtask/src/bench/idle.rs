@@ -27,7 +27,12 @@ pub struct Idle {
     pub rss_peak: u64,
 }
 
+/// TIME_WAIT sockets left by earlier traffic (a bench run just before leaves tens of thousands
+/// for a minute) make every socket dump the daemon takes longer: idle is measured without them.
+const TIME_WAIT_ENDS_WITHIN: Duration = Duration::from_secs(65);
+
 pub fn measure() -> Result<Idle> {
+    wait_for_time_wait_to_end()?;
     let daemon = Daemon::start(None)?;
     std::thread::sleep(SETTLE);
     let quiet = cpu_share(&daemon)?;
@@ -43,6 +48,35 @@ pub fn measure() -> Result<Idle> {
         rss_steady,
         rss_peak,
     })
+}
+
+/// Waits, saying so, until the host's TIME_WAIT sockets are down to a few (`/proc/net/sockstat`'s
+/// `tw`), or their 60 s have passed.
+fn wait_for_time_wait_to_end() -> Result<()> {
+    const FEW: u64 = 100;
+    let time_wait = || -> Result<u64> {
+        let sockstat = std::fs::read_to_string("/proc/net/sockstat")?;
+        let tcp = sockstat
+            .lines()
+            .find(|l| l.starts_with("TCP:"))
+            .unwrap_or("");
+        let mut words = tcp.split_whitespace();
+        Ok(std::iter::from_fn(|| Some((words.next()?, words.next()?)))
+            .find(|(name, _)| *name == "tw")
+            .and_then(|(_, n)| n.parse().ok())
+            .unwrap_or(0))
+    };
+    let deadline = Instant::now() + TIME_WAIT_ENDS_WITHIN;
+    let left = time_wait()?;
+    if left > FEW {
+        eprintln!(
+            "xtask: bench: waiting for {left} TIME_WAIT sockets from earlier traffic to end (at most 60 s)"
+        );
+        while time_wait()? > FEW && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_secs(1));
+        }
+    }
+    Ok(())
 }
 
 pub struct CpuShare {
