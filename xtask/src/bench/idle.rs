@@ -60,7 +60,8 @@ fn wait_for_time_wait_to_end() -> Result<()> {
             .lines()
             .find(|l| l.starts_with("TCP:"))
             .unwrap_or("");
-        let mut words = tcp.split_whitespace();
+        // `TCP: inuse N orphan N tw N ...`: names and values in pairs after the label.
+        let mut words = tcp.split_whitespace().skip(1);
         Ok(std::iter::from_fn(|| Some((words.next()?, words.next()?)))
             .find(|(name, _)| *name == "tw")
             .and_then(|(_, n)| n.parse().ok())
