@@ -6,7 +6,7 @@ pub use crate::{
     events::{flow::ConnectFailed, reset::Reset},
     host::{
         netstat::TcpExt,
-        sock_diag::{DiagSocket, ReplyPart, decode_reply},
+        sock_diag::{DiagSocket, EXPIRES_IN_MESSAGE, ReplyPart, decode_reply},
         workload::parse as workload_of_cgroup_file,
     },
     kernel::{btf::KernelBtf, reset_reasons, tracefs::RecordFormat},

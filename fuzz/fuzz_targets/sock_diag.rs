@@ -1,5 +1,6 @@
 //! A datagram of a sock_diag dump's reply: decoding stops within the datagram, and every socket
-//! read from it, encoded as the kernel encodes it, reads the same.
+//! read from it, encoded as the kernel encodes it (a timewait socket's expiry included), reads
+//! the same.
 
 #![no_main]
 
@@ -12,7 +13,7 @@ use netlink_packet_sock_diag::{
     constants::{AF_INET, AF_INET6},
     inet::{InetResponse, InetResponseHeader, SocketId, Timer},
 };
-use tcpwhy::parsers::{DiagSocket, ReplyPart, decode_reply};
+use tcpwhy::parsers::{DiagSocket, EXPIRES_IN_MESSAGE, ReplyPart, decode_reply};
 
 /// The smallest netlink message: its header.
 const NETLINK_HEADER_BYTES: usize = 16;
@@ -41,9 +42,11 @@ fn encode(socket: &DiagSocket) -> Vec<u8> {
         header: InetResponseHeader {
             family,
             state: socket.state,
-            timer: socket
-                .window_probing
-                .then_some(Timer::Probe(std::time::Duration::ZERO)),
+            timer: if socket.window_probing {
+                Some(Timer::Probe(std::time::Duration::ZERO))
+            } else {
+                socket.time_wait_left.map(|_| Timer::TimeWait)
+            },
             socket_id: SocketId {
                 source_port: socket.local.port(),
                 destination_port: socket.remote.port(),
@@ -66,5 +69,10 @@ fn encode(socket: &DiagSocket) -> Vec<u8> {
     message.finalize();
     let mut bytes = vec![0; message.buffer_len()];
     message.serialize(&mut bytes);
+    // The crate writes no expiry for the TIME_WAIT timer; the kernel does.
+    if let Some(left) = socket.time_wait_left {
+        let millis = u32::try_from(left.as_millis()).expect("decoded from 32 bits");
+        bytes[EXPIRES_IN_MESSAGE..EXPIRES_IN_MESSAGE + 4].copy_from_slice(&millis.to_ne_bytes());
+    }
     bytes
 }

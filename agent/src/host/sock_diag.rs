@@ -101,7 +101,7 @@ pub enum ReplyPart {
 /// its netlink message: after the 16-byte message header, the family, state, timer and
 /// retransmit bytes and the 48-byte socket id. The decoder keeps it for every timer but
 /// TIME_WAIT's, the one wanted here.
-const EXPIRES_IN_MESSAGE: usize = 16 + 4 + 48;
+pub const EXPIRES_IN_MESSAGE: usize = 16 + 4 + 48;
 
 fn time_wait_expiry(message: &[u8]) -> Option<u64> {
     let bytes = message.get(EXPIRES_IN_MESSAGE..EXPIRES_IN_MESSAGE + 4)?;
