@@ -10,9 +10,9 @@ pub type Field = fn(&KernelLayout) -> &u32;
 /// How a program reads the kernel structs its pointers lead to.
 ///
 /// Only `struct sock` (with its `sock_common`), `struct sk_buff`, `struct net_device`,
-/// `struct net` and `struct pt_regs` fields are read through a `Memory`: [`Typed`] loads are checked against the
-/// pointer's BTF type, and a `tcp_sock` or timewait field lies beyond `struct sock`, so those are
-/// always read with [`read`].
+/// `struct net` and `struct pt_regs` fields are read through a `Memory`: [`Typed`] loads are
+/// checked against the pointer's BTF type, and a `tcp_sock` or timewait field lies beyond
+/// `struct sock`, so those are always read with [`read`].
 pub trait Memory: Copy {
     /// Reads a `T` (1, 2, 4 or 8 bytes) at `base + offset_of(field)`, failing when the kernel has
     /// no such field.

@@ -86,10 +86,16 @@ fn drops_counted(report: &Report) -> bool {
     false
 }
 
-/// The running kernel's `skb:kfree_skb` record format (tracefs is mounted by the agent).
+/// The running kernel's record format of a tracepoint (tracefs is mounted by the agent).
+fn tracepoint_format(category: &str, event: &str) -> String {
+    std::fs::read_to_string(format!(
+        "/sys/kernel/tracing/events/{category}/{event}/format"
+    ))
+    .expect("the agent mounts tracefs")
+}
+
 fn kfree_skb_format() -> String {
-    std::fs::read_to_string("/sys/kernel/tracing/events/skb/kfree_skb/format")
-        .expect("the agent mounts tracefs")
+    tracepoint_format("skb", "kfree_skb")
 }
 
 /// Whether the running kernel has a drop reason of this name (its tracepoint lists them).
@@ -273,8 +279,7 @@ fn a_final_ack_into_a_full_accept_queue_is_a_listen_overflow_drop_at_the_listene
 /// Whether the running kernel's `tcp:tcp_send_reset` names each reset's reason (Linux ≥ 6.10),
 /// and so sees the resets sent without a socket.
 fn send_reset_names_reason() -> bool {
-    std::fs::read_to_string("/sys/kernel/tracing/events/tcp/tcp_send_reset/format")
-        .is_ok_and(|format| format.contains(" reason;"))
+    tracepoint_format("tcp", "tcp_send_reset").contains(" reason;")
 }
 
 #[test]

@@ -130,9 +130,10 @@ pub fn decode_reply(datagram: &[u8], into: &mut Vec<DiagSocket>) -> Result<Reply
                     inode: h.inode,
                     window_probing: matches!(h.timer, Some(Timer::Probe(_))),
                     time_wait_left: match h.timer {
-                        Some(Timer::TimeWait) => {
-                            time_wait_expiry(&datagram[offset..]).map(Duration::from_millis)
-                        }
+                        Some(Timer::TimeWait) => datagram
+                            .get(offset..offset + length)
+                            .and_then(time_wait_expiry)
+                            .map(Duration::from_millis),
                         _ => None,
                     },
                 });
